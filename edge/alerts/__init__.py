@@ -1,0 +1,13 @@
+"""Watchlist alerts over MQTT that are never lost.
+
+An alert is validated against ``alert-v1.schema.json`` (:mod:`edge.alerts.schema`), committed to a
+durable SQLite outbox (:mod:`edge.alerts.outbox`), published at QoS 1 and deleted only once the
+broker acknowledges that very message (:mod:`edge.alerts.mqtt`). Every step is written to the
+hash-chained audit log (:mod:`edge.audit`). :class:`edge.alerts.service.AlertService` bundles them.
+
+Importing this package loads only :mod:`edge.config` (which imports its config sections).
+"""
+
+# edge.config defines Section and then imports this package's config sections, which subclass
+# it; importing edge.config first keeps that order whichever module is imported first.
+import edge.config  # noqa: F401

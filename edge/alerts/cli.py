@@ -1,0 +1,360 @@
+"""``edge alerts {test,tail,review,bench}`` and ``edge outbox {status,flush}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
+
+from edge.alerts.config import DEVICE_ID_PATTERN
+from edge.alerts.mqtt import Topics, connect_and_wait, subscriber_client, tool_client
+from edge.alerts.outbox import Outbox
+from edge.alerts.schema import Review, decode_alert, decode_review, encode_review, utc_rfc3339
+from edge.alerts.service import AlertService, outbox_path
+from edge.config import Config, load_config
+from edge.errors import BrokerError, ConfigError, EdgeError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    alerts = subparsers.add_parser("alerts", help="send, watch and measure MQTT alerts")
+    commands = alerts.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND", required=True)
+
+    test = commands.add_parser(
+        "test",
+        help="push N test alerts through the outbox and MQTT client",
+        description="Enqueue N alerts marked test=true in the device's outbox and send them "
+        "exactly as real alerts are sent. Exit 0 once the broker has acknowledged all of them; "
+        "1 if some are still waiting when --timeout runs out (they stay in the outbox).",
+    )
+    _common(test)
+    test.add_argument("--count", type=_positive_int, default=1, help="alerts to send (1)")
+    test.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for acks (30)")
+    test.add_argument(
+        "--no-wait", action="store_true", help="only enqueue; the device's service sends them"
+    )
+    test.add_argument("--print-ids", action="store_true", help="print each alert id as queued")
+    test.set_defaults(handler=_test_command)
+
+    tail = commands.add_parser(
+        "tail",
+        help="subscribe and print alerts (for dispatch and debugging)",
+        description="Print alerts as they arrive: one summary line each, or the JSON with --json.",
+    )
+    _common(tail)
+    tail.add_argument(
+        "--device", help="device id to watch, or '+' for all (default: this device's id)"
+    )
+    tail.add_argument("--count", type=_positive_int, help="exit after this many alerts")
+    tail.add_argument("--timeout", type=float, help="exit after this many seconds")
+    tail.add_argument("--json", action="store_true", help="print each alert as one JSON line")
+    tail.set_defaults(handler=_tail_command)
+
+    review = commands.add_parser(
+        "review",
+        help="publish a dispatch decision (confirm/reject) for an alert",
+        description="What a dispatch desk sends: a review-v1 message on the device's review topic.",
+    )
+    _common(review)
+    review.add_argument("alert_id")
+    review.add_argument("decision", choices=["confirm", "reject"])
+    review.add_argument("--device", help="device id (default: this device's id)")
+    review.add_argument("--by", help="operator id")
+    review.add_argument("--note", help="free text")
+    review.set_defaults(handler=_review_command)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure durable enqueue, drain and sustained alerts/s against a broker",
+        description="Runs in a temporary state directory (the device's outbox is not touched).",
+    )
+    _common(bench, state_dir=False)
+    bench.add_argument("--count", type=_positive_int, default=1000, help="alerts per phase")
+    bench.add_argument("--json", action="store_true", help="print the result as JSON")
+    bench.add_argument(
+        "--no-fsync", action="store_true", help="audit log without fsync (shows what it costs)"
+    )
+    bench.set_defaults(handler=_bench_command)
+
+    outbox = subparsers.add_parser("outbox", help="inspect or flush the durable alert outbox")
+    outbox_commands = outbox.add_subparsers(
+        dest="outbox_command", metavar="SUBCOMMAND", required=True
+    )
+    status = outbox_commands.add_parser("status", help="alerts waiting for acknowledgement")
+    _common(status, broker=False)
+    status.add_argument("--json", action="store_true", help="print as JSON")
+    status.set_defaults(handler=_status_command)
+    flush = outbox_commands.add_parser(
+        "flush", help="send everything waiting now and exit when the outbox is empty"
+    )
+    _common(flush)
+    flush.add_argument("--timeout", type=float, default=60.0, help="give up after (60) seconds")
+    flush.set_defaults(handler=_flush_command)
+
+
+def _common(
+    parser: argparse.ArgumentParser, *, broker: bool = True, state_dir: bool = True
+) -> None:
+    parser.add_argument("--config", type=Path, help="YAML config file (default: built-in)")
+    if state_dir:
+        parser.add_argument(
+            "--state-dir",
+            type=Path,
+            help="directory of the outbox and audit log "
+            "(default: $EDGE_STATE_DIR, else state_dir from the config)",
+        )
+    if broker:
+        parser.add_argument(
+            "--broker", metavar="HOST:PORT", help="broker address (default: mqtt.host/port)"
+        )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    config = load_config(getattr(args, "config", None))
+    broker = getattr(args, "broker", None)
+    if broker:
+        host, sep, port_text = broker.rpartition(":")
+        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ConfigError(f"--broker {broker!r}: expected HOST:PORT, e.g. 127.0.0.1:1883")
+        host = host.strip("[]")
+        config = config.model_copy(
+            update={"mqtt": config.mqtt.model_copy(update={"host": host, "port": int(port_text)})}
+        )
+    return config
+
+
+def _device_arg(args: argparse.Namespace, config: Config) -> str:
+    device: str | None = getattr(args, "device", None)
+    if device is None:
+        return config.device.id
+    if device != "+" and not re.fullmatch(DEVICE_ID_PATTERN, device):
+        raise ConfigError(f"--device {device!r} is not a valid device id")
+    return device
+
+
+# --- alerts test / outbox flush ----------------------------------------------------------------
+
+
+def _test_command(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    service = AlertService(config, state_dir=args.state_dir, as_tool=True)
+    ids: list[str] = []
+    try:
+        if not args.no_wait:
+            service.start()
+        for n in range(args.count):
+            alert_id = service.hit(
+                watchlist_id="test",
+                watchlist_version="0",
+                entry_id="test",
+                entry_label=f"edge alerts test {n + 1}/{args.count}",
+                score=1.0,
+                threshold=1.0,
+                quality=1.0,
+                track_id=n,
+                model_id="test",
+                test=True,
+            )
+            ids.append(alert_id)
+            if args.print_ids:
+                print(alert_id, flush=True)
+        if args.no_wait:
+            print(f"queued {len(ids)} test alerts in {service.outbox.path}")
+            return 0
+        started = time.monotonic()
+        waiting = service.publisher.wait_acked(ids, args.timeout)
+        took = time.monotonic() - started
+    finally:
+        service.stop()
+    if waiting:
+        why = service.publisher.last_error or "no acknowledgement yet"
+        print(
+            f"edge: {len(ids) - len(waiting)}/{len(ids)} test alerts acknowledged by "
+            f"{service.publisher.broker} within {args.timeout:g}s ({why}); the other "
+            f"{len(waiting)} stay in the outbox and will be sent later",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"sent {len(ids)} test alerts to {service.publisher.broker}: all acknowledged "
+        f"({took:.2f}s after the last was queued)"
+    )
+    return 0
+
+
+def _flush_command(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    with AlertService(config, state_dir=args.state_dir, as_tool=True) as service:
+        before = service.outbox.stats().total
+        emptied = service.publisher.wait_empty(args.timeout)
+        left = service.outbox.stats().total
+        broker = service.publisher.broker
+        why = service.publisher.last_error
+    if not emptied:
+        print(
+            f"edge: {left} alerts still waiting after {args.timeout:g}s ({why or 'no ack yet'})",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"outbox empty: {before} alerts acknowledged by {broker}")
+    return 0
+
+
+# --- outbox status -----------------------------------------------------------------------------
+
+
+def _status_command(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    path = outbox_path(config, args.state_dir)
+    if not path.exists():
+        result: dict[str, Any] = {"path": str(path), "exists": False, "depth": 0, "bytes": 0}
+        oldest: list[dict[str, Any]] = []
+    else:
+        with Outbox(path, config.outbox) as outbox:
+            stats = outbox.stats()
+            oldest = [
+                {"seq": item.seq, "alert_id": item.alert_id, "bytes": len(item.payload)}
+                for item in outbox.fetch(limit=5)
+            ]
+        result = {"path": str(path), "exists": True, **stats.as_dict()}
+        result.pop("held_in_memory", None)  # only meaningful inside the running service
+    result["max_alerts"] = config.outbox.max_alerts
+    result["max_bytes"] = config.outbox.max_bytes
+    result["when_full"] = config.outbox.when_full
+    result["oldest"] = oldest
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+        return 0
+    print(f"outbox {path}")
+    if not result["exists"]:
+        print("  does not exist yet: nothing queued")
+        return 0
+    age = result["oldest_age_s"]
+    print(
+        f"  waiting:  {result['depth']} alerts, {result['bytes']} bytes "
+        f"(bounds {config.outbox.max_alerts} alerts, {config.outbox.max_bytes} bytes, "
+        f"when full: {config.outbox.when_full})"
+    )
+    print(f"  oldest:   {'-' if age is None else f'{age:.1f}s ago'}")
+    for item in oldest:
+        print(f"    #{item['seq']} {item['alert_id']} ({item['bytes']} bytes)")
+    return 0
+
+
+# --- alerts tail / review ----------------------------------------------------------------------
+
+
+def _tail_command(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    topic = Topics(config.mqtt.topic_prefix, _device_arg(args, config)).alert
+    received = 0
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def on_message(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        nonlocal received
+        try:
+            alert = decode_alert(bytes(message.payload))
+        except EdgeError as exc:
+            print(f"edge: invalid alert on {message.topic}: {exc}", file=sys.stderr, flush=True)
+            return
+        with lock:
+            if done.is_set():
+                return
+            print(_alert_line(alert, args.json), flush=True)
+            received += 1
+            if args.count is not None and received >= args.count:
+                done.set()
+
+    client = subscriber_client(config, topic, on_message)
+    try:
+        print(f"edge: listening on {topic}", file=sys.stderr, flush=True)
+        done.wait(args.timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    if args.count is not None and received < args.count:
+        print(f"edge: {received}/{args.count} alerts before the timeout", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _alert_line(alert: dict[str, Any], as_json: bool) -> str:
+    if as_json:
+        return json.dumps(alert, sort_keys=True, separators=(",", ":"))
+    entry, watchlist = alert["entry"], alert["watchlist"]
+    parts = [
+        alert["event_time"],
+        alert["device_id"],
+        f"entry={entry['id']} ({entry['label']})",
+        f"score={alert['score']:.3f}/{alert['threshold']:.3f}",
+        f"quality={alert['quality']:.2f}",
+        f"track={alert['track_id']}",
+        f"watchlist={watchlist['id']}@{watchlist['version']}",
+        f"alert={alert['alert_id']}",
+    ]
+    if "location" in alert:
+        parts.append(f"location={json.dumps(alert['location'], sort_keys=True)}")
+    if "crop" in alert:
+        parts.append(f"crop={len(alert['crop']['data']) * 3 // 4}B")
+    if alert["test"]:
+        parts.append("TEST")
+    return " ".join(parts)
+
+
+def _review_command(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    review = Review(
+        alert_id=args.alert_id,
+        decision=args.decision,
+        by=args.by,
+        time=utc_rfc3339(),
+        note=args.note,
+    )
+    payload = encode_review(review)
+    decode_review(payload)  # the same check the device makes: fail here, not silently there
+    topic = Topics(config.mqtt.topic_prefix, _device_arg(args, config)).review
+    client = tool_client(config, "review")
+    connect_and_wait(client, config)
+    try:
+        info = client.publish(topic, payload, qos=1)
+        info.wait_for_publish(timeout=config.mqtt.connect_timeout_s)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not info.is_published():
+            raise BrokerError(f"review for {args.alert_id} was not acknowledged by the broker")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    print(f"published {args.decision} for alert {args.alert_id} on {topic}")
+    return 0
+
+
+# --- alerts bench ------------------------------------------------------------------------------
+
+
+def _bench_command(args: argparse.Namespace) -> int:
+    from edge.alerts.bench import format_report, run_alert_bench
+
+    config = config_from_args(args)
+    report = run_alert_bench(config, count=args.count, audit_fsync=not args.no_fsync)
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        print(format_report(report))
+    return 0 if report["complete"] else 1

@@ -1,0 +1,168 @@
+"""One object for the recognition pipeline: audit log + outbox + MQTT publisher, from config.
+
+with AlertService(config) as alerts:          # starts the publisher thread
+    alerts.status(model_id="mobilefacenet-fp32", watchlist_id="wl", watchlist_version="7")
+    alerts.hit(watchlist_id="wl", watchlist_version="7", entry_id="e42", entry_label="...",
+               score=0.71, threshold=0.6, quality=0.83, track_id=12,
+               model_id="mobilefacenet-fp32", crop_jpeg=jpeg_bytes)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edge import audit as audit_kinds
+from edge.alerts.config import resolve_state_dir
+from edge.alerts.mqtt import AlertPublisher, DeviceStatus
+from edge.alerts.outbox import Outbox
+from edge.alerts.schema import Review, build_alert
+from edge.audit import AuditLog, Head
+from edge.config import Config
+
+OUTBOX_FILE = "outbox.db"
+AUDIT_FILE = "audit.jsonl"
+
+
+def outbox_path(config: Config, state_dir: Path | None = None) -> Path:
+    if config.outbox.path is not None:
+        return config.outbox.path
+    return resolve_state_dir(config.state_dir, state_dir) / OUTBOX_FILE
+
+
+def audit_path(config: Config, state_dir: Path | None = None) -> Path:
+    if config.audit.path is not None:
+        return config.audit.path
+    return resolve_state_dir(config.state_dir, state_dir) / AUDIT_FILE
+
+
+class AlertService:
+    """Audit log, outbox and publisher wired together for one device.
+
+    ``as_tool=True`` is for short-lived commands (``edge alerts test``, ``edge outbox flush``):
+    a separate client id and a clean session, and no status, last will, heartbeat or review
+    subscription, so the device's own service is not disturbed.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        state_dir: Path | None = None,
+        as_tool: bool = False,
+        password: str | None = None,
+        status: DeviceStatus | None = None,
+        stats_provider: Callable[[], Mapping[str, Any]] | None = None,
+        on_review: Callable[[Review], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.audit = AuditLog(audit_path(config, state_dir), fsync=config.audit.fsync)
+        try:
+            self.outbox = Outbox(outbox_path(config, state_dir), config.outbox, audit=self.audit)
+            self.publisher = AlertPublisher(
+                config.mqtt,
+                config.device,
+                self.outbox,
+                self.audit,
+                password=password,
+                client_id_suffix=f"-tool-{_short_random()}" if as_tool else "",
+                persistent_session=False if as_tool else None,
+                publish_status=not as_tool,
+                subscribe_reviews=not as_tool,
+                heartbeat=not as_tool,
+                status=status,
+                stats_provider=stats_provider,
+                on_review=on_review,
+            )
+        except BaseException:
+            if hasattr(self, "outbox"):
+                self.outbox.close()
+            self.audit.close()
+            raise
+        self.outbox.on_enqueue = self.publisher.wake
+
+    def start(self) -> None:
+        self.publisher.start()
+
+    def stop(self, drain_timeout_s: float = 2.0) -> None:
+        self.publisher.stop(drain_timeout_s)
+        self.outbox.close()
+        self.audit.close()
+
+    def __enter__(self) -> AlertService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def hit(
+        self,
+        *,
+        watchlist_id: str,
+        watchlist_version: str | int,
+        entry_id: str,
+        entry_label: str,
+        score: float,
+        threshold: float,
+        quality: float,
+        track_id: int,
+        model_id: str,
+        event_time: datetime | None = None,
+        crop_jpeg: bytes | None = None,
+        test: bool = False,
+    ) -> str:
+        """Build an alert for this device (location and crop policy from config), commit it to
+        the outbox and audit the hit; returns the alert id. Sending happens in the background."""
+        location = self.config.device.location
+        alert = build_alert(
+            device_id=self.config.device.id,
+            watchlist_id=watchlist_id,
+            watchlist_version=watchlist_version,
+            entry_id=entry_id,
+            entry_label=entry_label,
+            score=score,
+            threshold=threshold,
+            quality=quality,
+            track_id=track_id,
+            model_id=model_id,
+            event_time=event_time,
+            location=None if location is None else location.model_dump(),
+            crop_jpeg=crop_jpeg if self.config.alerts.include_crop else None,
+            crop_max_bytes=self.config.alerts.crop_max_bytes,
+            test=test,
+        )
+        return self.outbox.enqueue(alert)
+
+    def status(
+        self,
+        *,
+        model_id: str | None,
+        watchlist_id: str | None,
+        watchlist_version: str | int | None,
+    ) -> None:
+        """Set what the retained 'online' status reports (republished if connected)."""
+        self.publisher.set_status(
+            DeviceStatus(
+                model_id=model_id,
+                watchlist_id=watchlist_id,
+                watchlist_version=None if watchlist_version is None else str(watchlist_version),
+            )
+        )
+
+    def watchlist_changed(
+        self, *, watchlist_id: str, version: str | int, change: str, **detail: Any
+    ) -> Head:
+        """Audit a watchlist change (``change``: e.g. 'loaded', 'entry_added', 'entry_removed')."""
+        return self.audit.append(
+            audit_kinds.WATCHLIST_CHANGE,
+            {"watchlist_id": watchlist_id, "version": str(version), "change": change, **detail},
+        )
+
+
+def _short_random() -> str:
+    import secrets
+
+    return secrets.token_hex(3)

@@ -1,0 +1,1 @@
+"""Benchmarks: accuracy on real data and speed on this machine (``edge bench ...``)."""

@@ -1,0 +1,329 @@
+"""Template index at scale: add rate, memory, bundle size, search latency and recall.
+
+For each size N the benchmark makes N synthetic templates, builds the index exactly as a bundle
+stores it (int8 or float16, cosine), saves it, loads it back as a device does, and searches it
+with queries that are noisy copies of enrolled templates (cosine 0.7-0.8 to their source, the
+range of a real probe against its own enrolled photo), one query at a time, k=1. Recall@1 is
+against exact (exhaustive) search over the same stored templates.
+
+Templates are drawn, by default, from a Gaussian with the mean and covariance spectrum of real
+MobileFaceNet embeddings (one per LFW identity, shipped in the model's calibration file), in a
+random orthonormal basis: their mutual cosines look like those between different people.
+``--distribution isotropic`` draws uniformly on the sphere instead, which is the hardest case
+for a graph index and not what face embeddings look like; both are reported in
+docs/watchlist.md.
+
+Memory is the process's resident set growth when the saved index is loaded (what a device
+holds). Bundle bytes per entry are the index file plus an entries table (measured on a sample
+of 10,000 synthetic entries with ids in the list's range) plus manifest and signature.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.errors import EdgeError
+from edge.watchlist.index import Dtype, IndexParams, TemplateIndex, make_key, quantize
+
+log = logging.getLogger(__name__)
+
+Distribution = Literal["face", "isotropic"]
+MANIFEST_AND_SIGNATURE_BYTES = 1600  # a signed manifest.json is about 1.5 kB
+ENTRY_SAMPLE = 10_000
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """Mean and covariance eigenvalues of real embeddings, in their eigenbasis."""
+
+    mean: npt.NDArray[np.float64]
+    eigenvalues: npt.NDArray[np.float64]
+
+
+def face_spectrum() -> Spectrum | None:
+    from edge.pipeline.analyzer import EMBEDDING_MODEL
+    from edge.watchlist.policy import calibration_path
+
+    try:
+        data = json.loads(calibration_path(EMBEDDING_MODEL).read_text(encoding="utf-8"))
+        spec = data["spectrum"]
+        return Spectrum(
+            np.asarray(spec["mean"], dtype=np.float64),
+            np.asarray(spec["eigenvalues"], dtype=np.float64),
+        )
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+class Generator:
+    """Synthetic unit templates, reproducible from a seed, produced in chunks."""
+
+    def __init__(self, distribution: Distribution, dim: int, seed: int) -> None:
+        self.dim = dim
+        self.rng = np.random.default_rng(seed)
+        self.spectrum: Spectrum | None = None
+        self.rotation: npt.NDArray[np.float64] | None = None
+        if distribution == "face":
+            spectrum = face_spectrum()
+            if spectrum is None or len(spectrum.eigenvalues) != dim:
+                raise EdgeError(
+                    "no embedding spectrum in the model's calibration file: run "
+                    "scripts/calibrate-threshold, or use --distribution isotropic"
+                )
+            self.spectrum = spectrum
+            q, r = np.linalg.qr(np.random.default_rng(seed + 1).standard_normal((dim, dim)))
+            self.rotation = q * np.sign(np.diag(r))
+
+    def sample(self, n: int) -> npt.NDArray[np.float32]:
+        z = self.rng.standard_normal((n, self.dim))
+        if self.spectrum is not None and self.rotation is not None:
+            z = z * np.sqrt(np.maximum(self.spectrum.eigenvalues, 0)) + self.spectrum.mean
+            z = z @ self.rotation.T
+        z /= np.linalg.norm(z, axis=1, keepdims=True)
+        return z.astype(np.float32)
+
+
+def noisy_copies(
+    rng: np.random.Generator, sources: npt.NDArray[np.float32], low: float, high: float
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Unit vectors at a cosine drawn from [low, high] to each source (unit) row."""
+    cos = rng.uniform(low, high, size=(len(sources), 1)).astype(np.float32)
+    noise = rng.standard_normal(sources.shape).astype(np.float32)
+    noise -= (noise * sources).sum(axis=1, keepdims=True) * sources
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    out = cos * sources + np.sqrt(1.0 - cos**2) * noise
+    return out.astype(np.float32), cos.ravel()
+
+
+def _entries_bytes_per_entry(size: int) -> float:
+    from datetime import UTC, datetime
+
+    from edge.watchlist.bundle import Entry, Template, entries_bytes
+    from edge.watchlist.policy import format_time
+
+    added = format_time(datetime(2025, 1, 1, tzinfo=UTC))
+    first = max(size - ENTRY_SAMPLE, 0)
+    sample = [
+        Entry(
+            id=i,
+            label=f"person-{i:07d}",
+            added=added,
+            templates=(Template(make_key(i, 0), f"{i:032x}", 0.87),),
+        )
+        for i in range(first, first + min(size, ENTRY_SAMPLE))
+    ]
+    return len(entries_bytes(sample)) / len(sample)
+
+
+def _percentile_ms(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000.0, q))
+
+
+def bench_size(
+    size: int,
+    *,
+    params: IndexParams,
+    distribution: Distribution,
+    queries: int,
+    threads: int,
+    seed: int,
+    workdir: Path,
+) -> dict[str, Any]:
+    gen = Generator(distribution, params.ndim, seed)
+    keys = np.arange(size, dtype=np.uint64) << np.uint64(8)  # entry i, template 0
+    stored_chunks = []
+    chunk = 100_000
+    n_queries = min(queries, size)
+    rng = np.random.default_rng(seed + 2)
+    source_ids = np.sort(rng.choice(size, size=n_queries, replace=False))
+    sources = np.zeros((n_queries, params.ndim), dtype=np.float32)
+    for start in range(0, size, chunk):
+        floats = gen.sample(min(chunk, size - start))
+        stored_chunks.append(quantize(floats, params.dtype))
+        inside = (source_ids >= start) & (source_ids < start + len(floats))
+        sources[inside] = floats[source_ids[inside] - start]
+        del floats
+    stored = np.concatenate(stored_chunks)
+    del stored_chunks
+
+    started = time.perf_counter()
+    built = TemplateIndex.build(keys, stored, params, threads=threads)
+    add_seconds = time.perf_counter() - started
+    path = workdir / f"index-{size}.usearch"
+    built.save(path)
+    file_bytes = path.stat().st_size
+    del built
+    gc.collect()
+
+    before = rss_bytes()
+    index = TemplateIndex.load(path, params, size)
+    resident = rss_bytes() - before
+    del stored
+    gc.collect()
+
+    query_vectors, cosines = noisy_copies(rng, sources, 0.7, 0.8)
+    exact = index.search(query_vectors, 1, exact=True, threads=threads)
+    exact_top = np.array([int(h.keys[0]) for h in exact], dtype=np.uint64)
+
+    for q in query_vectors[: min(100, n_queries)]:  # warm-up
+        index.search(q, 1, exact=False)
+    latencies = []
+    found = np.zeros(n_queries, dtype=np.uint64)
+    for row, q in enumerate(query_vectors):
+        t0 = time.perf_counter()
+        (hits,) = index.search(q, 1, exact=False)
+        latencies.append(time.perf_counter() - t0)
+        found[row] = hits.keys[0] if len(hits.keys) else np.uint64(2**64 - 1)
+    source_keys = keys[source_ids]
+    entries_per = _entries_bytes_per_entry(size)
+    return {
+        "size": size,
+        "distribution": distribution,
+        "dtype": params.dtype,
+        "connectivity": params.connectivity,
+        "expansion_add": params.expansion_add,
+        "expansion_search": params.expansion_search,
+        "build_threads": threads,
+        "add_seconds": round(add_seconds, 2),
+        "add_rate_per_s": round(size / add_seconds, 1),
+        "resident_bytes": int(resident),
+        "resident_mb": round(resident / 2**20, 1),
+        "usearch_memory_usage_mb": round(index.memory_usage / 2**20, 1),
+        "index_file_bytes": int(file_bytes),
+        "bundle_bytes_per_entry": round(
+            file_bytes / size + entries_per + MANIFEST_AND_SIGNATURE_BYTES / size, 1
+        ),
+        "queries": n_queries,
+        "query_cosine_to_source": [round(float(cosines.min()), 3), round(float(cosines.max()), 3)],
+        "search_ms_p50": round(_percentile_ms(latencies, 50), 4),
+        "search_ms_p99": round(_percentile_ms(latencies, 99), 4),
+        "recall_at_1": float((found == exact_top).mean()),
+        "exact_top1_is_source": float((exact_top == source_keys).mean()),
+        "graph_top1_is_source": float((found == source_keys).mean()),
+    }
+
+
+def run(
+    sizes: list[int],
+    *,
+    params: IndexParams,
+    distribution: Distribution = "face",
+    queries: int = 1000,
+    threads: int = 2,
+    seed: int = 0,
+) -> Iterator[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="edge-bench-index-") as tmp:
+        for size in sizes:
+            result = bench_size(
+                size,
+                params=params,
+                distribution=distribution,
+                queries=queries,
+                threads=threads,
+                seed=seed,
+                workdir=Path(tmp),
+            )
+            (Path(tmp) / f"index-{size}.usearch").unlink()
+            yield result
+
+
+def format_row(r: dict[str, Any]) -> str:
+    return (
+        f"{r['size']:>9,} {r['add_rate_per_s']:>10,.0f}/s {r['resident_mb']:>8.1f} MB "
+        f"{r['bundle_bytes_per_entry']:>7.1f} B {r['search_ms_p50']:>8.3f} "
+        f"{r['search_ms_p99']:>8.3f} ms {r['recall_at_1']:>8.4f}"
+    )
+
+
+HEADER = (
+    f"{'entries':>9} {'add rate':>12} {'resident':>11} {'bundle/e':>9} {'p50':>8} "
+    f"{'p99':>11} {'recall@1':>8}"
+)
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("comma-separated integers, e.g. 1000,100000") from exc
+    if not sizes or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError("sizes must be >= 1")
+    return sizes
+
+
+def register(bench_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = bench_subparsers.add_parser(
+        "index",
+        help="template index: add rate, memory, bundle size, latency, recall@1",
+        description=(__doc__ or "").splitlines()[0],
+    )
+    parser.add_argument("--sizes", type=_sizes, default=[1000, 100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=1000, help="timed queries per size")
+    parser.add_argument(
+        "--distribution", choices=["face", "isotropic"], default="face", help="templates drawn"
+    )
+    parser.add_argument("--dtype", choices=["i8", "f16"], help="default: watchlist.index_dtype")
+    parser.add_argument("--connectivity", type=int, help="default: watchlist.connectivity")
+    parser.add_argument("--expansion-add", type=int, help="default: watchlist.expansion_add")
+    parser.add_argument("--expansion-search", type=int, help="default: watchlist.expansion_search")
+    parser.add_argument("--threads", type=int, default=2, help="threads for building")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", type=Path, help="YAML config file (defaults otherwise)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per size (lines)")
+    parser.set_defaults(handler=cmd_index)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.pipeline.embed import EMBEDDING_DIM
+
+    wl = load_config(args.config).watchlist
+    dtype: Dtype = args.dtype or wl.index_dtype
+    params = IndexParams(
+        ndim=EMBEDDING_DIM,
+        dtype=dtype,
+        connectivity=args.connectivity or wl.connectivity,
+        expansion_add=args.expansion_add or wl.expansion_add,
+        expansion_search=args.expansion_search or wl.expansion_search,
+    )
+    if not args.json:
+        print(
+            f"index cos/{params.dtype}, connectivity {params.connectivity}, expansion_add "
+            f"{params.expansion_add}, expansion_search {params.expansion_search}; "
+            f"{args.distribution} templates; queries at cosine 0.7-0.8 to an enrolled one, k=1"
+        )
+        print(HEADER)
+    for result in run(
+        args.sizes,
+        params=params,
+        distribution=args.distribution,
+        queries=args.queries,
+        threads=args.threads,
+        seed=args.seed,
+    ):
+        print(json.dumps(result, sort_keys=True) if args.json else format_row(result), flush=True)
+    return 0

@@ -1,0 +1,107 @@
+"""Per-stage latency and end-to-end frame rate on 640x480 frames with one and three faces.
+
+Frames are composed from the shipped sample photos, so the benchmark runs on a fresh machine.
+Each configuration is warmed up, then timed over repeated frames; medians and p90s are reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.config import Config, config_from_dict
+from edge.errors import BackendError
+from edge.pipeline.analyzer import FaceAnalyzer
+from edge.pipeline.capture import decode_image, read_image
+from edge.pipeline.quality import assess
+from edge.samples import OTHER_PERSON, SAME_PERSON
+from edge.types import Image
+
+FRAME_W, FRAME_H = 640, 480
+STAGES = ("decode", "detect", "align", "embed")
+
+
+def sample_frame(faces: int) -> Image:
+    """A 640x480 frame with ``faces`` sample photos (faces about 60 px wide) on a grey scene."""
+    frame = np.full((FRAME_H, FRAME_W, 3), 96, dtype=np.uint8)
+    photos = [read_image(p) for p in (*SAME_PERSON, OTHER_PERSON)]
+    for i in range(faces):
+        tile = cv2.resize(photos[i % len(photos)], (150, 150), interpolation=cv2.INTER_AREA)
+        x, y = 40 + i * 200, 150 + (i % 2) * 60
+        frame[y : y + 150, x : x + 150] = tile
+    return frame
+
+
+@dataclass
+class Timings:
+    per_stage: dict[str, list[float]]
+    total: list[float]
+
+
+def time_frames(analyzer: FaceAnalyzer, jpeg: bytes, repeats: int, warmup: int) -> Timings:
+    per_stage: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    total = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        frame = decode_image(jpeg)
+        t1 = time.perf_counter()
+        detections = analyzer.detect(frame)
+        t2 = time.perf_counter()
+        aligned = analyzer.align(frame, detections)
+        floor = analyzer.config.quality.min_quality
+        passing = [face for face in aligned if assess(face).score >= floor]
+        t3 = time.perf_counter()
+        analyzer.embed(passing)
+        t4 = time.perf_counter()
+        if i >= warmup:
+            for stage, (start, end) in zip(STAGES, [(t0, t1), (t1, t2), (t2, t3), (t3, t4)]):
+                per_stage[stage].append((end - start) * 1000)
+            total.append((t4 - t0) * 1000)
+    return Timings(per_stage, total)
+
+
+def variants(base: Config) -> Iterator[tuple[str, str, Config]]:
+    for backend, precision in (("onnx", "fp32"), ("onnx", "int8"), ("litert", "fp32")):
+        data = base.model_dump()
+        data["runtime"]["backend"] = backend
+        data["embedder"]["precision"] = precision
+        yield backend, precision, config_from_dict(data)
+
+
+def run(
+    base: Config,
+    repeats: int = 30,
+    warmup: int = 5,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[dict[str, Any]]:
+    rows = []
+    frames = {n: cv2.imencode(".jpg", sample_frame(n), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+              for n in (1, 3)}
+    for backend, precision, config in variants(base):
+        try:
+            analyzer = FaceAnalyzer.from_config(config)
+        except BackendError as exc:
+            progress(f"skipped {backend}/{precision}: {exc}")
+            continue
+        for faces, jpeg in frames.items():
+            progress(f"{backend}/{precision}, {faces} face(s)")
+            found = len(analyzer.detect(decode_image(jpeg)))
+            timings = time_frames(analyzer, jpeg, repeats, warmup)
+            row: dict[str, Any] = {
+                "backend": backend,
+                "precision": precision,
+                "faces": faces,
+                "faces_found": found,
+                "threads": config.runtime.threads,
+            }
+            for stage, values in timings.per_stage.items():
+                row[f"{stage}_ms_p50"] = round(float(np.median(values)), 2)
+                row[f"{stage}_ms_p90"] = round(float(np.percentile(values, 90)), 2)
+            row["fps"] = round(1000 / float(np.median(timings.total)), 1)
+            rows.append(row)
+    return rows

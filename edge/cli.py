@@ -1,0 +1,72 @@
+"""The ``edge`` command.
+
+Each area of the product registers its own sub-commands (``register(subparsers)``), so this file
+only wires them together and turns every :class:`EdgeError` into a one-line message and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from edge import __version__
+from edge.errors import EdgeError
+
+Handler = Callable[[argparse.Namespace], int]
+EXIT_ERROR = 2
+
+
+def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+    from edge import audit, recognition_cli
+    from edge.alerts import cli as alerts_cli
+    from edge.bench import cli as bench_cli
+    from edge.watchlist import cli as watchlist_cli
+
+    return [
+        recognition_cli.register,
+        bench_cli.register,
+        alerts_cli.register,
+        audit.register,
+        watchlist_cli.register,
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description=__doc__.splitlines()[1])
+    parser.add_argument("--version", action="version", version=f"edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in _registrars():
+        register(subparsers)
+    return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Third-party levels are set here and nowhere else.
+    for noisy in ("paho", "urllib3", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        return handler(args)
+    except EdgeError as exc:
+        print(f"edge: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("edge: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""The recognition stages, one module each: capture, detect, align, quality, embed."""

@@ -1,0 +1,52 @@
+"""Reading images (and, later, video frames) into BGR uint8 arrays, refusing bad input clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import ImageError
+from edge.types import Image
+
+# A 6000x6000 photo is the largest we accept: beyond that the decode alone costs more memory
+# than a Raspberry Pi should spend on one frame, and no camera we target produces it.
+MAX_PIXELS = 36_000_000
+_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+
+
+def decode_image(data: bytes, name: str = "image") -> Image:
+    """Decode encoded image bytes to BGR uint8. 16-bit, grey, alpha and CMYK inputs are converted."""
+    if not data:
+        raise ImageError(f"{name}: empty file")
+    if data.startswith(_JPEG_START) and _JPEG_END not in data[-4096:]:
+        # libjpeg "recovers" a truncated JPEG by painting the missing part grey; refuse instead.
+        raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise ImageError(f"{name}: cannot decode image ({exc.err or exc})") from exc
+    if image is None:
+        raise ImageError(f"{name}: not an image, or a corrupt or truncated one")
+    height, width = image.shape[:2]
+    if height * width > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: image too large ({width}x{height}; at most {MAX_PIXELS // 1_000_000} "
+            "megapixels)"
+        )
+    return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+def read_image(path: Path) -> Image:
+    """Read an image file as BGR uint8 (H, W, 3); any problem is one :class:`ImageError`."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f"{path}: is a directory, not an image") from exc
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror})") from exc
+    return decode_image(data, str(path))

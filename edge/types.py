@@ -1,0 +1,53 @@
+"""Values passed between pipeline stages. Frozen: a stage never edits what it was given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+Image = npt.NDArray[np.uint8]
+
+# BlazeFace keypoint order (subject's right eye appears on the image's left).
+RIGHT_EYE, LEFT_EYE, NOSE_TIP, MOUTH_CENTER, RIGHT_EAR, LEFT_EAR = range(6)
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    """A face found in a frame, in that frame's pixel coordinates."""
+
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    score: float
+    keypoints: FloatArray  # (6, 2) x, y in BlazeFace order
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+
+@dataclass(frozen=True, eq=False)
+class AlignedFace:
+    """A 112x112 face crop and what the alignment learned about the face on the way."""
+
+    image: Image  # BGR uint8 (112, 112, 3)
+    eye_distance_px: float  # distance between the eye centres in the frame
+    template_error: float  # RMS distance (in 112-px units) of the points from the template
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """A detected face after the quality gate and, if it passed, the embedder."""
+
+    detection: Detection
+    quality: float
+    embedding: FloatArray | None  # (192,) L2-normalised; None when below the quality floor
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return self.detection.box
+
+    @property
+    def score(self) -> float:
+        return self.detection.score

@@ -1,0 +1,983 @@
+"""The watchlist bundle: format, signing, verification, full bundles and deltas.
+
+A bundle is a directory:
+
+- ``manifest.json``: what the list is (id, version, validity window, embedding model pin, index
+  settings, threshold policy, counts), digests of its complete contents, and the sha256 and size
+  of every other file. Canonical JSON (sorted keys, no spaces, UTF-8).
+- ``manifest.sig``: the Ed25519 signature (64 raw bytes) of the exact bytes of manifest.json.
+- a full bundle: ``index.usearch`` (every template) and ``entries.json`` (every entry);
+- a delta: ``delta-index.usearch`` and ``delta-entries.json`` (the entries added or replaced)
+  plus, in the manifest, the entries removed and the exact base (version and manifest sha256)
+  it applies to.
+
+The manifest's ``content`` digests (entries table bytes, templates in key order) describe the
+whole list after the bundle is applied, for full bundles and deltas alike, so a device checks
+that base + delta produced exactly the list the hub signed. See docs/watchlist.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from edge.errors import BundleError, WatchlistError
+from edge.watchlist import keys as keyring
+from edge.watchlist.index import (
+    DTYPES,
+    MAX_TEMPLATES_PER_ENTRY,
+    METRIC,
+    Dtype,
+    IndexParams,
+    KeyArray,
+    StoredArray,
+    TemplateIndex,
+    make_key,
+    numpy_dtype,
+    templates_digest,
+)
+from edge.watchlist.policy import ThresholdPolicy, format_time, parse_time
+
+FORMAT = "edge-watchlist/1"
+ENTRIES_FORMAT = "edge-watchlist-entries/1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+INDEX = "index.usearch"
+ENTRIES = "entries.json"
+DELTA_INDEX = "delta-index.usearch"
+DELTA_ENTRIES = "delta-entries.json"
+KEY_LAYOUT = "entry_id<<8|template"
+LIST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_PHOTO = re.compile(r"^[0-9a-f]{32}$")
+MAX_MANIFEST_BYTES = 1 << 20
+_TEXT_FIELDS = ("reason", "legal_basis", "case_ref")
+MAX_TEXT = 500
+
+
+def canonical_json(obj: object) -> bytes:
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelPin:
+    """The embedding model a list was made with: templates only compare within one model."""
+
+    name: str
+    sha256: str
+
+
+# --- entries --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Template:
+    key: int
+    photo: str  # first 32 hex digits of the sha256 of the source photo file
+    quality: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "photo": self.photo, "quality": self.quality}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One person on the list. Times are canonical UTC strings (``2025-01-31T00:00:00Z``)."""
+
+    id: int
+    label: str
+    added: str
+    templates: tuple[Template, ...]
+    expires: str | None = None
+    reason: str | None = None
+    legal_basis: str | None = None
+    case_ref: str | None = None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return None if self.expires is None else parse_time(self.expires)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "label": self.label,
+            "added": self.added,
+            "templates": [t.to_json() for t in self.templates],
+        }
+        for name in ("expires", *_TEXT_FIELDS):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def _entry_from_json(data: Any, where: str) -> Entry:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: an entry must be an object")
+    allowed = {"id", "label", "added", "templates", "expires", *_TEXT_FIELDS}
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    entry_id = data["id"]
+    if not isinstance(entry_id, int) or isinstance(entry_id, bool) or entry_id < 0:
+        raise ValueError(f"{where}: id must be a non-negative integer")
+    label = data["label"]
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"{where}: label must be a non-empty string")
+    templates = []
+    raw_templates = data["templates"]
+    if not isinstance(raw_templates, list) or not raw_templates:
+        raise ValueError(f"{where}: templates must be a non-empty list")
+    if len(raw_templates) > MAX_TEMPLATES_PER_ENTRY:
+        raise ValueError(f"{where}: more than {MAX_TEMPLATES_PER_ENTRY} templates")
+    for number, t in enumerate(raw_templates):
+        if not isinstance(t, dict) or set(t) != {"key", "photo", "quality"}:
+            raise ValueError(f"{where}: template {number} must have key, photo and quality")
+        if t["key"] != make_key(entry_id, number):
+            raise ValueError(f"{where}: template {number} has key {t['key']}, not entry<<8|n")
+        if not isinstance(t["photo"], str) or not _PHOTO.match(t["photo"]):
+            raise ValueError(f"{where}: template {number} photo must be 32 hex digits")
+        if not isinstance(t["quality"], int | float):
+            raise ValueError(f"{where}: template {number} quality must be a number")
+        templates.append(Template(int(t["key"]), t["photo"], float(t["quality"])))
+    texts: dict[str, str | None] = {}
+    for name in ("added", "expires", *_TEXT_FIELDS):
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{where}: {name} must be a string")
+        texts[name] = value
+    if texts["added"] is None:
+        raise ValueError(f"{where}: added is missing")
+    for name in ("added", "expires"):
+        value = texts[name]
+        if value is not None and format_time(parse_time(value, name)) != value:
+            raise ValueError(f"{where}: {name} {value!r} is not a canonical UTC time")
+    return Entry(
+        id=entry_id,
+        label=label,
+        added=str(texts["added"]),
+        templates=tuple(templates),
+        expires=texts["expires"],
+        reason=texts["reason"],
+        legal_basis=texts["legal_basis"],
+        case_ref=texts["case_ref"],
+    )
+
+
+def entries_bytes(entries: Sequence[Entry]) -> bytes:
+    return canonical_json(
+        {"format": ENTRIES_FORMAT, "entries": [e.to_json() for e in sorted(entries, key=_id)]}
+    )
+
+
+def _id(entry: Entry) -> int:
+    return entry.id
+
+
+def parse_entries(data: bytes, name: str) -> tuple[Entry, ...]:
+    """Parse an entries table; any problem is a :class:`BundleError` of check ``entries``."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+        if not isinstance(doc, dict) or doc.get("format") != ENTRIES_FORMAT:
+            raise ValueError(f"format is not {ENTRIES_FORMAT}")
+        if set(doc) != {"format", "entries"} or not isinstance(doc["entries"], list):
+            raise ValueError("expected exactly 'format' and an 'entries' list")
+        entries = tuple(
+            _entry_from_json(item, f"entry {n}") for n, item in enumerate(doc["entries"])
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, ValueError, WatchlistError) as exc:
+        raise BundleError("entries", f"{name}: {exc}") from exc
+    ids = [e.id for e in entries]
+    if ids != sorted(set(ids)):
+        raise BundleError("entries", f"{name}: entry ids must be unique and ascending")
+    labels = [e.label for e in entries]
+    if len(set(labels)) != len(labels):
+        raise BundleError("entries", f"{name}: labels must be unique")
+    return entries
+
+
+# --- list contents --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ListContent:
+    """A whole list: its entries (ascending id) and templates (ascending key)."""
+
+    entries: tuple[Entry, ...]
+    keys: KeyArray
+    vectors: StoredArray
+
+    @classmethod
+    def create(cls, entries: Iterable[Entry], keys: KeyArray, vectors: StoredArray) -> ListContent:
+        ordered = tuple(sorted(entries, key=_id))
+        keys = np.asarray(keys, dtype=np.uint64)
+        order = np.argsort(keys, kind="stable")
+        content = cls(ordered, keys[order], np.ascontiguousarray(vectors[order]))
+        content.check()
+        return content
+
+    def check(self) -> None:
+        ids = [e.id for e in self.entries]
+        if len(set(ids)) != len(ids):
+            raise WatchlistError("duplicate entry ids")
+        labels = [e.label for e in self.entries]
+        if len(set(labels)) != len(labels):
+            raise WatchlistError("duplicate entry labels")
+        expected = sorted(t.key for e in self.entries for t in e.templates)
+        if expected != [int(k) for k in self.keys]:
+            raise WatchlistError("template keys do not match the entries table")
+        if len(self.vectors) != len(self.keys):
+            raise WatchlistError("template count differs from vector count")
+
+    @property
+    def template_count(self) -> int:
+        return len(self.keys)
+
+    def entries_bytes(self) -> bytes:
+        return entries_bytes(self.entries)
+
+    def templates_digest(self) -> str:
+        return templates_digest(self.keys, self.vectors)
+
+    def by_label(self) -> dict[str, Entry]:
+        return {e.label: e for e in self.entries}
+
+    def vectors_of(self, entry: Entry) -> StoredArray:
+        wanted = np.asarray([t.key for t in entry.templates], dtype=np.uint64)
+        rows = np.searchsorted(self.keys, wanted)
+        return self.vectors[rows]
+
+    def without(self, entry_ids: Iterable[int]) -> ListContent:
+        drop = set(entry_ids)
+        entries = tuple(e for e in self.entries if e.id not in drop)
+        keep = ~np.isin(self.keys >> np.uint64(8), np.asarray(sorted(drop), dtype=np.uint64))
+        return ListContent(entries, self.keys[keep], self.vectors[keep])
+
+    def plus(self, other: ListContent) -> ListContent:
+        return ListContent.create(
+            (*self.entries, *other.entries),
+            np.concatenate([self.keys, other.keys]),
+            np.concatenate([self.vectors, other.vectors]),
+        )
+
+    def build_index(self, params: IndexParams) -> TemplateIndex:
+        return TemplateIndex.build(self.keys, self.vectors, params, threads=1)
+
+
+# --- manifest -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileRef:
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class DeltaInfo:
+    base_version: int
+    base_manifest_sha256: str
+    remove_entries: tuple[int, ...]
+    add_entries: int
+    add_templates: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    kind: Literal["full", "delta"]
+    list_id: str
+    version: int
+    created: str
+    valid_from: str
+    valid_until: str
+    signing_key_id: str
+    model: ModelPin
+    dim: int
+    dtype: Dtype
+    connectivity: int
+    expansion_add: int
+    policy: ThresholdPolicy
+    entry_count: int
+    template_count: int
+    entries_sha256: str
+    templates_sha256: str
+    next_entry_id: int
+    files: Mapping[str, FileRef]
+    delta: DeltaInfo | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def valid_from_at(self) -> datetime:
+        return parse_time(self.valid_from)
+
+    @property
+    def valid_until_at(self) -> datetime:
+        return parse_time(self.valid_until)
+
+    def index_params(self, expansion_search: int = 64) -> IndexParams:
+        return IndexParams(
+            ndim=self.dim,
+            dtype=self.dtype,
+            connectivity=self.connectivity,
+            expansion_add=self.expansion_add,
+            expansion_search=expansion_search,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "format": FORMAT,
+            "kind": self.kind,
+            "list_id": self.list_id,
+            "version": self.version,
+            "created": self.created,
+            "valid_from": self.valid_from,
+            "valid_until": self.valid_until,
+            "signing_key_id": self.signing_key_id,
+            "embedding": {"model": self.model.name, "sha256": self.model.sha256, "dim": self.dim},
+            "index": {
+                "metric": METRIC,
+                "dtype": self.dtype,
+                "connectivity": self.connectivity,
+                "expansion_add": self.expansion_add,
+                "key_layout": KEY_LAYOUT,
+            },
+            "threshold_policy": self.policy.to_json(),
+            "counts": {"entries": self.entry_count, "templates": self.template_count},
+            "content": {
+                "entries_sha256": self.entries_sha256,
+                "templates_sha256": self.templates_sha256,
+            },
+            "next_entry_id": self.next_entry_id,
+            "files": {
+                name: {"sha256": ref.sha256, "bytes": ref.bytes}
+                for name, ref in sorted(self.files.items())
+            },
+        }
+        if self.delta is not None:
+            out["delta"] = {
+                "base_version": self.delta.base_version,
+                "base_manifest_sha256": self.delta.base_manifest_sha256,
+                "remove_entries": list(self.delta.remove_entries),
+                "add_entries": self.delta.add_entries,
+                "add_templates": self.delta.add_templates,
+            }
+        return out
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+def _int(value: Any, name: str, minimum: int = 0) -> int:
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+        f"{name} must be an integer >= {minimum}",
+    )
+    return int(value)
+
+
+def _sha(value: Any, name: str) -> str:
+    _require(isinstance(value, str) and bool(_SHA256.match(value)), f"{name} must be a sha256")
+    return str(value)
+
+
+def _time(value: Any, name: str) -> str:
+    _require(isinstance(value, str), f"{name} must be a string")
+    try:
+        canonical = format_time(parse_time(value, name))
+    except WatchlistError as exc:
+        raise ValueError(str(exc)) from exc
+    _require(canonical == value, f"{name} {value!r} is not a canonical UTC time")
+    return str(value)
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    """Parse and validate manifest.json; any problem is a :class:`BundleError` (``manifest``)."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        _require(isinstance(data, dict), "the manifest must be a JSON object")
+        _require(data.get("format") == FORMAT, f"format must be {FORMAT!r}")
+        kind = data["kind"]
+        _require(kind in ("full", "delta"), "kind must be 'full' or 'delta'")
+        list_id = data["list_id"]
+        _require(
+            isinstance(list_id, str) and bool(re.match(LIST_ID_PATTERN, list_id)),
+            "list_id must be 1-64 letters, digits, '.', '_' or '-'",
+        )
+        embedding = data["embedding"]
+        model_name = embedding["model"]
+        _require(isinstance(model_name, str) and bool(model_name), "embedding.model missing")
+        model = ModelPin(model_name, _sha(embedding["sha256"], "embedding.sha256"))
+        index = data["index"]
+        _require(index["metric"] == METRIC, f"index.metric must be {METRIC!r}")
+        _require(index["dtype"] in DTYPES, f"index.dtype must be one of {DTYPES}")
+        _require(index["key_layout"] == KEY_LAYOUT, f"index.key_layout must be {KEY_LAYOUT!r}")
+        counts = data["content"], data["counts"]
+        files: dict[str, FileRef] = {}
+        _require(isinstance(data["files"], dict), "files must be an object")
+        for name, ref in data["files"].items():
+            _require(name in (INDEX, ENTRIES, DELTA_INDEX, DELTA_ENTRIES), f"unknown file {name}")
+            files[name] = FileRef(_sha(ref["sha256"], f"{name}.sha256"), _int(ref["bytes"], name))
+        expected_files = {INDEX, ENTRIES} if kind == "full" else {DELTA_INDEX, DELTA_ENTRIES}
+        _require(set(files) == expected_files, f"files must be {sorted(expected_files)}")
+        delta = None
+        if kind == "delta":
+            d = data["delta"]
+            removes = d["remove_entries"]
+            _require(isinstance(removes, list), "delta.remove_entries must be a list")
+            delta = DeltaInfo(
+                base_version=_int(d["base_version"], "delta.base_version", 1),
+                base_manifest_sha256=_sha(d["base_manifest_sha256"], "delta.base_manifest_sha256"),
+                remove_entries=tuple(_int(x, "delta.remove_entries[]") for x in removes),
+                add_entries=_int(d["add_entries"], "delta.add_entries"),
+                add_templates=_int(d["add_templates"], "delta.add_templates"),
+            )
+        else:
+            _require("delta" not in data, "a full bundle has no delta section")
+        manifest = Manifest(
+            kind=kind,
+            list_id=list_id,
+            version=_int(data["version"], "version", 1),
+            created=_time(data["created"], "created"),
+            valid_from=_time(data["valid_from"], "valid_from"),
+            valid_until=_time(data["valid_until"], "valid_until"),
+            signing_key_id=str(data["signing_key_id"]),
+            model=model,
+            dim=_int(embedding["dim"], "embedding.dim", 1),
+            dtype=index["dtype"],
+            connectivity=_int(index["connectivity"], "index.connectivity", 2),
+            expansion_add=_int(index["expansion_add"], "index.expansion_add", 1),
+            policy=ThresholdPolicy.from_json(data["threshold_policy"]),
+            entry_count=_int(counts[1]["entries"], "counts.entries"),
+            template_count=_int(counts[1]["templates"], "counts.templates"),
+            entries_sha256=_sha(counts[0]["entries_sha256"], "content.entries_sha256"),
+            templates_sha256=_sha(counts[0]["templates_sha256"], "content.templates_sha256"),
+            next_entry_id=_int(data["next_entry_id"], "next_entry_id"),
+            files=files,
+            delta=delta,
+        )
+        _require(
+            manifest.valid_until_at > manifest.valid_from_at, "valid_until must be after valid_from"
+        )
+        if kind == "full":
+            _require(
+                files[ENTRIES].sha256 == manifest.entries_sha256,
+                "content.entries_sha256 must equal the sha256 of entries.json",
+            )
+    except BundleError:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError("manifest", f"manifest.json is not valid JSON: {exc}") from exc
+    except KeyError as exc:
+        raise BundleError("manifest", f"manifest.json lacks field {exc}") from exc
+    except (TypeError, ValueError, WatchlistError) as exc:
+        raise BundleError("manifest", f"manifest.json: {exc}") from exc
+    return manifest
+
+
+# --- reading and verifying ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle whose signature and file hashes were checked; contents not yet loaded."""
+
+    path: Path
+    manifest: Manifest
+    manifest_bytes: bytes
+    signature: bytes
+
+    @property
+    def manifest_sha256(self) -> str:
+        return sha256_bytes(self.manifest_bytes)
+
+
+def _read_small(path: Path, limit: int) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError as exc:
+        raise BundleError("files", f"{path.name} is missing from {path.parent}") from exc
+    except OSError as exc:
+        raise BundleError("files", f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise BundleError("files", f"{path.name} is larger than {limit} bytes")
+    return data
+
+
+def _signer_hint(raw: bytes) -> str | None:
+    """The key id the (not yet verified) manifest names, only to word a refusal."""
+    try:
+        value = json.loads(raw.decode("utf-8")).get("signing_key_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def check_files(path: Path, manifest: Manifest) -> None:
+    """Every file the manifest lists exists with its recorded size and sha256."""
+    for name, ref in sorted(manifest.files.items()):
+        file = path / name
+        try:
+            size = file.stat().st_size
+        except FileNotFoundError as exc:
+            raise BundleError("files", f"{name} is missing from {path}") from exc
+        except OSError as exc:
+            raise BundleError("files", f"cannot read {file}: {exc.strerror or exc}") from exc
+        if size != ref.bytes:
+            raise BundleError(
+                "hash", f"{name} is {size} bytes, the manifest says {ref.bytes} (truncated?)"
+            )
+        try:
+            actual = sha256_file(file)
+        except OSError as exc:
+            raise BundleError("files", f"cannot read {file}: {exc.strerror or exc}") from exc
+        if actual != ref.sha256:
+            raise BundleError(
+                "hash", f"{name} has sha256 {actual[:12]}..., manifest says {ref.sha256[:12]}..."
+            )
+
+
+def read_bundle(path: Path, public_key: Ed25519PublicKey) -> VerifiedBundle:
+    """Check a bundle's signature, manifest and every file hash (in that order)."""
+    if not path.exists():
+        raise BundleError("files", f"{path} does not exist")
+    if not path.is_dir():
+        raise BundleError("files", f"{path} is not a bundle directory")
+    raw = _read_small(path / MANIFEST, MAX_MANIFEST_BYTES)
+    signature = _read_small(path / SIGNATURE, 1024)
+    keyring.verify_signature(public_key, raw, signature, _signer_hint(raw))
+    manifest = parse_manifest(raw)
+    check_files(path, manifest)
+    return VerifiedBundle(path, manifest, raw, signature)
+
+
+def read_unverified(path: Path) -> Manifest:
+    """The manifest of a bundle, parsed but NOT authenticated (for `show`)."""
+    if not path.is_dir():
+        raise BundleError("files", f"{path} is not a bundle directory")
+    return parse_manifest(_read_small(path / MANIFEST, MAX_MANIFEST_BYTES))
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BundleError("files", f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def load_templates(
+    index_path: Path, entries: Sequence[Entry], params: IndexParams
+) -> tuple[TemplateIndex, ListContent]:
+    expected = sum(len(e.templates) for e in entries)
+    index = TemplateIndex.load(index_path, params, expected)
+    keys = index.keys()
+    try:
+        content = ListContent.create(entries, keys, index.vectors(keys))
+    except WatchlistError as exc:
+        raise BundleError("index", f"{index_path.name} does not match its entries: {exc}") from exc
+    return index, content
+
+
+def load_full(
+    bundle: VerifiedBundle, expansion_search: int = 64
+) -> tuple[TemplateIndex, ListContent]:
+    """Load the index and entries of a verified full bundle and check its content digests."""
+    m = bundle.manifest
+    if m.kind != "full":
+        raise BundleError("kind", f"{bundle.path} is a delta, a full bundle is needed here")
+    entries = parse_entries(_read_file(bundle.path / ENTRIES), ENTRIES)
+    index, content = load_templates(bundle.path / INDEX, entries, m.index_params(expansion_search))
+    check_content(m, content)
+    return index, content
+
+
+def check_content(manifest: Manifest, content: ListContent) -> None:
+    """The list matches the manifest's counts and content digests (check ``content``)."""
+    if len(content.entries) != manifest.entry_count:
+        raise BundleError(
+            "content", f"{len(content.entries)} entries, manifest says {manifest.entry_count}"
+        )
+    if content.template_count != manifest.template_count:
+        raise BundleError(
+            "content",
+            f"{content.template_count} templates, manifest says {manifest.template_count}",
+        )
+    if sha256_bytes(content.entries_bytes()) != manifest.entries_sha256:
+        raise BundleError("content", "the entries table differs from the one the hub signed")
+    if content.templates_digest() != manifest.templates_sha256:
+        raise BundleError("content", "the templates differ from the ones the hub signed")
+    if any(e.id >= manifest.next_entry_id for e in content.entries):
+        raise BundleError("content", "an entry id is not below next_entry_id")
+
+
+def apply_delta(base: ListContent, base_manifest_sha256: str, delta: VerifiedBundle) -> ListContent:
+    """base + delta -> the new list, checked against the delta's signed content digests."""
+    m = delta.manifest
+    if m.kind != "delta" or m.delta is None:
+        raise BundleError("kind", f"{delta.path} is a full bundle, not a delta")
+    if m.delta.base_manifest_sha256 != base_manifest_sha256:
+        raise BundleError(
+            "base",
+            f"delta applies to version {m.delta.base_version} with manifest sha256 "
+            f"{m.delta.base_manifest_sha256[:12]}..., not to the installed list",
+        )
+    present = {e.id for e in base.entries}
+    missing = [i for i in m.delta.remove_entries if i not in present]
+    if missing:
+        raise BundleError("delta", f"removes entries {missing[:5]} that the base does not hold")
+    added = parse_entries(_read_file(delta.path / DELTA_ENTRIES), DELTA_ENTRIES)
+    if len(added) != m.delta.add_entries:
+        raise BundleError(
+            "delta", f"{len(added)} entries added, manifest says {m.delta.add_entries}"
+        )
+    _index, add = load_templates(delta.path / DELTA_INDEX, added, m.index_params())
+    if add.template_count != m.delta.add_templates:
+        raise BundleError(
+            "delta", f"{add.template_count} templates added, manifest says {m.delta.add_templates}"
+        )
+    remaining = base.without(m.delta.remove_entries)
+    try:
+        result = remaining.plus(add)
+    except WatchlistError as exc:
+        raise BundleError("delta", f"added entries clash with the base: {exc}") from exc
+    check_content(m, result)
+    return result
+
+
+# --- writing (the hub) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListMeta:
+    """What a build says about the list, apart from its contents."""
+
+    list_id: str
+    version: int
+    created: datetime
+    valid_from: datetime
+    valid_until: datetime
+    model: ModelPin
+    dim: int
+    dtype: Dtype
+    policy: ThresholdPolicy
+    connectivity: int = 16
+    expansion_add: int = 128
+
+    def check(self) -> None:
+        if not re.match(LIST_ID_PATTERN, self.list_id):
+            raise WatchlistError(
+                f"list id {self.list_id!r}: use 1-64 letters, digits, '.', '_' or '-'"
+            )
+        if self.version < 1:
+            raise WatchlistError("version must be >= 1")
+        if self.valid_until <= self.valid_from:
+            raise WatchlistError("the list must expire after it becomes valid")
+
+    def params(self) -> IndexParams:
+        return IndexParams(self.dim, self.dtype, self.connectivity, self.expansion_add)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _finish(
+    out: Path,
+    work: Path,
+    manifest: Manifest,
+    private_key: Ed25519PrivateKey,
+) -> VerifiedBundle:
+    raw = canonical_json(manifest.to_json())
+    signature = keyring.sign(private_key, raw)
+    _write_synced(work / MANIFEST, raw)
+    _write_synced(work / SIGNATURE, signature)
+    fsync_path(work)
+    try:
+        os.rename(work, out)
+    except OSError as exc:
+        raise WatchlistError(f"cannot create {out}: {exc.strerror or exc}") from exc
+    fsync_path(out.parent)
+    return VerifiedBundle(out, manifest, raw, signature)
+
+
+def _workdir(out: Path) -> Path:
+    if out.exists():
+        raise WatchlistError(f"{out} already exists: choose a new output path")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as exc:
+        raise WatchlistError(f"cannot write in {parent}: {exc.strerror or exc}") from exc
+
+
+def _write_part(
+    work: Path, index_name: str, entries_name: str, content: ListContent, params: IndexParams
+) -> dict[str, FileRef]:
+    content.build_index(params).save(work / index_name)
+    with (work / index_name).open("rb") as fh:
+        os.fsync(fh.fileno())
+    _write_synced(work / entries_name, content.entries_bytes())
+    return {
+        name: FileRef(sha256_file(work / name), (work / name).stat().st_size)
+        for name in (index_name, entries_name)
+    }
+
+
+def _manifest(
+    meta: ListMeta,
+    content: ListContent,
+    next_entry_id: int,
+    files: dict[str, FileRef],
+    signer: str,
+    kind: Literal["full", "delta"],
+    delta: DeltaInfo | None,
+) -> Manifest:
+    return Manifest(
+        kind=kind,
+        list_id=meta.list_id,
+        version=meta.version,
+        created=format_time(meta.created),
+        valid_from=format_time(meta.valid_from),
+        valid_until=format_time(meta.valid_until),
+        signing_key_id=signer,
+        model=meta.model,
+        dim=meta.dim,
+        dtype=meta.dtype,
+        connectivity=meta.connectivity,
+        expansion_add=meta.expansion_add,
+        policy=meta.policy,
+        entry_count=len(content.entries),
+        template_count=content.template_count,
+        entries_sha256=sha256_bytes(content.entries_bytes()),
+        templates_sha256=content.templates_digest(),
+        next_entry_id=next_entry_id,
+        files=files,
+        delta=delta,
+    )
+
+
+def write_full(
+    out: Path,
+    content: ListContent,
+    meta: ListMeta,
+    next_entry_id: int,
+    private_key: Ed25519PrivateKey,
+) -> VerifiedBundle:
+    """Write and sign a full bundle at ``out`` (which must not exist)."""
+    meta.check()
+    _check_vectors(content, meta)
+    work = _workdir(out)
+    try:
+        files = _write_part(work, INDEX, ENTRIES, content, meta.params())
+        signer = keyring.key_id(private_key.public_key())
+        manifest = _manifest(meta, content, next_entry_id, files, signer, "full", None)
+        return _finish(out, work, manifest, private_key)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def diff(base: ListContent, new: ListContent) -> tuple[list[int], ListContent]:
+    """Entries to remove from ``base`` and the entries (with templates) to add."""
+    base_by_id = {e.id: e for e in base.entries}
+    new_by_id = {e.id: e for e in new.entries}
+    removes = []
+    for entry_id, entry in base_by_id.items():
+        other = new_by_id.get(entry_id)
+        if (
+            other is None
+            or other != entry
+            or not np.array_equal(base.vectors_of(entry), new.vectors_of(other))
+        ):
+            removes.append(entry_id)
+    removed = set(removes)
+    adds = [e for e in new.entries if e.id not in base_by_id or e.id in removed]
+    add_keys = np.asarray(sorted(t.key for e in adds for t in e.templates), dtype=np.uint64)
+    rows = np.searchsorted(new.keys, add_keys)
+    return sorted(removes), ListContent.create(adds, add_keys, new.vectors[rows])
+
+
+def write_delta(
+    out: Path,
+    base: VerifiedBundle,
+    base_content: ListContent,
+    content: ListContent,
+    meta: ListMeta,
+    next_entry_id: int,
+    private_key: Ed25519PrivateKey,
+) -> VerifiedBundle:
+    """Write and sign a delta that turns ``base`` into ``content``."""
+    meta.check()
+    _check_vectors(content, meta)
+    bm = base.manifest
+    if meta.version <= bm.version:
+        raise WatchlistError(f"version {meta.version} must be above the base's {bm.version}")
+    if meta.list_id != bm.list_id:
+        raise WatchlistError(f"list id {meta.list_id!r} differs from the base's {bm.list_id!r}")
+    if (meta.model, meta.dim, meta.dtype) != (bm.model, bm.dim, bm.dtype):
+        raise WatchlistError("a delta must keep the base's embedding model and index dtype")
+    removes, adds = diff(base_content, content)
+    work = _workdir(out)
+    try:
+        files = _write_part(work, DELTA_INDEX, DELTA_ENTRIES, adds, meta.params())
+        info = DeltaInfo(
+            base_version=bm.version,
+            base_manifest_sha256=base.manifest_sha256,
+            remove_entries=tuple(removes),
+            add_entries=len(adds.entries),
+            add_templates=adds.template_count,
+        )
+        signer = keyring.key_id(private_key.public_key())
+        manifest = _manifest(meta, content, next_entry_id, files, signer, "delta", info)
+        return _finish(out, work, manifest, private_key)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _check_vectors(content: ListContent, meta: ListMeta) -> None:
+    v = content.vectors
+    if v.dtype != numpy_dtype(meta.dtype) or v.ndim != 2 or v.shape[1] != meta.dim:
+        raise WatchlistError(
+            f"templates are {v.dtype} {v.shape}, the list stores {meta.dtype} x {meta.dim}"
+        )
+
+
+# --- assembling a list from enrollment results (the hub) ------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryFields:
+    """Per-entry fields from the entries CSV; ``expires`` is a canonical UTC time string."""
+
+    reason: str | None = None
+    legal_basis: str | None = None
+    case_ref: str | None = None
+    expires: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class TemplateSpec:
+    """One accepted photo. ``vector`` None means: reuse the base list's template of ``photo``."""
+
+    photo: str
+    quality: float
+    vector: StoredArray | None
+
+
+@dataclass(frozen=True)
+class EntrySpec:
+    label: str
+    fields: EntryFields
+    templates: tuple[TemplateSpec, ...]
+
+
+def assemble(
+    specs: Sequence[EntrySpec],
+    dtype: Dtype,
+    dim: int,
+    now: datetime,
+    base: ListContent | None = None,
+    base_next_entry_id: int = 0,
+) -> tuple[ListContent, int]:
+    """Turn enrolled people into a list, keeping the base's entry ids, dates and templates.
+
+    A person already on the base list keeps its id and ``added`` date; a photo the base already
+    holds keeps its stored template, so an unchanged person is unchanged in a delta. New people
+    get new ids, in label order. Returns the list and the next free entry id.
+    """
+    base_by_label = base.by_label() if base is not None else {}
+    next_id = base_next_entry_id
+    entries: list[Entry] = []
+    keys: list[int] = []
+    rows: list[StoredArray] = []
+    empty: StoredArray = np.zeros((0, dim), dtype=numpy_dtype(dtype))
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise WatchlistError("two entries share one label")
+    for spec in sorted(specs, key=lambda s: s.label):
+        if not spec.templates:
+            raise WatchlistError(f"entry {spec.label!r} has no template")
+        if len(spec.templates) > MAX_TEMPLATES_PER_ENTRY:
+            raise WatchlistError(
+                f"entry {spec.label!r} has {len(spec.templates)} photos; at most "
+                f"{MAX_TEMPLATES_PER_ENTRY}"
+            )
+        old = base_by_label.get(spec.label)
+        reusable: dict[str, tuple[StoredArray, float]] = {}
+        if old is not None and base is not None:
+            entry_id, added = old.id, old.added
+            for t, vec in zip(old.templates, base.vectors_of(old), strict=True):
+                reusable[t.photo] = (vec, t.quality)
+        else:
+            entry_id, added = next_id, format_time(now)
+            next_id += 1
+        templates = []
+        for number, spec_t in enumerate(spec.templates):
+            if spec_t.photo in reusable:
+                vec, quality = reusable[spec_t.photo]
+            elif spec_t.vector is not None:
+                vec, quality = spec_t.vector, round(float(spec_t.quality), 4)
+            else:
+                raise WatchlistError(f"entry {spec.label!r}: no template for photo {spec_t.photo}")
+            if vec.dtype != numpy_dtype(dtype) or vec.shape != (dim,):
+                raise WatchlistError(f"entry {spec.label!r}: template is {vec.dtype} {vec.shape}")
+            key = make_key(entry_id, number)
+            templates.append(Template(key, spec_t.photo, quality))
+            keys.append(key)
+            rows.append(vec)
+        entries.append(
+            Entry(
+                id=entry_id,
+                label=spec.label,
+                added=added,
+                templates=tuple(templates),
+                expires=spec.fields.expires,
+                reason=spec.fields.reason,
+                legal_basis=spec.fields.legal_basis,
+                case_ref=spec.fields.case_ref,
+            )
+        )
+    vectors: StoredArray = np.stack(rows) if rows else empty
+    content = ListContent.create(entries, np.asarray(keys, dtype=np.uint64), vectors)
+    return content, next_id

@@ -1,0 +1,609 @@
+"""``edge keys generate``, ``edge watchlist build|verify|show|install|status``, ``edge identify``.
+
+Every failure is an :class:`EdgeError` with a one-line message (``edge: error: ...``, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from edge.config import Config
+from edge.errors import EdgeError, EnrollmentError, WatchlistError
+from edge.watchlist import keys as keyring
+from edge.watchlist.bundle import (
+    DELTA_ENTRIES,
+    DELTA_INDEX,
+    ListContent,
+    ListMeta,
+    Manifest,
+    ModelPin,
+    VerifiedBundle,
+    assemble,
+    load_full,
+    load_templates,
+    parse_entries,
+    read_bundle,
+    read_unverified,
+    write_delta,
+    write_full,
+)
+from edge.watchlist.policy import (
+    Calibration,
+    ThresholdPolicy,
+    calibration_for,
+    parse_time,
+    predicted_fpir,
+    utc_now,
+)
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+
+def _config(args: argparse.Namespace) -> Config:
+    from edge.recognition_cli import config_from_args
+
+    return config_from_args(args)
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    from edge.recognition_cli import add_config_arguments
+
+    add_config_arguments(parser)
+
+
+def device_model_pin(config: Config) -> ModelPin:
+    """The embedding model this device runs (loads, and so integrity-checks, the models)."""
+    from edge.pipeline.analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer.from_config(config)
+    return ModelPin(analyzer.model_name, analyzer.model_sha256)
+
+
+def calibration_of(manifest: Manifest) -> Calibration | None:
+    """The shipped calibration for the list's model, when its policy needs one."""
+    if manifest.policy.mode != "fpir":
+        return None
+    return calibration_for(manifest.model.name, manifest.model.sha256)
+
+
+def _public_key(args: argparse.Namespace, config: Config | None) -> Any:
+    path: Path | None = getattr(args, "pubkey", None)
+    if path is None and config is not None:
+        path = config.watchlist.public_key
+    if path is None:
+        raise WatchlistError(
+            "no trusted public key: pass --pubkey or set watchlist.public_key in the config"
+        )
+    return keyring.load_public_key(path)
+
+
+def _state_root(args: argparse.Namespace, config: Config) -> Path:
+    from edge.alerts.config import resolve_state_dir
+
+    return resolve_state_dir(config.state_dir, args.state_dir) / config.watchlist.subdir
+
+
+def _audit(args: argparse.Namespace, config: Config) -> Any:
+    from edge.alerts.config import resolve_state_dir
+    from edge.audit import AuditLog
+
+    path = config.audit.path or resolve_state_dir(config.state_dir, args.state_dir) / "audit.jsonl"
+    return AuditLog(path, fsync=config.audit.fsync)
+
+
+def _store(args: argparse.Namespace, config: Config, audit: Any = None) -> Any:
+    from edge.watchlist.install import WatchlistStore
+
+    wl = config.watchlist
+    return WatchlistStore(
+        _state_root(args, config),
+        _public_key(args, config),
+        device_model_pin(config),
+        clock_skew_s=wl.clock_skew_s,
+        keep_releases=wl.keep_releases,
+        audit=audit,
+    )
+
+
+def _progress(items: Iterable[Any], desc: str) -> Iterable[Any]:
+    if not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    wrapped: Iterable[Any] = tqdm(items, desc=desc, unit="photo", leave=False)
+    return wrapped
+
+
+def _threshold_text(manifest: Manifest) -> str:
+    policy = manifest.policy
+    if policy.mode == "fixed":
+        return f"fixed threshold {policy.threshold:.4f}"
+    try:
+        cal = calibration_of(manifest)
+    except EdgeError as exc:
+        return f"target FPIR {policy.target_fpir} (threshold unknown here: {exc})"
+    threshold = policy.resolve(cal, manifest.template_count)
+    return (
+        f"target FPIR {policy.target_fpir} at {manifest.template_count} templates -> "
+        f"threshold {threshold:.4f}"
+    )
+
+
+def _manifest_lines(m: Manifest) -> list[str]:
+    lines = [
+        f"list {m.list_id} version {m.version} ({m.kind} bundle)",
+        f"  created {m.created}; valid from {m.valid_from} until {m.valid_until}",
+        f"  entries {m.entry_count}, templates {m.template_count}",
+        f"  embedding model {m.model.name} sha256 {m.model.sha256[:16]}..., dim {m.dim}",
+        f"  index cos/{m.dtype}, connectivity {m.connectivity}, expansion_add {m.expansion_add}",
+        f"  matching: {_threshold_text(m)}",
+        f"  signed by key {m.signing_key_id}",
+    ]
+    if m.delta is not None:
+        lines.append(
+            f"  delta against version {m.delta.base_version}: removes "
+            f"{len(m.delta.remove_entries)} entries, adds {m.delta.add_entries} "
+            f"({m.delta.add_templates} templates)"
+        )
+    return lines
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    private_path, public_path = keyring.generate_keypair(args.out)
+    key = keyring.load_public_key(public_path)
+    print(f"private key {private_path} (mode 0600: keep it on the hub only)")
+    print(f"public key  {public_path} (install on devices; key id {keyring.key_id(key)})")
+    return 0
+
+
+# --- build --------------------------------------------------------------------------------------
+
+
+def _default_list_id(photos: Path) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", photos.resolve().name).strip("-.")
+    return (name or "watchlist")[:64]
+
+
+def _version_stamp() -> int:
+    return int(utc_now().strftime("%Y%m%d%H%M%S"))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from edge.pipeline.analyzer import FaceAnalyzer
+    from edge.pipeline.embed import EMBEDDING_DIM
+    from edge.watchlist.enroll import enroll, read_entries_csv, scan_photos
+
+    config = _config(args)
+    wl = config.watchlist
+    now = utc_now()
+    private_key = keyring.load_private_key(args.key)
+    public_key = private_key.public_key()
+    people = scan_photos(args.photos)
+    fields = read_entries_csv(args.entries, people) if args.entries else {}
+    if args.full_out is not None and args.base is None:
+        raise WatchlistError("--full-out goes with --base (the full bundle matching a delta)")
+
+    base: VerifiedBundle | None = None
+    base_content: ListContent | None = None
+    if args.base is not None:
+        base = read_bundle(args.base, public_key)
+        _, base_content = load_full(base)
+    bm = base.manifest if base is not None else None
+
+    analyzer = FaceAnalyzer.from_config(config)
+    pin = ModelPin(analyzer.model_name, analyzer.model_sha256)
+    if bm is not None and bm.model != pin:
+        raise WatchlistError(
+            f"base list was made with model {bm.model.name} {bm.model.sha256[:12]}..., this "
+            f"build runs {pin.name} {pin.sha256[:12]}...: build a new full list instead"
+        )
+    dtype = args.dtype or (bm.dtype if bm is not None else wl.index_dtype)
+    if bm is not None and dtype != bm.dtype:
+        raise WatchlistError(f"a delta keeps the base's index dtype ({bm.dtype})")
+
+    known: dict[str, frozenset[str]] = {}
+    if base_content is not None:
+        known = {e.label: frozenset(t.photo for t in e.templates) for e in base_content.entries}
+    specs, report = enroll(
+        people, analyzer, dtype, fields, known, lambda it: _progress(it, "enrolling")
+    )
+    live = []
+    for spec in specs:
+        if spec.fields.expires is not None and parse_time(spec.fields.expires) <= now:
+            report.dropped[spec.label] = f"expired at {spec.fields.expires}"
+        else:
+            live.append(spec)
+    if not live:
+        _print_report(report, args)
+        raise EnrollmentError(f"no usable photo of any current entry in {args.photos}")
+
+    list_id = args.list_id or (bm.list_id if bm is not None else _default_list_id(args.photos))
+    if bm is not None and list_id != bm.list_id:
+        raise WatchlistError(f"--list-id {list_id!r} differs from the base's {bm.list_id!r}")
+    version = args.version or max(_version_stamp(), bm.version + 1 if bm is not None else 1)
+    if args.threshold is not None:
+        policy = ThresholdPolicy.fixed(args.threshold)
+    elif args.target_fpir is not None:
+        policy = ThresholdPolicy.fpir(args.target_fpir)
+    elif bm is not None:
+        policy = bm.policy
+    else:
+        policy = ThresholdPolicy.fpir(wl.target_fpir)
+    valid_from = parse_time(args.valid_from, "--valid-from") if args.valid_from else now
+    valid_until = (
+        parse_time(args.expires, "--expires")
+        if args.expires
+        else valid_from + timedelta(days=wl.default_validity_days)
+    )
+    meta = ListMeta(
+        list_id=list_id,
+        version=version,
+        created=now,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        model=pin,
+        dim=EMBEDDING_DIM,
+        dtype=dtype,
+        policy=policy,
+        connectivity=bm.connectivity if bm is not None else wl.connectivity,
+        expansion_add=bm.expansion_add if bm is not None else wl.expansion_add,
+    )
+    meta.check()
+    content, next_id = assemble(
+        live,
+        dtype,
+        meta.dim,
+        now,
+        base=base_content,
+        base_next_entry_id=bm.next_entry_id if bm is not None else 0,
+    )
+    if base is not None and base_content is not None:
+        written = write_delta(args.out, base, base_content, content, meta, next_id, private_key)
+        if args.full_out is not None:
+            write_full(args.full_out, content, meta, next_id, private_key)
+    else:
+        written = write_full(args.out, content, meta, next_id, private_key)
+    _print_report(report, args)
+    if not args.json:
+        for line in _manifest_lines(written.manifest):
+            print(line)
+        print(f"written to {args.out}" + (f" and {args.full_out}" if args.full_out else ""))
+    else:
+        print(
+            json.dumps(
+                {"manifest": written.manifest.to_json(), "report": report.to_json()},
+                sort_keys=True,
+            )
+        )
+    return 0
+
+
+def _print_report(report: Any, args: argparse.Namespace) -> None:
+    if args.report is not None:
+        try:
+            args.report.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
+        except OSError as exc:
+            raise WatchlistError(f"cannot write report {args.report}: {exc.strerror}") from exc
+    if args.json:
+        return
+    print(
+        f"photos: {len(report.photos)}, accepted {report.accepted}, rejected {len(report.rejected)}"
+    )
+    for photo in report.rejected:
+        print(f"  rejected {photo.path}: {photo.reason}")
+    for label, why in sorted(report.dropped.items()):
+        print(f"  left off the list: {label}: {why}")
+
+
+# --- verify / show ------------------------------------------------------------------------------
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    bundle = read_bundle(args.bundle, keyring.load_public_key(args.pubkey))
+    m = bundle.manifest
+    if m.kind == "full":
+        load_full(bundle)
+        what = "signature, file hashes and contents OK"
+    else:
+        added = parse_entries((args.bundle / DELTA_ENTRIES).read_bytes(), DELTA_ENTRIES)
+        load_templates(args.bundle / DELTA_INDEX, added, m.index_params())
+        what = (
+            "signature, file hashes and delta files OK (the result is checked against the base "
+            "on install)"
+        )
+    if args.json:
+        print(json.dumps({"ok": True, "manifest": m.to_json()}, sort_keys=True))
+    else:
+        print(f"{args.bundle}: {what}")
+        for line in _manifest_lines(m):
+            print(line)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    m = read_unverified(args.bundle)
+    entries: list[dict[str, Any]] = []
+    if args.entries:
+        name = "entries.json" if m.kind == "full" else DELTA_ENTRIES
+        try:
+            raw = (args.bundle / name).read_bytes()
+        except OSError as exc:
+            raise WatchlistError(f"cannot read {args.bundle / name}: {exc.strerror}") from exc
+        entries = [e.to_json() for e in parse_entries(raw, name)]
+    if args.json:
+        out: dict[str, Any] = {"verified": False, "manifest": m.to_json()}
+        if args.entries:
+            out["entries"] = entries
+        print(json.dumps(out, sort_keys=True))
+        return 0
+    print("(not verified: use `edge watchlist verify` to check the signature)")
+    for line in _manifest_lines(m):
+        print(line)
+    for e in entries:
+        extra = "".join(
+            f", {k} {e[k]}" for k in ("expires", "reason", "legal_basis", "case_ref") if k in e
+        )
+        print(f"  [{e['id']}] {e['label']}: {len(e['templates'])} templates{extra}")
+    return 0
+
+
+# --- install / status ---------------------------------------------------------------------------
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    config = _config(args)
+    audit = _audit(args, config)
+    try:
+        store = _store(args, config, audit)
+        result = store.install(args.bundle, replace_list=args.replace_list)
+    finally:
+        audit.close()
+    previous = (
+        f" (was version {result.previous_version})" if result.previous_version is not None else ""
+    )
+    print(
+        f"installed {result.list_id} version {result.version} from a {result.kind} bundle"
+        f"{previous}: {result.entries} entries, {result.templates} templates"
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _config(args)
+    store = _store(args, config)
+    wl = config.watchlist
+    watchlist = store.load(
+        calibration_of,
+        top_k=wl.top_k,
+        expansion_search=wl.expansion_search,
+        exact_search_max=wl.exact_search_max,
+    )
+    if watchlist is None:
+        if args.json:
+            print(json.dumps({"installed": False}))
+        else:
+            print(f"no watchlist installed in {store.root}")
+        return 0
+    m = watchlist.manifest
+    now = utc_now()
+    expired = sum(
+        1 for e in watchlist.entries() if e.expires_at is not None and e.expires_at <= now
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "installed": True,
+                    "state": watchlist.active_state(now),
+                    "threshold": watchlist.threshold,
+                    "expired_entries": expired,
+                    "manifest": m.to_json(),
+                },
+                sort_keys=True,
+            )
+        )
+        return 0
+    print(f"{store.root}: {watchlist.active_state(now)}, verified")
+    for line in _manifest_lines(m):
+        print(line)
+    if expired:
+        print(f"  {expired} entries have expired and are not matched")
+    return 0
+
+
+# --- identify -----------------------------------------------------------------------------------
+
+
+def _watchlist_from_bundle(args: argparse.Namespace, config: Config) -> Any:
+    from edge.watchlist.matcher import Watchlist
+
+    wl = config.watchlist
+    bundle = read_bundle(args.watchlist, _public_key(args, config))
+    m = bundle.manifest
+    if m.kind != "full":
+        raise WatchlistError(f"{args.watchlist} is a delta: identify needs a full bundle")
+    pin = device_model_pin(config)
+    if m.model != pin:
+        raise WatchlistError(
+            f"{args.watchlist} was made with model {m.model.name} {m.model.sha256[:12]}..., "
+            f"this device runs {pin.name} {pin.sha256[:12]}..."
+        )
+    index, content = load_full(bundle, wl.expansion_search)
+    return Watchlist.from_content(
+        m,
+        bundle.manifest_sha256,
+        content,
+        index,
+        calibration_of(m),
+        top_k=args.top_k or wl.top_k,
+        exact_search_max=wl.exact_search_max,
+        clock_skew_s=wl.clock_skew_s,
+    )
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from edge.pipeline.analyzer import FaceAnalyzer
+    from edge.pipeline.capture import read_image
+
+    config = _config(args)
+    wl = config.watchlist
+    if args.watchlist is not None:
+        watchlist = _watchlist_from_bundle(args, config)
+    else:
+        watchlist = _store(args, config).load(
+            calibration_of,
+            top_k=args.top_k or wl.top_k,
+            expansion_search=wl.expansion_search,
+            exact_search_max=wl.exact_search_max,
+        )
+        if watchlist is None:
+            raise WatchlistError("no watchlist installed: pass --watchlist BUNDLE")
+    watchlist.require_active()
+    image = read_image(args.image)
+    faces = FaceAnalyzer.from_config(config).analyze(image)
+    records = []
+    for face in faces:
+        record: dict[str, Any] = {
+            "box": [round(float(v), 1) for v in face.box],
+            "score": round(face.score, 4),
+            "quality": round(face.quality, 4),
+        }
+        if face.embedding is None:
+            record.update(decision="low quality", match=None, candidates=[])
+        else:
+            result = watchlist.identify(face.embedding)
+            record.update(
+                decision="match" if result.match is not None else "no match",
+                match=result.match.to_json() if result.match is not None else None,
+                candidates=[c.to_json() for c in result.candidates],
+            )
+        records.append(record)
+    m = watchlist.manifest
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "image": str(args.image),
+                    "watchlist": {"list_id": m.list_id, "version": m.version},
+                    "threshold": round(watchlist.threshold, 4),
+                    "faces": records,
+                },
+                sort_keys=True,
+            )
+        )
+        return 0
+    fpir = ""
+    if m.policy.mode == "fpir":
+        cal = calibration_of(m)
+        if cal is not None:
+            fpir = (
+                f", predicted FPIR {predicted_fpir(cal, watchlist.threshold, m.template_count):.2g}"
+            )
+    print(
+        f"{args.image}: {len(records)} face(s); watchlist {m.list_id} v{m.version}, "
+        f"{len(watchlist)} entries, threshold {watchlist.threshold:.4f}{fpir}"
+    )
+    for n, r in enumerate(records, 1):
+        head = f"  face {n} box {r['box']} quality {r['quality']:.2f}: {r['decision'].upper()}"
+        if r["match"] is not None:
+            head += f" {r['match']['label']} ({r['match']['score']:.4f})"
+        print(head)
+        if r["candidates"]:
+            print(
+                "    candidates: "
+                + ", ".join(f"{c['label']} {c['score']:.4f}" for c in r["candidates"])
+            )
+    return 0
+
+
+# --- registration -------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = subparsers.add_parser("keys", help="signing keys for watchlist bundles")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", required=True)
+    gen = keys_sub.add_parser("generate", help="make an Ed25519 key pair for the hub")
+    gen.add_argument("--out", type=Path, required=True, help="folder for the two PEM files")
+    gen.set_defaults(handler=cmd_keys_generate)
+
+    wl = subparsers.add_parser("watchlist", help="build, check and install watchlist bundles")
+    sub = wl.add_subparsers(dest="watchlist_command", metavar="SUBCOMMAND", required=True)
+
+    build = sub.add_parser(
+        "build",
+        help="enroll a photo folder into a signed bundle (or a delta with --base)",
+        description="DIR holds one folder per person (the folder name is the label).",
+    )
+    build.add_argument("--photos", type=Path, required=True, metavar="DIR")
+    build.add_argument("--key", type=Path, required=True, help="the hub's private key (PEM)")
+    build.add_argument("--out", type=Path, required=True, help="bundle folder to create")
+    build.add_argument("--list-id", help="list id (default: the base's, else DIR's name)")
+    build.add_argument("--expires", metavar="DATE", help="list valid until (ISO 8601, UTC)")
+    build.add_argument("--valid-from", metavar="DATE", help="list valid from (default: now)")
+    build.add_argument("--entries", type=Path, metavar="CSV", help="per-entry fields")
+    build.add_argument("--base", type=Path, help="full bundle to make a delta against")
+    build.add_argument(
+        "--full-out", type=Path, help="with --base: also write the equivalent full bundle here"
+    )
+    build.add_argument("--version", type=int, help="list version (default: UTC YYYYMMDDhhmmss)")
+    build.add_argument("--dtype", choices=["i8", "f16"], help="template storage type")
+    policy = build.add_mutually_exclusive_group()
+    policy.add_argument("--target-fpir", type=float, help="derive the threshold from this FPIR")
+    policy.add_argument("--threshold", type=float, help="fixed cosine threshold (override)")
+    build.add_argument("--report", type=Path, help="write the per-photo report (JSON) here")
+    build.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _add_config(build)
+    build.set_defaults(handler=cmd_build)
+
+    verify = sub.add_parser("verify", help="check a bundle's signature, hashes and contents")
+    verify.add_argument("bundle", type=Path)
+    verify.add_argument("--pubkey", type=Path, required=True, help="trusted public key (PEM)")
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(handler=cmd_verify)
+
+    show = sub.add_parser("show", help="print a bundle's manifest (not verified)")
+    show.add_argument("bundle", type=Path)
+    show.add_argument("--entries", action="store_true", help="list the entries too")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_show)
+
+    install = sub.add_parser("install", help="verify a bundle and make it this device's list")
+    install.add_argument("bundle", type=Path)
+    install.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
+    install.add_argument("--state-dir", type=Path, help="state directory (default from config)")
+    install.add_argument(
+        "--replace-list", action="store_true", help="allow a bundle with another list id"
+    )
+    _add_config(install)
+    install.set_defaults(handler=cmd_install)
+
+    status = sub.add_parser("status", help="the installed list, verified")
+    status.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
+    status.add_argument("--state-dir", type=Path, help="state directory (default from config)")
+    status.add_argument("--json", action="store_true")
+    _add_config(status)
+    status.set_defaults(handler=cmd_status)
+
+    identify = subparsers.add_parser("identify", help="match the faces in a photo to a watchlist")
+    identify.add_argument("image", type=Path)
+    identify.add_argument(
+        "--watchlist", type=Path, metavar="BUNDLE", help="full bundle (default: the installed list)"
+    )
+    identify.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
+    identify.add_argument("--state-dir", type=Path, help="state directory (default from config)")
+    identify.add_argument(
+        "--top-k", type=int, help="candidates per face (default: watchlist.top_k)"
+    )
+    identify.add_argument("--json", action="store_true")
+    _add_config(identify)
+    identify.set_defaults(handler=cmd_identify)

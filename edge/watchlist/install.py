@@ -1,0 +1,411 @@
+"""The device's installed watchlist: verification, atomic swap, no rollback.
+
+Layout of the state directory (``<state_dir>/watchlist`` by default)::
+
+    current -> releases/<list_id>-v<version>      symlink to the active release
+    releases/<list_id>-v<version>/                manifest.json, manifest.sig, index.usearch,
+                                                  entries.json (a delta is stored applied)
+    highwater.json                                the highest version installed, per list id
+    .lock                                         serialises installers
+
+An install checks, in order: files present, signature (trusted key), manifest, every file's
+sha256, the embedding-model pin, the validity window, the list id, the version (strictly above
+the installed one and above the high-water mark), for a delta its base (exactly the installed
+manifest), and the list contents against the signed digests. The new release is written to a
+staging folder, fsync'd, loaded back as the runtime would load it, renamed into ``releases/``
+and only then made active by replacing the ``current`` symlink (``rename`` is atomic). Any
+failure before that last step leaves the active list exactly as it was and names the check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from edge.errors import BundleError, WatchlistError
+from edge.watchlist import keys as keyring
+from edge.watchlist.bundle import (
+    ENTRIES,
+    INDEX,
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    SIGNATURE,
+    ListContent,
+    Manifest,
+    ModelPin,
+    VerifiedBundle,
+    apply_delta,
+    check_content,
+    check_files,
+    fsync_path,
+    load_full,
+    load_templates,
+    parse_entries,
+    parse_manifest,
+    read_bundle,
+    sha256_bytes,
+)
+from edge.watchlist.index import TemplateIndex
+from edge.watchlist.matcher import Watchlist
+from edge.watchlist.policy import Calibration, format_time, is_expired, utc_now
+
+log = logging.getLogger(__name__)
+
+CURRENT = "current"
+RELEASES = "releases"
+HIGHWATER = "highwater.json"
+LOCK = ".lock"
+STAGING_PREFIX = ".staging-"
+WATCHLIST_CHANGE = "watchlist_change"
+
+
+class AuditSink(Protocol):
+    """What install needs of the audit log (:class:`edge.audit.AuditLog` fits)."""
+
+    def append(self, kind: str, data: Mapping[str, Any]) -> object: ...
+
+
+@dataclass(frozen=True)
+class Release:
+    """A verified, loaded release from the state directory."""
+
+    path: Path
+    manifest: Manifest
+    manifest_sha256: str
+    index: TemplateIndex
+    content: ListContent
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    list_id: str
+    version: int
+    kind: str
+    previous_version: int | None
+    entries: int
+    templates: int
+    release: Path
+
+
+def _copy_synced(src: Path, dst: Path) -> None:
+    try:
+        with src.open("rb") as fin, dst.open("wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+    except FileNotFoundError as exc:
+        raise BundleError("files", f"{src.name} is missing from {src.parent}") from exc
+    except OSError as exc:
+        raise WatchlistError(f"cannot copy {src} to {dst}: {exc.strerror or exc}") from exc
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class WatchlistStore:
+    """The watchlist state directory of one device."""
+
+    def __init__(
+        self,
+        root: Path,
+        public_key: Ed25519PublicKey,
+        model: ModelPin,
+        *,
+        clock_skew_s: int = 300,
+        keep_releases: int = 2,
+        audit: AuditSink | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.root = root
+        self.public_key = public_key
+        self.model = model
+        self.clock_skew = timedelta(seconds=clock_skew_s)
+        self.keep_releases = max(1, keep_releases)
+        self.audit = audit
+        self.clock = clock
+
+    # --- reading the active release ---------------------------------------------------------
+
+    def current_path(self) -> Path | None:
+        link = self.root / CURRENT
+        if not link.is_symlink():
+            return None
+        return self.root / os.readlink(link)
+
+    def load_release(self, path: Path, expansion_search: int = 64) -> Release:
+        """Verify and load a release folder: signature, then contents against the digests."""
+        try:
+            raw = (path / MANIFEST).read_bytes()
+            if len(raw) > MAX_MANIFEST_BYTES:
+                raise BundleError("files", f"{MANIFEST} is too large")
+            signature = (path / SIGNATURE).read_bytes()
+        except FileNotFoundError as exc:
+            raise BundleError("files", f"{Path(exc.filename).name} is missing from {path}") from exc
+        except OSError as exc:
+            raise BundleError("files", f"cannot read {path}: {exc.strerror or exc}") from exc
+        keyring.verify_signature(self.public_key, raw, signature, None)
+        manifest = parse_manifest(raw)
+        if manifest.kind == "full":
+            check_files(path, manifest)
+            index, content = load_full(
+                VerifiedBundle(path, manifest, raw, signature), expansion_search
+            )
+        else:
+            # A delta is stored applied: the signed content digests vouch for the files.
+            try:
+                entries_raw = (path / ENTRIES).read_bytes()
+            except OSError as exc:
+                raise BundleError("files", f"cannot read {path / ENTRIES}: {exc}") from exc
+            if sha256_bytes(entries_raw) != manifest.entries_sha256:
+                raise BundleError("content", f"{ENTRIES} differs from the one the hub signed")
+            entries = parse_entries(entries_raw, ENTRIES)
+            index, content = load_templates(
+                path / INDEX, entries, manifest.index_params(expansion_search)
+            )
+            check_content(manifest, content)
+        return Release(path, manifest, sha256_bytes(raw), index, content)
+
+    def active(self, expansion_search: int = 64) -> Release | None:
+        path = self.current_path()
+        if path is None:
+            return None
+        return self.load_release(path, expansion_search)
+
+    def active_manifest(self) -> tuple[Manifest, str] | None:
+        """The active manifest (signature checked, contents not), or None."""
+        path = self.current_path()
+        if path is None:
+            return None
+        try:
+            raw = (path / MANIFEST).read_bytes()
+            signature = (path / SIGNATURE).read_bytes()
+        except OSError as exc:
+            raise BundleError("files", f"installed list unreadable: {exc}") from exc
+        keyring.verify_signature(self.public_key, raw, signature, None)
+        return parse_manifest(raw), sha256_bytes(raw)
+
+    def load(
+        self,
+        calibration_for: Callable[[Manifest], Calibration | None],
+        *,
+        top_k: int = 3,
+        expansion_search: int = 64,
+        exact_search_max: int = 10_000,
+    ) -> Watchlist | None:
+        """The active list as a :class:`Watchlist`, or None if none is installed."""
+        release = self.active(expansion_search)
+        if release is None:
+            return None
+        return Watchlist.from_content(
+            release.manifest,
+            release.manifest_sha256,
+            release.content,
+            release.index,
+            calibration_for(release.manifest),
+            top_k=top_k,
+            exact_search_max=exact_search_max,
+            clock_skew_s=int(self.clock_skew.total_seconds()),
+            clock=self.clock,
+        )
+
+    def _highwater(self) -> dict[str, int]:
+        try:
+            data = json.loads((self.root / HIGHWATER).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise WatchlistError(f"{self.root / HIGHWATER} is unreadable: {exc}") from exc
+        if not isinstance(data, dict):
+            raise WatchlistError(f"{self.root / HIGHWATER} is not a JSON object")
+        return {str(k): int(v) for k, v in data.items()}
+
+    # --- install ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            (self.root / RELEASES).mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise WatchlistError(
+                f"cannot use state directory {self.root}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def install(self, bundle: Path, *, replace_list: bool = False) -> InstallResult:
+        """Verify ``bundle`` and make it the active list; on any failure keep the old one."""
+        try:
+            with self._locked():
+                result = self._install(bundle, replace_list)
+        except BundleError as exc:
+            self._audit(
+                {
+                    "action": "refused",
+                    "bundle": str(bundle),
+                    "check": exc.check,
+                    "reason": exc.detail,
+                }
+            )
+            raise
+        except WatchlistError as exc:
+            self._audit({"action": "failed", "bundle": str(bundle), "reason": str(exc)})
+            raise
+        self._audit(
+            {
+                "action": "installed",
+                "bundle": str(bundle),
+                "list_id": result.list_id,
+                "version": result.version,
+                "kind": result.kind,
+                "previous_version": result.previous_version,
+                "entries": result.entries,
+                "templates": result.templates,
+            }
+        )
+        return result
+
+    def _audit(self, data: dict[str, Any]) -> None:
+        if self.audit is not None:
+            self.audit.append(WATCHLIST_CHANGE, data)
+
+    def _check_manifest(self, m: Manifest, current: Manifest | None, replace_list: bool) -> None:
+        now = self.clock()
+        if m.model != self.model:
+            raise BundleError(
+                "model",
+                f"list made with embedding model {m.model.name} sha256 {m.model.sha256[:12]}..., "
+                f"this device runs {self.model.name} sha256 {self.model.sha256[:12]}...",
+            )
+        if is_expired(m.valid_until_at, now):
+            raise BundleError(
+                "validity", f"list expired at {m.valid_until} (now {format_time(now)})"
+            )
+        if now + self.clock_skew < m.valid_from_at:
+            raise BundleError(
+                "validity", f"list is valid only from {m.valid_from} (now {format_time(now)})"
+            )
+        if current is not None and current.list_id != m.list_id and not replace_list:
+            raise BundleError(
+                "list",
+                f"installed list is {current.list_id!r}, bundle is {m.list_id!r} "
+                "(use --replace-list to switch lists)",
+            )
+        floor = self._highwater().get(m.list_id, 0)
+        if current is not None and current.list_id == m.list_id:
+            floor = max(floor, current.version)
+        if m.version <= floor:
+            raise BundleError(
+                "version",
+                f"bundle version {m.version} is not newer than installed version {floor} "
+                "(no rollback)",
+            )
+
+    def _install(self, bundle: Path, replace_list: bool) -> InstallResult:
+        vb = read_bundle(bundle, self.public_key)
+        m = vb.manifest
+        active = self.active_manifest()
+        current, current_sha = active if active is not None else (None, None)
+        self._check_manifest(m, current, replace_list)
+        self._sweep_staging()
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.root))
+        try:
+            if m.kind == "full":
+                for name in (MANIFEST, SIGNATURE, INDEX, ENTRIES):
+                    _copy_synced(bundle / name, staging / name)
+                # What was copied is what gets checked (and loaded), not the source folder.
+                staged = read_bundle(staging, self.public_key)
+                if staged.manifest_bytes != vb.manifest_bytes:
+                    raise BundleError("files", "the bundle changed while it was being installed")
+            else:
+                if current is None or current_sha is None:
+                    raise BundleError("base", "a delta needs an installed list to apply to")
+                if current.list_id != m.list_id:
+                    raise BundleError(
+                        "base", f"delta is for list {m.list_id!r}, installed is {current.list_id!r}"
+                    )
+                base = self.active()
+                assert base is not None
+                content = apply_delta(base.content, current_sha, vb)
+                index = content.build_index(m.index_params())
+                index.save(staging / INDEX)
+                with (staging / INDEX).open("rb") as fh:
+                    os.fsync(fh.fileno())
+                _write_synced(staging / ENTRIES, content.entries_bytes())
+                _write_synced(staging / MANIFEST, vb.manifest_bytes)
+                _write_synced(staging / SIGNATURE, vb.signature)
+            release = self.load_release(staging)  # exactly as the runtime will load it
+            fsync_path(staging)
+            final = self.root / RELEASES / f"{m.list_id}-v{m.version}"
+            if final.exists():  # left over from an earlier attempt, never the active one
+                shutil.rmtree(final)
+            os.rename(staging, final)
+            fsync_path(final.parent)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._activate(final)
+        self._record_highwater(m.list_id, m.version)
+        self._prune(final)
+        log.info(
+            "watchlist %s v%d installed (%s, %d entries, %d templates)",
+            m.list_id,
+            m.version,
+            m.kind,
+            m.entry_count,
+            m.template_count,
+        )
+        return InstallResult(
+            list_id=m.list_id,
+            version=m.version,
+            kind=m.kind,
+            previous_version=current.version if current is not None else None,
+            entries=len(release.content.entries),
+            templates=release.content.template_count,
+            release=final,
+        )
+
+    def _activate(self, release: Path) -> None:
+        tmp = self.root / f"{CURRENT}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(os.path.relpath(release, self.root), tmp)
+        os.replace(tmp, self.root / CURRENT)
+        fsync_path(self.root)
+
+    def _record_highwater(self, list_id: str, version: int) -> None:
+        marks = self._highwater()
+        marks[list_id] = max(version, marks.get(list_id, 0))
+        tmp = self.root / f"{HIGHWATER}.tmp"
+        _write_synced(tmp, json.dumps(marks, sort_keys=True).encode())
+        os.replace(tmp, self.root / HIGHWATER)
+        fsync_path(self.root)
+
+    def _sweep_staging(self) -> None:
+        for leftover in self.root.glob(f"{STAGING_PREFIX}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def _prune(self, active: Path) -> None:
+        releases = [p for p in (self.root / RELEASES).iterdir() if p.is_dir() and p != active]
+        releases.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in releases[self.keep_releases - 1 :]:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,122 @@
+"""Shared helpers for the alert tests: configs, sample alerts, a collecting subscriber."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from edge.alerts.schema import build_alert
+from edge.config import Config, config_from_dict
+
+
+def make_config(port: int, **sections: dict[str, Any]) -> Config:
+    """A config for tests: device 'cam-1', the given broker port, fast reconnects."""
+    data: dict[str, Any] = {
+        "device": {"id": "cam-1"},
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": port,
+            "reconnect_min_s": 0.05,
+            "reconnect_max_s": 0.3,
+            "connect_timeout_s": 3,
+        },
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return config_from_dict(data)
+
+
+def sample_alert(n: int = 0, **overrides: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "device_id": "cam-1",
+        "watchlist_id": "wl-main",
+        "watchlist_version": 7,
+        "entry_id": f"e{n}",
+        "entry_label": f"Person {n}",
+        "score": 0.71,
+        "threshold": 0.6,
+        "quality": 0.83,
+        "track_id": n,
+        "model_id": "mobilefacenet-fp32",
+    }
+    fields.update(overrides)
+    return build_alert(**fields)
+
+
+class Collector:
+    """A QoS 1 subscriber that records every payload; reconnects by itself (paho's thread).
+
+    ``persistent=True`` keeps its broker session (clean_session=False), so a broker with
+    persistence queues messages for it while it is reconnecting after a broker restart.
+    """
+
+    def __init__(
+        self, port: int, topic: str, *, persistent: bool = False, client_id: str = "test-collector"
+    ) -> None:
+        self.topic = topic
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.lock = threading.Lock()
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=not persistent,
+            protocol=MQTTProtocolVersion.MQTTv311,
+        )
+        self.client.reconnect_delay_set(0.02, 0.1)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *args: self.connected.clear()
+        self.client.on_subscribe = lambda *args: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect_async("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        assert self.subscribed.wait(10), "collector could not subscribe"
+
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if not reason.is_failure:
+            client.subscribe(self.topic, qos=1)
+            self.connected.set()
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+
+    def payloads(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(payload) for _, payload, _ in self.messages]
+
+    def alert_ids(self) -> set[str]:
+        return {p["alert_id"] for p in self.payloads() if "alert_id" in p}
+
+    def wait_for(self, predicate: Callable[[Collector], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate(self):
+                return True
+            time.sleep(0.02)
+        return predicate(self)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def audit_kinds_for(path: Path, alert_id: str) -> list[str]:
+    from edge.audit import read_records
+
+    kinds = []
+    for record in read_records(path):
+        data = record["data"]
+        if data.get("alert_id") == alert_id or data.get("alert", {}).get("alert_id") == alert_id:
+            kinds.append(record["kind"])
+    return kinds

@@ -1,0 +1,149 @@
+"""Shared helpers for the watchlist tests: keys, synthetic people and lists, a fake analyzer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.watchlist import keys as keyring
+from edge.watchlist.bundle import (
+    EntryFields,
+    EntrySpec,
+    ListContent,
+    ListMeta,
+    ModelPin,
+    TemplateSpec,
+    VerifiedBundle,
+    assemble,
+    load_full,
+    read_bundle,
+    write_delta,
+    write_full,
+)
+from edge.watchlist.index import Dtype, quantize
+from edge.watchlist.install import WatchlistStore
+from edge.watchlist.policy import ThresholdPolicy
+
+MODEL = ModelPin("mobilefacenet", "ab" * 32)
+OTHER_MODEL = ModelPin("arcface-r100", "cd" * 32)
+DIM = 192
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def noisy(rng: np.random.Generator, v: np.ndarray, cos: float) -> np.ndarray:
+    """Unit vectors at cosine ``cos`` to the rows of ``v`` (unit rows)."""
+    n = unit(rng, len(v), v.shape[1])
+    n = n - (n * v).sum(1, keepdims=True) * v
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    return (cos * v + np.sqrt(1 - cos**2) * n).astype(np.float32)
+
+
+@dataclass
+class Person:
+    label: str
+    vectors: np.ndarray  # (t, d) float32 unit
+    photos: list[str]
+    fields: EntryFields = field(default_factory=EntryFields)
+
+    def spec(self, dtype: Dtype = "i8") -> EntrySpec:
+        stored = quantize(self.vectors, dtype)
+        return EntrySpec(
+            self.label,
+            self.fields,
+            tuple(TemplateSpec(p, 0.9, stored[i]) for i, p in enumerate(self.photos)),
+        )
+
+
+def people(seed: int, n: int, templates: int = 2, prefix: str = "person") -> list[Person]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        centre = unit(rng, 1)
+        vectors = noisy(rng, np.repeat(centre, templates, axis=0), 0.8)
+        photos = [f"{seed:08x}{i:08x}{t:08x}{0:08x}" for t in range(templates)]
+        out.append(Person(f"{prefix}-{i:04d}", vectors, photos))
+    return out
+
+
+def make_keys(tmp: Path) -> tuple[Any, Any, Path, Path]:
+    priv_path, pub_path = keyring.generate_keypair(tmp / "keys")
+    return keyring.load_private_key(priv_path), keyring.load_public_key(pub_path), priv_path, pub_path
+
+
+def meta(
+    version: int,
+    *,
+    list_id: str = "test-list",
+    model: ModelPin = MODEL,
+    dtype: Dtype = "i8",
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    policy: ThresholdPolicy | None = None,
+) -> ListMeta:
+    return ListMeta(
+        list_id=list_id,
+        version=version,
+        created=NOW,
+        valid_from=valid_from or NOW - timedelta(days=1),
+        valid_until=valid_until or NOW + timedelta(days=30),
+        model=model,
+        dim=DIM,
+        dtype=dtype,
+        policy=policy or ThresholdPolicy.fixed(0.5),
+    )
+
+
+def build_full(
+    out: Path, persons: list[Person], private_key: Any, version: int = 1, **kw: Any
+) -> VerifiedBundle:
+    m = meta(version, **kw)
+    content, next_id = assemble([p.spec(m.dtype) for p in persons], m.dtype, DIM, NOW)
+    return write_full(out, content, m, next_id, private_key)
+
+
+def build_next(
+    base_path: Path,
+    persons: list[Person],
+    private_key: Any,
+    public_key: Any,
+    version: int,
+    delta_out: Path,
+    full_out: Path,
+    **kw: Any,
+) -> tuple[VerifiedBundle, VerifiedBundle, ListContent]:
+    """A delta and the equivalent full bundle for ``persons`` on top of ``base_path``."""
+    base = read_bundle(base_path, public_key)
+    _, base_content = load_full(base)
+    m = meta(version, **kw)
+    content, next_id = assemble(
+        [p.spec(m.dtype) for p in persons],
+        m.dtype,
+        DIM,
+        NOW,
+        base=base_content,
+        base_next_entry_id=base.manifest.next_entry_id,
+    )
+    delta = write_delta(delta_out, base, base_content, content, m, next_id, private_key)
+    full = write_full(full_out, content, m, next_id, private_key)
+    return delta, full, content
+
+
+class FixedClock:
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def store(root: Path, public_key: Any, clock: FixedClock | None = None, **kw: Any) -> WatchlistStore:
+    return WatchlistStore(root, public_key, MODEL, clock=clock or FixedClock(), **kw)
