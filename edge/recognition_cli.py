@@ -62,7 +62,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     image = read_image(args.image)
     faces = analyzer.analyze(image)
     if args.json:
-        print(json.dumps({"path": str(args.image), "faces": [face_record(f, False) for f in faces]}))
+        print(
+            json.dumps({"path": str(args.image), "faces": [face_record(f, False) for f in faces]})
+        )
         return 0
     print(f"{args.image}: {len(faces)} face(s)")
     for i, face in enumerate(faces):

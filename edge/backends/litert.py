@@ -45,14 +45,23 @@ class LiteRTSession:
         return int(shape[1]), int(shape[2])
 
     def run(self, batch: FloatArray) -> list[FloatArray]:
-        if batch.shape[0] != self._batch:
-            # LiteRT tensors have static shapes; reallocating is cheap next to a model run.
-            self._interpreter.resize_tensor_input(self._input["index"], list(batch.shape))
-            self._interpreter.allocate_tensors()
-            self._batch = batch.shape[0]
+        # LiteRT shapes are fixed at conversion and some graphs bake the batch into a Reshape
+        # (MobileFaceNet: 2), so run in chunks of the native batch, padding the last one.
+        chunks: list[list[FloatArray]] = []
+        for start in range(0, len(batch), self._batch):
+            chunk = batch[start : start + self._batch]
+            padding = self._batch - len(chunk)
+            if padding:
+                chunk = np.concatenate([chunk, np.zeros((padding, *chunk.shape[1:]), chunk.dtype)])
+            outputs = self._invoke(chunk)
+            chunks.append([out[: len(out) - padding] for out in outputs])
+        return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+
+    def _invoke(self, chunk: FloatArray) -> list[FloatArray]:
         try:
-            self._interpreter.set_tensor(self._input["index"], np.ascontiguousarray(batch))
+            self._interpreter.set_tensor(self._input["index"], np.ascontiguousarray(chunk))
             self._interpreter.invoke()
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"LiteRT inference failed: {exc}") from exc
+        # get_tensor copies; the interpreter reuses its buffers on the next invoke.
         return [self._interpreter.get_tensor(out["index"]) for out in self._outputs]

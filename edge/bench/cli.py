@@ -20,7 +20,8 @@ T = TypeVar("T")
 
 def progress_bar(items: Iterable[T], description: str) -> Iterable[T]:
     """A progress bar on stderr, so that --json output on stdout stays clean."""
-    return tqdm(list(items), desc=description, unit="img", file=sys.stderr, leave=False)
+    bar: Iterable[T] = tqdm(list(items), desc=description, unit="img", file=sys.stderr, leave=False)
+    return bar
 
 
 def cmd_lfw(args: argparse.Namespace) -> int:
@@ -48,16 +49,20 @@ def cmd_lfw(args: argparse.Namespace) -> int:
 
 
 def _print_speed_table(rows: list[dict[str, Any]]) -> None:
-    header = f"{'backend':8} {'prec':5} {'faces':>5} " + " ".join(
-        f"{stage + ' p50/p90':>18}" for stage in ("decode", "detect", "align", "embed")
-    ) + f" {'fps':>7}"
+    header = (
+        f"{'backend':8} {'prec':5} {'faces':>5} "
+        + " ".join(f"{stage + ' p50/p90':>18}" for stage in ("decode", "detect", "align", "embed"))
+        + f" {'fps':>7}"
+    )
     print(header)
     for row in rows:
         cells = " ".join(
             f"{row[f'{s}_ms_p50']:>8.2f}/{row[f'{s}_ms_p90']:<8.2f} ms"[:18].rjust(18)
             for s in ("decode", "detect", "align", "embed")
         )
-        print(f"{row['backend']:8} {row['precision']:5} {row['faces']:>5} {cells} {row['fps']:>7.1f}")
+        print(
+            f"{row['backend']:8} {row['precision']:5} {row['faces']:>5} {cells} {row['fps']:>7.1f}"
+        )
 
 
 def cmd_speed(args: argparse.Namespace) -> int:

@@ -59,7 +59,9 @@ def time_frames(analyzer: FaceAnalyzer, jpeg: bytes, repeats: int, warmup: int) 
         analyzer.embed(passing)
         t4 = time.perf_counter()
         if i >= warmup:
-            for stage, (start, end) in zip(STAGES, [(t0, t1), (t1, t2), (t2, t3), (t3, t4)]):
+            for stage, (start, end) in zip(
+                STAGES, [(t0, t1), (t1, t2), (t2, t3), (t3, t4)], strict=True
+            ):
                 per_stage[stage].append((end - start) * 1000)
             total.append((t4 - t0) * 1000)
     return Timings(per_stage, total)
@@ -80,8 +82,10 @@ def run(
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[dict[str, Any]]:
     rows = []
-    frames = {n: cv2.imencode(".jpg", sample_frame(n), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-              for n in (1, 3)}
+    frames = {
+        n: cv2.imencode(".jpg", sample_frame(n), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        for n in (1, 3)
+    }
     for backend, precision, config in variants(base):
         try:
             analyzer = FaceAnalyzer.from_config(config)

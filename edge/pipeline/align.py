@@ -96,15 +96,17 @@ MESH_NOSE_TIP, MESH_MOUTH_RIGHT, MESH_MOUTH_LEFT = 4, 61, 291
 
 
 def mesh_crop_transform(detection: Detection) -> FloatArray:
-    """Affine map from the frame to the face mesh's input: centred, rotated so the eyes are level."""
+    """Affine map from the frame to the face mesh input: centred, eyes level."""
     x1, y1, x2, y2 = detection.box
     centre_x, centre_y = (x1 + x2) / 2, (y1 + y2) / 2
     side = max(x2 - x1, y2 - y1) * MESH_CROP_SCALE
     delta = detection.keypoints[LEFT_EYE] - detection.keypoints[RIGHT_EYE]
     angle = float(np.degrees(np.arctan2(delta[1], delta[0])))
-    matrix = cv2.getRotationMatrix2D((centre_x, centre_y), angle, MESH_INPUT / side)
-    matrix[:, 2] += (MESH_INPUT / 2 - centre_x, MESH_INPUT / 2 - centre_y)
-    return np.asarray(matrix, dtype=np.float32)
+    matrix = np.asarray(
+        cv2.getRotationMatrix2D((centre_x, centre_y), angle, MESH_INPUT / side), dtype=np.float32
+    )
+    matrix[:, 2] += np.array([MESH_INPUT / 2 - centre_x, MESH_INPUT / 2 - centre_y], np.float32)
+    return matrix
 
 
 class MeshAligner:
@@ -118,9 +120,7 @@ class MeshAligner:
             return []
         transforms = [mesh_crop_transform(d) for d in detections]
         crops = [
-            cv2.warpAffine(
-                image_bgr, m, (MESH_INPUT, MESH_INPUT), borderMode=cv2.BORDER_REPLICATE
-            )
+            cv2.warpAffine(image_bgr, m, (MESH_INPUT, MESH_INPUT), borderMode=cv2.BORDER_REPLICATE)
             for m in transforms
         ]
         batch = np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2RGB) for c in crops])

@@ -14,10 +14,13 @@ from edge.types import Image
 # than a Raspberry Pi should spend on one frame, and no camera we target produces it.
 MAX_PIXELS = 36_000_000
 _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+# OpenCV prints its own decoder complaints to stderr; every failure here becomes one ImageError
+# line instead, so its logging is silenced where images enter.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def decode_image(data: bytes, name: str = "image") -> Image:
-    """Decode encoded image bytes to BGR uint8. 16-bit, grey, alpha and CMYK inputs are converted."""
+    """Decode image bytes to BGR uint8; 16-bit, grey, alpha and CMYK inputs are converted."""
     if not data:
         raise ImageError(f"{name}: empty file")
     if data.startswith(_JPEG_START) and _JPEG_END not in data[-4096:]:

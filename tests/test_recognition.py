@@ -1,0 +1,116 @@
+"""Detection, alignment, quality and embedding with the real models on real photos."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from recognition_helpers import analyzer
+
+from edge.backends import open_session
+from edge.config import DetectorConfig
+from edge.pipeline.capture import read_image
+from edge.pipeline.detect import FaceDetector
+from edge.pipeline.quality import assess
+from edge.samples import OTHER_PERSON, SAME_PERSON
+from edge.types import LEFT_EYE, MOUTH_CENTER, NOSE_TIP, RIGHT_EYE
+
+
+def test_one_face_with_plausible_keypoints() -> None:
+    image = read_image(SAME_PERSON[0])
+    (face,) = analyzer().detect(image)
+    x1, y1, x2, y2 = face.box
+    assert 50 < x2 - x1 < 200 and face.score > 0.7
+    kps = face.keypoints
+    assert kps[RIGHT_EYE][0] < kps[LEFT_EYE][0], "subject's right eye is on the image's left"
+    assert kps[RIGHT_EYE][1] < kps[NOSE_TIP][1] < kps[MOUTH_CENTER][1]
+    for x, y in kps[:4]:
+        assert x1 <= x <= x2 and y1 <= y <= y2
+
+
+@pytest.mark.parametrize("frame_hw", [(480, 640), (640, 360), (300, 300)])
+def test_boxes_come_back_in_frame_pixels_for_any_frame_shape(frame_hw: tuple[int, int]) -> None:
+    photo = read_image(SAME_PERSON[0])
+    (reference,) = analyzer().detect(photo)
+    frame = np.full((*frame_hw, 3), 40, dtype=np.uint8)
+    ox, oy = (frame_hw[1] - 250) // 2 + 3, (frame_hw[0] - 250) // 2 + 5
+    frame[oy : oy + 250, ox : ox + 250] = photo
+    (moved,) = analyzer().detect(frame)
+    shift = np.array(moved.box) - np.array(reference.box)
+    # Letterboxing changes the input scale, so allow a few pixels of jitter, not a distortion.
+    assert np.allclose(shift, [ox, oy, ox, oy], atol=6), shift
+
+
+def test_an_empty_frame_has_no_faces() -> None:
+    assert analyzer().analyze(np.zeros((480, 640, 3), dtype=np.uint8)) == []
+
+
+def test_min_face_size_drops_small_faces() -> None:
+    session = open_session("blazeface_full_range", "onnx", 1)
+    photo = read_image(SAME_PERSON[0])
+    assert FaceDetector(session, DetectorConfig(min_face_px=20)).detect(photo)
+    assert FaceDetector(session, DetectorConfig(min_face_px=200)).detect(photo) == []
+
+
+def test_short_range_model_finds_a_close_face() -> None:
+    session = open_session("blazeface_short_range", "onnx", 1)
+    detector = FaceDetector(session, DetectorConfig(model="short_range"))
+    (face,) = detector.detect(read_image(SAME_PERSON[0]))
+    assert face.score > 0.5
+
+
+def test_embeddings_separate_people() -> None:
+    faces = [analyzer().analyze(read_image(p))[0] for p in (*SAME_PERSON, OTHER_PERSON)]
+    a, b, other = (f.embedding for f in faces)
+    assert a is not None and b is not None and other is not None
+    assert np.isclose(np.linalg.norm(a), 1.0, atol=1e-5)
+    assert float(a @ b) > 0.6, "two photos of one person"
+    assert float(a @ other) < 0.35, "two different people"
+
+
+def test_batched_and_single_embeddings_agree() -> None:
+    image = read_image(SAME_PERSON[0])
+    core = analyzer()
+    aligned = core.align(image, core.detect(image)) * 5
+    batched = core.embed(aligned)
+    single = core.embed(aligned[:1])
+    assert batched.shape == (5, 192)
+    assert np.allclose(batched, single[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_backends_agree_on_the_embedding(precision: str) -> None:
+    image = read_image(SAME_PERSON[0])
+    onnx = analyzer("onnx", precision).analyze(image)[0].embedding
+    reference = analyzer("litert").analyze(image)[0].embedding
+    assert onnx is not None and reference is not None
+    similarity = float(onnx @ reference)
+    if precision == "fp32":
+        assert similarity >= 0.9999
+    else:
+        assert similarity >= 0.97, "int8 drifts from fp32, but not far"
+
+
+def test_quality_gate_scores_blur_and_tiny_faces_low() -> None:
+    core = analyzer()
+    image = read_image(SAME_PERSON[0])
+    (sharp,) = core.align(image, core.detect(image))
+    blurred_image = cv2.GaussianBlur(image, (0, 0), 4)
+    (blurred,) = core.align(blurred_image, core.detect(blurred_image))
+    assert assess(sharp).score > 0.5
+    assert assess(blurred).sharpness < assess(sharp).sharpness / 2
+
+    tiny = np.full((480, 640, 3), 90, dtype=np.uint8)
+    tiny[200:232, 300:332] = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA)
+    faces = core.analyze(tiny)
+    assert all(f.embedding is None for f in faces), "a 12-px face must not be embedded"
+
+
+def test_faces_below_the_floor_carry_no_embedding() -> None:
+    strict = analyzer().config.model_copy(
+        update={"quality": analyzer().config.quality.model_copy(update={"min_quality": 1.0})}
+    )
+    from edge.pipeline.analyzer import FaceAnalyzer
+
+    (face,) = FaceAnalyzer(strict).analyze(read_image(OTHER_PERSON))
+    assert face.quality < 1.0 and face.embedding is None
