@@ -19,7 +19,7 @@ EXIT_ERROR = 2
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    from edge import audit, recognition_cli
+    from edge import audit, config_cli, recognition_cli
     from edge.alerts import cli as alerts_cli
     from edge.bench import cli as bench_cli
     from edge.watchlist import cli as watchlist_cli
@@ -30,6 +30,7 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
         alerts_cli.register,
         audit.register,
         watchlist_cli.register,
+        config_cli.register,
     ]
 
 

@@ -69,7 +69,7 @@ class AlignConfig(Section):
     refiner: Literal["mesh", "none"] = Field(
         "mesh",
         description="Where the five alignment points come from. 'mesh' runs MediaPipe's face "
-        "mesh on each face (+~4 ms per face; LFW 0.9920); 'none' uses BlazeFace's own keypoints "
+        "mesh on each face (+~4 ms per face; LFW 0.9923); 'none' uses BlazeFace's own keypoints "
         "(LFW 0.9887). See edge/pipeline/align.py for the measurements.",
     )
 

@@ -14,6 +14,7 @@ from edge.config import Config, config_from_dict, load_config
 from edge.errors import EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import read_image
+from edge.progress import progress_bar
 from edge.types import Face
 
 # Cosine similarity at which two faces are called the same person: the threshold that maximised
@@ -111,7 +112,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     analyzer = FaceAnalyzer.from_config(config_from_args(args))
     status = 0
-    for path in args.images:
+    for path in progress_bar(args.images, "embed"):
         try:
             faces = analyzer.analyze(read_image(path))
             line: dict[str, Any] = {

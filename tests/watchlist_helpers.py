@@ -147,3 +147,55 @@ class FixedClock:
 
 def store(root: Path, public_key: Any, clock: FixedClock | None = None, **kw: Any) -> WatchlistStore:
     return WatchlistStore(root, public_key, MODEL, clock=clock or FixedClock(), **kw)
+
+
+# --- a fake analyzer for enrollment tests ---------------------------------------------------------
+# A test photo is a small PNG whose first pixel says what the fake "sees": blue = kind
+# (0 one good face, 1 no face, 2 two faces, 3 a face below the quality floor), green = person,
+# red = photo number. Embeddings are noisy copies of a per-person centre.
+
+GOOD, NO_FACE, TWO_FACES, LOW_QUALITY = 0, 1, 2, 3
+
+
+def write_photo(path: Path, kind: int, person: int, photo: int) -> Path:
+    import cv2
+
+    image = np.full((16, 16, 3), 128, dtype=np.uint8)
+    image[0, 0] = (kind, person, photo)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def person_centre(person: int) -> np.ndarray:
+    return unit(np.random.default_rng([77, person]), 1)[0]
+
+
+def person_probe(person: int, seed: int = 0, cos: float = 0.8) -> np.ndarray:
+    rng = np.random.default_rng([78, seed])
+    return noisy(rng, person_centre(person)[None, :], cos)[0]
+
+
+class FakeAnalyzer:
+    model_name = MODEL.name
+    model_sha256 = MODEL.sha256
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def analyze(self, image: np.ndarray) -> list[Any]:
+        from edge.types import Detection, Face
+
+        self.calls += 1
+        kind, person, photo = (int(x) for x in image[0, 0])
+        det = Detection((0.0, 0.0, 10.0, 10.0), 0.9, np.zeros((6, 2), dtype=np.float32))
+        if kind == NO_FACE:
+            return []
+        vec = noisy(
+            np.random.default_rng([79, person, photo]), person_centre(person)[None, :], 0.85
+        )[0]
+        if kind == TWO_FACES:
+            return [Face(det, 0.9, vec), Face(det, 0.8, vec)]
+        if kind == LOW_QUALITY:
+            return [Face(det, 0.1, None)]
+        return [Face(det, 0.9, vec)]

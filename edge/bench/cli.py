@@ -5,23 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
-
-from tqdm import tqdm
+from typing import Any
 
 from edge.errors import EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
+from edge.progress import progress_bar
 from edge.recognition_cli import add_config_arguments, config_from_args
-
-T = TypeVar("T")
-
-
-def progress_bar(items: Iterable[T], description: str) -> Iterable[T]:
-    """A progress bar on stderr, so that --json output on stdout stays clean."""
-    bar: Iterable[T] = tqdm(list(items), desc=description, unit="img", file=sys.stderr, leave=False)
-    return bar
 
 
 def cmd_lfw(args: argparse.Namespace) -> int:

@@ -301,8 +301,11 @@ class FileRef:
 
 @dataclass(frozen=True)
 class DeltaInfo:
+    """What a delta applies to (the base list's version and content digests) and changes."""
+
     base_version: int
-    base_manifest_sha256: str
+    base_entries_sha256: str
+    base_templates_sha256: str
     remove_entries: tuple[int, ...]
     add_entries: int
     add_templates: int
@@ -382,7 +385,8 @@ class Manifest:
         if self.delta is not None:
             out["delta"] = {
                 "base_version": self.delta.base_version,
-                "base_manifest_sha256": self.delta.base_manifest_sha256,
+                "base_entries_sha256": self.delta.base_entries_sha256,
+                "base_templates_sha256": self.delta.base_templates_sha256,
                 "remove_entries": list(self.delta.remove_entries),
                 "add_entries": self.delta.add_entries,
                 "add_templates": self.delta.add_templates,
@@ -454,7 +458,10 @@ def parse_manifest(raw: bytes) -> Manifest:
             _require(isinstance(removes, list), "delta.remove_entries must be a list")
             delta = DeltaInfo(
                 base_version=_int(d["base_version"], "delta.base_version", 1),
-                base_manifest_sha256=_sha(d["base_manifest_sha256"], "delta.base_manifest_sha256"),
+                base_entries_sha256=_sha(d["base_entries_sha256"], "delta.base_entries_sha256"),
+                base_templates_sha256=_sha(
+                    d["base_templates_sha256"], "delta.base_templates_sha256"
+                ),
                 remove_entries=tuple(_int(x, "delta.remove_entries[]") for x in removes),
                 add_entries=_int(d["add_entries"], "delta.add_entries"),
                 add_templates=_int(d["add_templates"], "delta.add_templates"),
@@ -638,16 +645,27 @@ def check_content(manifest: Manifest, content: ListContent) -> None:
         raise BundleError("content", "an entry id is not below next_entry_id")
 
 
-def apply_delta(base: ListContent, base_manifest_sha256: str, delta: VerifiedBundle) -> ListContent:
-    """base + delta -> the new list, checked against the delta's signed content digests."""
+def apply_delta(base: ListContent, base_manifest: Manifest, delta: VerifiedBundle) -> ListContent:
+    """base + delta -> the new list, checked against the delta's signed content digests.
+
+    A delta names its base by list id, version and content digests, so it applies to that list
+    however the device got it (a full bundle or an earlier delta).
+    """
     m = delta.manifest
     if m.kind != "delta" or m.delta is None:
         raise BundleError("kind", f"{delta.path} is a full bundle, not a delta")
-    if m.delta.base_manifest_sha256 != base_manifest_sha256:
+    d = m.delta
+    if (
+        base_manifest.list_id != m.list_id
+        or base_manifest.version != d.base_version
+        or base_manifest.entries_sha256 != d.base_entries_sha256
+        or base_manifest.templates_sha256 != d.base_templates_sha256
+    ):
         raise BundleError(
             "base",
-            f"delta applies to version {m.delta.base_version} with manifest sha256 "
-            f"{m.delta.base_manifest_sha256[:12]}..., not to the installed list",
+            f"delta applies to {m.list_id} version {d.base_version} (content "
+            f"{d.base_templates_sha256[:12]}...), installed is {base_manifest.list_id} version "
+            f"{base_manifest.version} (content {base_manifest.templates_sha256[:12]}...)",
         )
     present = {e.id for e in base.entries}
     missing = [i for i in m.delta.remove_entries if i not in present]
@@ -862,7 +880,8 @@ def write_delta(
         files = _write_part(work, DELTA_INDEX, DELTA_ENTRIES, adds, meta.params())
         info = DeltaInfo(
             base_version=bm.version,
-            base_manifest_sha256=base.manifest_sha256,
+            base_entries_sha256=bm.entries_sha256,
+            base_templates_sha256=bm.templates_sha256,
             remove_entries=tuple(removes),
             add_entries=len(adds.entries),
             add_templates=adds.template_count,

@@ -218,7 +218,7 @@ class TemplateIndex:
 
     def keys(self) -> KeyArray:
         """All keys, ascending."""
-        keys = np.array(self._index.keys, dtype=np.uint64)
+        keys = np.asarray(self._index.keys[:], dtype=np.uint64).copy()
         keys.sort()
         return keys
 

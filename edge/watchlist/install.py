@@ -324,7 +324,7 @@ class WatchlistStore:
         vb = read_bundle(bundle, self.public_key)
         m = vb.manifest
         active = self.active_manifest()
-        current, current_sha = active if active is not None else (None, None)
+        current = active[0] if active is not None else None
         self._check_manifest(m, current, replace_list)
         self._sweep_staging()
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.root))
@@ -337,7 +337,7 @@ class WatchlistStore:
                 if staged.manifest_bytes != vb.manifest_bytes:
                     raise BundleError("files", "the bundle changed while it was being installed")
             else:
-                if current is None or current_sha is None:
+                if current is None:
                     raise BundleError("base", "a delta needs an installed list to apply to")
                 if current.list_id != m.list_id:
                     raise BundleError(
@@ -345,7 +345,7 @@ class WatchlistStore:
                     )
                 base = self.active()
                 assert base is not None
-                content = apply_delta(base.content, current_sha, vb)
+                content = apply_delta(base.content, base.manifest, vb)
                 index = content.build_index(m.index_params())
                 index.save(staging / INDEX)
                 with (staging / INDEX).open("rb") as fh:
