@@ -12,19 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from edge.errors import ConfigError
-
-
-class Section(BaseModel):
-    """Base for every config section: unknown keys are rejected, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# Below Section, which these sections subclass.
-from edge.alerts.config import (  # noqa: E402
+from edge.alerts.config import (
     DEFAULT_STATE_DIR,
     AlertContentConfig,
     AuditConfig,
@@ -32,15 +22,18 @@ from edge.alerts.config import (  # noqa: E402
     MqttConfig,
     OutboxConfig,
 )
-from edge.watchlist.config import WatchlistConfig  # noqa: E402
+from edge.config_section import Section
+from edge.errors import ConfigError
+from edge.runtime_config import CaptureConfig, RunConfig, TrackerConfig
+from edge.watchlist.config import WatchlistConfig
 
 
 class RuntimeConfig(Section):
     backend: Literal["onnx", "litert"] = Field(
         "onnx",
-        description="Inference runtime. 'onnx' (ONNX Runtime) is the fastest measured on x86 and "
-        "ARM CPUs and the only one that runs the int8 embedder; 'litert' runs the original "
-        ".tflite files.",
+        description="Inference runtime: 'onnx' (ONNX Runtime; the faster one measured on this "
+        "project's x86 machine, and the only one that runs the int8 embedder) or 'litert' "
+        "(LiteRT, the original .tflite files; try it on ARM with `edge bench speed`).",
     )
     threads: int = Field(
         2, ge=1, le=64, description="Threads per model session (intra-op). Match the cores."
@@ -88,7 +81,8 @@ class EmbedderConfig(Section):
     precision: Literal["fp32", "int8"] = Field(
         "fp32",
         description="MobileFaceNet weights: 'fp32' (original) or 'int8' (QDQ, ONNX Runtime "
-        "only). The default is the one measured best on accuracy and speed: see README.",
+        "only). fp32 is the default: int8 embeds 1.5x faster but makes more errors "
+        "(edge/models/SOURCES.md).",
     )
     batch_size: int = Field(8, ge=1, le=64, description="Faces embedded per model call.")
 
@@ -110,6 +104,9 @@ class Config(Section):
     audit: AuditConfig = AuditConfig()
     alerts: AlertContentConfig = AlertContentConfig()
     watchlist: WatchlistConfig = WatchlistConfig()
+    capture: CaptureConfig = CaptureConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    run: RunConfig = RunConfig()
 
     @model_validator(mode="after")
     def _int8_needs_onnx(self) -> Config:

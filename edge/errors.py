@@ -55,3 +55,11 @@ class BundleError(WatchlistError):
 
 class EnrollmentError(WatchlistError):
     """Enrollment input (photo folder, entries CSV) is unusable as a whole."""
+
+
+class CaptureError(EdgeError):
+    """A video source cannot be opened or read, or was lost for good."""
+
+
+class SourceError(CaptureError):
+    """A video source names nothing usable (no such file, folder, camera or URL scheme)."""

@@ -51,16 +51,23 @@ def _bundle(tmp_path: Path, keys: tuple[Path, Path], version: int = 1, **kw: Any
     from edge.watchlist import keys as keyring
 
     out = tmp_path / f"bundle-v{version}-{kw.get('list_id', 'x')}"
-    build_full(out, people(version, 5), keyring.load_private_key(keys[0]), version, model=real_model(), **kw)
+    build_full(
+        out,
+        people(version, 5),
+        keyring.load_private_key(keys[0]),
+        version,
+        model=real_model(),
+        **kw,
+    )
     return out
 
 
 def test_verify_show_install_status(
     tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from watchlist_helpers import NOW
-
     import datetime as dt
+
+    from watchlist_helpers import NOW
 
     valid = {"valid_until": dt.datetime.now(dt.UTC) + dt.timedelta(days=3), "valid_from": NOW}
     b1 = _bundle(tmp_path, keys, 1, **valid)
@@ -98,7 +105,9 @@ def test_verify_show_install_status(
     code, out, _ = run(capsys, "watchlist", "install", str(b1), *state)
     assert code == 2  # rollback
     # the refusal and the installs are in the audit log
-    records = [json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (tmp_path / "state" / "audit.jsonl").read_text().splitlines()
+    ]
     actions = [r["data"]["action"] for r in records if r["kind"] == "watchlist_change"]
     assert actions == ["installed", "refused", "installed", "refused"]
 
@@ -109,7 +118,12 @@ def test_verify_with_wrong_key_fails(
     b1 = _bundle(tmp_path, keys)
     run(capsys, "keys", "generate", "--out", str(tmp_path / "other"))
     code, _, err = run(
-        capsys, "watchlist", "verify", str(b1), "--pubkey", str(tmp_path / "other" / "watchlist-signing.pub")
+        capsys,
+        "watchlist",
+        "verify",
+        str(b1),
+        "--pubkey",
+        str(tmp_path / "other" / "watchlist-signing.pub"),
     )
     assert code == 2 and "(signature check): signed by key" in err
 
@@ -153,8 +167,20 @@ def test_build_install_identify_and_delta_on_real_photos(
     priv, pub = keys
     common = ["--key", str(priv), "--list-id", "gate-1", "--expires", "2099-12-31"]
     code, out, err = run(
-        capsys, "watchlist", "build", "--photos", str(photos), "--out", str(tmp_path / "v1"),
-        "--entries", str(entries), "--version", "1", "--report", str(tmp_path / "r.json"), *common,
+        capsys,
+        "watchlist",
+        "build",
+        "--photos",
+        str(photos),
+        "--out",
+        str(tmp_path / "v1"),
+        "--entries",
+        str(entries),
+        "--version",
+        "1",
+        "--report",
+        str(tmp_path / "r.json"),
+        *common,
     )
     assert code == 0, err
     assert "entries 4, templates 6" in out and "target FPIR 0.001" in out
@@ -172,7 +198,15 @@ def test_build_install_identify_and_delta_on_real_photos(
     assert face["match"]["score"] >= result["threshold"]
 
     second_photo = LFW / "images" / "Gray_Davis" / "Gray_Davis_0002.jpg"
-    code, out, _ = run(capsys, "identify", str(second_photo), "--watchlist", str(tmp_path / "v1"), "--pubkey", str(pub))
+    code, out, _ = run(
+        capsys,
+        "identify",
+        str(second_photo),
+        "--watchlist",
+        str(tmp_path / "v1"),
+        "--pubkey",
+        str(pub),
+    )
     assert code == 0 and "Gray_Davis" in out  # text output names the candidate
 
     # v2: Hugo_Chavez leaves, Tony_Blair gets a third photo -> a delta and its full twin
@@ -180,8 +214,19 @@ def test_build_install_identify_and_delta_on_real_photos(
     _lfw_photos(photos, {"Tony_Blair": [3]})
     entries.write_text("label,reason\nTony_Blair,updated\n")
     code, out, err = run(
-        capsys, "watchlist", "build", "--photos", str(photos), "--out", str(tmp_path / "v2d"),
-        "--base", str(tmp_path / "v1"), "--full-out", str(tmp_path / "v2"), "--entries", str(entries),
+        capsys,
+        "watchlist",
+        "build",
+        "--photos",
+        str(photos),
+        "--out",
+        str(tmp_path / "v2d"),
+        "--base",
+        str(tmp_path / "v1"),
+        "--full-out",
+        str(tmp_path / "v2"),
+        "--entries",
+        str(entries),
         *common,
     )
     assert code == 0, err
@@ -205,6 +250,8 @@ def test_build_refuses_bad_input(
     code, _, err = run(capsys, *base, "--photos", str(tmp_path / "empty"))
     assert code == 2 and "is empty" in err and err.count("\n") == 1
     (tmp_path / "bad.csv").write_text("label;reason\nColin_Powell;x\n")
-    code, _, err = run(capsys, *base, "--photos", str(photos), "--entries", str(tmp_path / "bad.csv"))
+    code, _, err = run(
+        capsys, *base, "--photos", str(photos), "--entries", str(tmp_path / "bad.csv")
+    )
     assert code == 2 and "entries CSV" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()

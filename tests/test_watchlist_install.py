@@ -59,7 +59,9 @@ def world(tmp_path: Path) -> World:
     build_full(tmp_path / "v1", p1, priv, 1)
     p2 = p1[3:] + people(2, 4, prefix="new")
     build_next(tmp_path / "v1", p2, priv, pub, 2, tmp_path / "v2-delta", tmp_path / "v2")
-    return World(tmp_path, priv, pub, tmp_path / "v1", tmp_path / "v2", tmp_path / "v2-delta", p1, p2)
+    return World(
+        tmp_path, priv, pub, tmp_path / "v1", tmp_path / "v2", tmp_path / "v2-delta", p1, p2
+    )
 
 
 def _load(s: WatchlistStore) -> Watchlist:
@@ -233,7 +235,9 @@ def test_list_outside_validity_window_is_refused(
 
 def test_small_clock_skew_is_tolerated(world: World) -> None:
     s = store(world.tmp / "state", world.pub, clock_skew_s=300)
-    build_full(world.tmp / "soon", world.persons_v1, world.priv, 1, valid_from=NOW + timedelta(minutes=2))
+    build_full(
+        world.tmp / "soon", world.persons_v1, world.priv, 1, valid_from=NOW + timedelta(minutes=2)
+    )
     assert s.install(world.tmp / "soon").version == 1
 
 
@@ -347,7 +351,9 @@ def test_a_chain_of_deltas_stays_equal_to_full_bundles(world: World) -> None:
     a.install(world.v2_delta)
     p3 = world.persons_v2[2:] + people(3, 3, prefix="third")
     p3[0].fields = type(p3[0].fields)(reason="court order 17", expires="2025-12-31T00:00:00Z")
-    d3, f3, content = build_next(world.v2, p3, world.priv, world.pub, 3, world.tmp / "d3", world.tmp / "f3")
+    d3, _f3, content = build_next(
+        world.v2, p3, world.priv, world.pub, 3, world.tmp / "d3", world.tmp / "f3"
+    )
     assert d3.manifest.delta is not None and d3.manifest.delta.base_version == 2
     a.install(world.tmp / "d3")
     b = store(world.tmp / "b", world.pub)
@@ -438,3 +444,18 @@ def test_write_full_refuses_wrong_vector_type(tmp_path: Path) -> None:
     content, next_id = assemble([p.spec("f16") for p in people(1, 2)], "f16", DIM, NOW)
     with pytest.raises(WatchlistError, match="stores i8"):
         write_full(tmp_path / "b", content, m, next_id, priv)
+
+
+def test_a_damaged_installed_list_can_be_replaced_by_a_full_bundle_only(world: World) -> None:
+    s = store(world.tmp / "state", world.pub)
+    s.install(world.v1)
+    shutil.rmtree(s.root / RELEASES / "test-list-v1")  # must never happen; still recover
+    assert s.current_path() is not None
+    with pytest.raises(BundleError) as err:
+        s.install(world.v2_delta)
+    assert err.value.check == "base"
+    with pytest.raises(BundleError) as err:
+        s.install(world.v1)  # still no rollback: the high-water mark remembers v1
+    assert err.value.check == "version"
+    assert s.install(world.v2).version == 2
+    assert _load(s).version == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime
 
@@ -42,8 +43,8 @@ def test_threshold_rises_with_list_size_and_falls_with_target() -> None:
     sizes = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000]
     for target in (0.01, 0.001):
         ts = [threshold_for_fpir(cal, target, n) for n in sizes]
-        assert all(b >= a for a, b in zip(ts, ts[1:], strict=False))
-        assert 0.2 < ts[0] and ts[-1] < 1.0
+        assert all(b >= a for a, b in itertools.pairwise(ts))
+        assert ts[0] > 0.2 and ts[-1] < 1.0
     assert threshold_for_fpir(cal, 0.001, 1000) > threshold_for_fpir(cal, 0.01, 1000)
 
 
@@ -124,7 +125,7 @@ def test_tail_beyond_the_data_is_extrapolated_monotonically() -> None:
     cal = load_calibration(calibration_path("mobilefacenet"))
     last = cal.thresholds[-1]
     values = [cal.log10_survival(t) for t in np.linspace(last - 0.1, 0.99, 50)]
-    assert all(b <= a + 1e-12 for a, b in zip(values, values[1:], strict=False))
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(values))
     assert math.isfinite(cal.threshold_for(-12))
 
 

@@ -76,7 +76,12 @@ def people(seed: int, n: int, templates: int = 2, prefix: str = "person") -> lis
 
 def make_keys(tmp: Path) -> tuple[Any, Any, Path, Path]:
     priv_path, pub_path = keyring.generate_keypair(tmp / "keys")
-    return keyring.load_private_key(priv_path), keyring.load_public_key(pub_path), priv_path, pub_path
+    return (
+        keyring.load_private_key(priv_path),
+        keyring.load_public_key(pub_path),
+        priv_path,
+        pub_path,
+    )
 
 
 def meta(
@@ -145,7 +150,9 @@ class FixedClock:
         return self.now
 
 
-def store(root: Path, public_key: Any, clock: FixedClock | None = None, **kw: Any) -> WatchlistStore:
+def store(
+    root: Path, public_key: Any, clock: FixedClock | None = None, **kw: Any
+) -> WatchlistStore:
     return WatchlistStore(root, public_key, MODEL, clock=clock or FixedClock(), **kw)
 
 

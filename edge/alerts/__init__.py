@@ -4,10 +4,4 @@ An alert is validated against ``alert-v1.schema.json`` (:mod:`edge.alerts.schema
 durable SQLite outbox (:mod:`edge.alerts.outbox`), published at QoS 1 and deleted only once the
 broker acknowledges that very message (:mod:`edge.alerts.mqtt`). Every step is written to the
 hash-chained audit log (:mod:`edge.audit`). :class:`edge.alerts.service.AlertService` bundles them.
-
-Importing this package loads only :mod:`edge.config` (which imports its config sections).
 """
-
-# edge.config defines Section and then imports this package's config sections, which subclass
-# it; importing edge.config first keeps that order whichever module is imported first.
-import edge.config  # noqa: F401

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.config import Section
+from edge.config_section import Section
 
 # Device ids become one MQTT topic level, so they must not hold '/', '+', '#' or spaces.
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

@@ -1,14 +1,33 @@
-"""Reading images (and, later, video frames) into BGR uint8 arrays, refusing bad input clearly."""
+"""Reading images and video frames into BGR uint8 arrays, refusing bad input clearly.
+
+Stills: :func:`read_image` and :func:`decode_image`. Video: :func:`parse_source` names a source
+(a file, a folder of stills, a camera, a stream), :class:`Capture` reads it on its own thread into
+a :class:`FrameQueue`, reconnecting with backoff when a live source fails. A live source never
+waits for inference: when the queue is full its oldest frame is dropped and counted.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
-from edge.errors import ImageError
+from edge.errors import CaptureError, EdgeError, ImageError, SourceError
+from edge.pipeline.metrics import StageStats
+from edge.runtime_config import CaptureConfig
 from edge.types import Image
+
+log = logging.getLogger(__name__)
 
 # A 6000x6000 photo is the largest we accept: beyond that the decode alone costs more memory
 # than a Raspberry Pi should spend on one frame, and no camera we target produces it.
@@ -53,3 +72,445 @@ def read_image(path: Path) -> Image:
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror})") from exc
     return decode_image(data, str(path))
+
+
+# --- video sources ------------------------------------------------------------------------------
+
+# libav prints its own complaints ("Stream ends prematurely ...") to stderr; a lost stream is
+# reported once, by Capture, instead. Read when OpenCV's FFmpeg backend first opens something.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+SourceKind = Literal["file", "folder", "camera", "stream"]
+STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https"})
+STILL_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+# The stills of a folder are unrelated photos: the source clock steps this far from one to the
+# next, so that no track (and no cooldown) ever spans two of them.
+STILL_STEP_S = 3600.0
+_MAX_SANE_FPS = 240.0
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any user name and password replaced by ``***`` (safe to log)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed ``--source``: what kind of source, and the path, device or URL to open."""
+
+    kind: SourceKind
+    target: str
+
+    @property
+    def live(self) -> bool:
+        """Cameras and streams run on their own clock: frames not taken in time are lost."""
+        return self.kind in ("camera", "stream")
+
+    @property
+    def name(self) -> str:
+        """How the source is named in logs and messages (credentials redacted)."""
+        return redact_url(self.target) if self.kind == "stream" else self.target
+
+
+def parse_source(text: str) -> SourceSpec:
+    """Recognise a source: a camera index or /dev path, a stream URL, a video file or a folder.
+
+    Raises :class:`SourceError` for something that names nothing usable; whether a live source
+    can actually be opened is only known when :class:`Capture` tries."""
+    value = text.strip()
+    if not value:
+        raise SourceError("the video source is empty")
+    if value.isdigit():
+        return SourceSpec("camera", value)
+    if value.startswith("/dev/"):
+        if not Path(value).exists():
+            raise SourceError(f"{value}: no such camera device")
+        return SourceSpec("camera", value)
+    if "://" in value:
+        scheme = value.split("://", 1)[0].lower()
+        if scheme == "file":
+            return parse_source(urlsplit(value).path)
+        if scheme not in STREAM_SCHEMES:
+            raise SourceError(
+                f"{redact_url(value)}: unsupported stream scheme {scheme!r} (use "
+                f"{', '.join(sorted(STREAM_SCHEMES))})"
+            )
+        return SourceSpec("stream", value)
+    path = Path(value)
+    if path.is_dir():
+        return SourceSpec("folder", value)
+    if path.is_file():
+        return SourceSpec("file", value)
+    raise SourceError(f"{value}: no such file, folder or camera")
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One frame as read from a source."""
+
+    index: int  # 0-based count of frames read from the source (a file's own frame number)
+    image: Image
+    t: float  # seconds on the source clock: media time for files, since start for live sources
+    wall: datetime  # UTC wall-clock time at which it was read
+    read_at: float  # time.monotonic() at which it was read (for latency)
+
+
+class VideoReader:
+    """One open OpenCV capture of a file, camera or stream."""
+
+    def __init__(self, spec: SourceSpec, config: CaptureConfig) -> None:
+        self.spec = spec
+        self.config = config
+        self.fps: float | None = None
+        self._cap: cv2.VideoCapture | None = None
+
+    def open(self) -> None:
+        spec, config = self.spec, self.config
+        try:
+            if spec.kind == "stream":
+                if spec.target.lower().startswith("rtsp"):
+                    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = (
+                        f"rtsp_transport;{config.rtsp_transport}"
+                    )
+                params = [
+                    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                    round(config.open_timeout_s * 1000),
+                    cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                    round(config.read_timeout_s * 1000),
+                ]
+                cap = cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
+            elif spec.kind == "camera":
+                device: int | str = int(spec.target) if spec.target.isdigit() else spec.target
+                cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
+                if not cap.isOpened():
+                    cap.release()
+                    cap = cv2.VideoCapture(device, cv2.CAP_ANY)
+            else:
+                cap = cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG)
+        except cv2.error as exc:
+            raise CaptureError(f"cannot open {spec.name}: {exc.err or exc}") from exc
+        if not cap.isOpened():
+            cap.release()
+            what = "video" if spec.kind == "file" else spec.kind
+            raise CaptureError(f"cannot open {what} {spec.name}")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 0.0 < fps <= _MAX_SANE_FPS else None
+        self._cap = cap
+
+    def read(self) -> tuple[Image, float | None] | None:
+        """The next frame and, for a file, its media time in seconds; None at the end or when
+        the source fails."""
+        if self._cap is None:
+            return None
+        try:
+            ok, image = self._cap.read()
+        except cv2.error as exc:
+            log.warning("%s: read failed: %s", self.spec.name, exc.err or exc)
+            return None
+        if not ok or image is None:
+            return None
+        pts = None
+        if self.spec.kind == "file":
+            pts = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+        return np.ascontiguousarray(image, dtype=np.uint8), pts
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class FolderReader:
+    """The still images of a folder, in name order; unreadable ones are skipped with a warning."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+        self.fps: float | None = None
+        self._paths: list[Path] = []
+        self._next = 0
+
+    def open(self) -> None:
+        folder = Path(self.spec.target)
+        try:
+            self._paths = sorted(
+                p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in STILL_SUFFIXES
+            )
+        except OSError as exc:
+            raise CaptureError(f"cannot read folder {folder}: {exc.strerror or exc}") from exc
+        if not self._paths:
+            raise SourceError(
+                f"folder {folder} holds no image ({', '.join(sorted(STILL_SUFFIXES))})"
+            )
+
+    def read(self) -> tuple[Image, float | None] | None:
+        while self._next < len(self._paths):
+            path = self._paths[self._next]
+            self._next += 1
+            try:
+                return read_image(path), None
+            except ImageError as exc:
+                log.warning("skipping %s", exc)
+        return None
+
+    def close(self) -> None:
+        self._paths = []
+
+
+class FrameQueue:
+    """Bounded hand-over from capture to inference.
+
+    ``lossy`` (live sources): :meth:`put` never waits; a full queue drops its oldest frame and
+    counts it in :attr:`dropped`. Otherwise :meth:`put` waits for room, so every frame is
+    processed (files read as fast as inference goes)."""
+
+    def __init__(self, maxsize: int, *, lossy: bool) -> None:
+        self.maxsize = max(1, maxsize)
+        self.lossy = lossy
+        self.dropped = 0
+        self.discarded = 0  # frames still queued when the run was stopped
+        self._items: deque[Frame] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def put(self, frame: Frame) -> bool:
+        """Queue a frame; False if the queue was closed (the frame is not taken)."""
+        with self._cond:
+            if self.lossy:
+                while len(self._items) >= self.maxsize:
+                    self._items.popleft()
+                    self.dropped += 1
+            else:
+                while len(self._items) >= self.maxsize and not self._closed:
+                    self._cond.wait()
+            if self._closed:
+                return False
+            self._items.append(frame)
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """The oldest frame; None once the queue is closed and empty (or after ``timeout``)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items or self._closed, timeout):
+                return None
+            if not self._items:
+                return None
+            frame = self._items.popleft()
+            self._cond.notify_all()
+            return frame
+
+    def close(self, *, discard: bool = False) -> None:
+        """No more frames. ``discard`` also throws away the frames still waiting."""
+        with self._cond:
+            self._closed = True
+            if discard:
+                self.discarded += len(self._items)
+                self._items.clear()
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+CaptureState = Literal["starting", "running", "reconnecting", "ended", "lost", "stopped", "failed"]
+
+
+class Capture:
+    """Reads a source on its own thread into a :class:`FrameQueue`.
+
+    A file or folder ends at its end. A camera or stream that fails (read error, end of stream,
+    no frame within ``read_timeout_s``) is closed and reopened after ``reconnect_min_s``,
+    doubling up to ``reconnect_max_s``; after ``max_reconnects`` attempts in a row without a
+    frame (if set) the capture gives up with state ``lost``. Frames beyond ``max_fps`` are skipped
+    at the source. The queue is closed when the capture ends, whatever the reason.
+    """
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        config: CaptureConfig,
+        queue: FrameQueue,
+        *,
+        max_frames: int | None = None,
+        stats: StageStats | None = None,
+    ) -> None:
+        self.spec = spec
+        self.config = config
+        self.queue = queue
+        self.max_frames = max_frames
+        self.stats = stats or StageStats("capture")
+        self.state: CaptureState = "starting"
+        self.error: BaseException | None = None
+        self.frames_read = 0
+        self.frames_skipped = 0  # over the frame-rate cap
+        self.reconnects = 0  # reconnect attempts
+        self.last_error: str | None = None
+        self._reader: VideoReader | FolderReader | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = time.monotonic()
+
+    @property
+    def fps(self) -> float | None:
+        """The source's nominal frame rate, if it states a sane one."""
+        return self._reader.fps if self._reader is not None else None
+
+    def _make_reader(self) -> VideoReader | FolderReader:
+        if self.spec.kind == "folder":
+            return FolderReader(self.spec)
+        return VideoReader(self.spec, self.config)
+
+    def open(self) -> None:
+        """Open the source now, on the calling thread, so that a file or folder that cannot be
+        read is an error before anything starts. A live source that cannot be opened yet is
+        retried by the capture thread."""
+        reader = self._make_reader()
+        try:
+            reader.open()
+        except EdgeError as exc:
+            if not self.spec.live:
+                raise
+            self.last_error = str(exc)
+            log.warning("%s; will keep trying", exc)
+            return
+        self._reader = reader
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to stop; it ends after the read in progress."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; False if it is still running (stuck in a read) after timeout."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:
+            self.state = "failed"
+            self.error = exc
+            log.exception("capture from %s failed", self.spec.name)
+        finally:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+            self.queue.close()
+
+    def _backoff(self, failures: int, why: str) -> bool:
+        """Log, wait before reconnect attempt ``failures``; False if it is time to give up."""
+        limit = self.config.max_reconnects
+        if limit and failures > limit:
+            self.state = "lost"
+            log.error("%s; giving up after %d reconnect attempts", why, limit)
+            return False
+        delay = min(self.config.reconnect_max_s, self.config.reconnect_min_s * 2 ** (failures - 1))
+        self.state = "reconnecting"
+        log.warning("%s; reconnecting in %.1fs (attempt %d)", why, delay, failures)
+        self._stop.wait(delay)
+        return True
+
+    def _loop(self) -> None:
+        live = self.spec.live
+        failures = 0
+        realtime = not live and self.spec.kind == "file" and self.config.file_pacing == "realtime"
+        min_gap = 1.0 / self.config.max_fps if self.config.max_fps > 0 else 0.0
+        last_emitted: float | None = None
+        pace_origin: tuple[float, float] | None = None  # (monotonic, media time) of frame 0
+        while not self._stop.is_set():
+            if self._reader is None:
+                if not live:
+                    self.state = "ended"
+                    return
+                reader = self._make_reader()
+                try:
+                    reader.open()
+                except EdgeError as exc:
+                    self.last_error = str(exc)
+                    failures += 1
+                    self.reconnects += 1
+                    if not self._backoff(failures, str(exc)):
+                        return
+                    continue
+                self._reader = reader
+                if failures:
+                    log.info("reopened %s", self.spec.name)
+            started = time.perf_counter()
+            got = self._reader.read()
+            if got is None:
+                self._reader.close()
+                self._reader = None
+                if not live:
+                    self.state = "ended"
+                    log.info("end of %s after %d frames", self.spec.name, self.frames_read)
+                    return
+                if self._stop.is_set():
+                    return
+                failures += 1
+                self.reconnects += 1
+                self.last_error = f"lost {self.spec.kind} {self.spec.name} (no frame)"
+                if not self._backoff(failures, self.last_error):
+                    return
+                continue
+            self.stats.add((time.perf_counter() - started) * 1000)
+            failures = 0
+            self.state = "running"
+            image, pts = got
+            now = time.monotonic()
+            if self.spec.kind == "folder":
+                t = self.frames_read * STILL_STEP_S
+            elif pts is not None:
+                t = pts
+            else:
+                t = now - self._started
+            index = self.frames_read
+            self.frames_read += 1
+            if min_gap and last_emitted is not None and t - last_emitted < min_gap * 0.999:
+                self.frames_skipped += 1
+            else:
+                last_emitted = t
+                if realtime:
+                    if pace_origin is None:
+                        pace_origin = (now, t)
+                    due = pace_origin[0] + (t - pace_origin[1])
+                    if due > now:
+                        self._stop.wait(due - now)
+                frame = Frame(index, image, t, datetime.now(UTC), time.monotonic())
+                if not self.queue.put(frame):
+                    self.state = "stopped"  # the queue was closed: the run is stopping
+                    return
+            if self.max_frames is not None and self.frames_read >= self.max_frames:
+                self.state = "ended"
+                return
+        self.state = "stopped"
+
+    def describe_end(self) -> str:
+        """Why the capture ended, for the run summary."""
+        if self.state == "lost":
+            return f"source lost ({self.last_error})"
+        if self.state == "failed":
+            return f"capture failed ({self.error})"
+        if self.state == "stopped":
+            return "stopped"
+        if self.max_frames is not None and self.frames_read >= self.max_frames:
+            return f"read {self.max_frames} frames (--max-frames)"
+        return "end of source"

@@ -25,7 +25,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +63,13 @@ LIST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PHOTO = re.compile(r"^[0-9a-f]{32}$")
 MAX_MANIFEST_BYTES = 1 << 20
+_MANIFEST_FIELDS = frozenset(
+    {
+        "format", "kind", "list_id", "version", "created", "valid_from", "valid_until",
+        "signing_key_id", "embedding", "index", "threshold_policy", "counts", "content",
+        "next_entry_id", "files", "delta",
+    }
+)  # fmt: skip
 _TEXT_FIELDS = ("reason", "legal_basis", "case_ref")
 MAX_TEXT = 500
 
@@ -333,7 +340,6 @@ class Manifest:
     next_entry_id: int
     files: Mapping[str, FileRef]
     delta: DeltaInfo | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def valid_from_at(self) -> datetime:
@@ -428,6 +434,8 @@ def parse_manifest(raw: bytes) -> Manifest:
         data = json.loads(raw.decode("utf-8"))
         _require(isinstance(data, dict), "the manifest must be a JSON object")
         _require(data.get("format") == FORMAT, f"format must be {FORMAT!r}")
+        unknown = set(data) - _MANIFEST_FIELDS
+        _require(not unknown, f"unknown field(s) {', '.join(sorted(unknown))}")
         kind = data["kind"]
         _require(kind in ("full", "delta"), "kind must be 'full' or 'delta'")
         list_id = data["list_id"]

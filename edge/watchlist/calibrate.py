@@ -10,7 +10,8 @@ templates). The file records:
 - ``tail``: a least-squares line of log10 p on t over ``10**-5 <= p <= 10**-3``, used beyond the
   survival grid. The measured tail bends down faster than a line, so the line over-states p
   there and the thresholds it gives err high (fewer false alerts than targeted);
-- ``genuine_survival``: P(genuine score >= t) on the same grid, to show what a threshold costs;
+- ``genuine``: P(genuine score >= t) on the whole grid, to show what a threshold costs (LFW
+  genuine pairs: same person, different photo);
 - ``spectrum``: mean and covariance eigenvalues of one embedding per identity (in the
   eigenbasis), which ``edge bench index`` uses to draw face-like synthetic templates;
 - ``check``: FPIR measured directly on random galleries of N identities (one image each,
@@ -93,7 +94,7 @@ def compute_calibration(
         fit_mask = np.zeros_like(log10_p, dtype=bool)
         fit_mask[-min(10, len(log10_p)) :] = True
     slope, intercept = np.polyfit(grid_kept[fit_mask], log10_p[fit_mask], 1)
-    gen_counts = _survival_at(genuine, edges, grid_kept)
+    gen_counts = _survival_at(genuine, edges, grid)
 
     # One embedding per identity (its first usable image): the between-person distribution.
     first = np.unique(ids, return_index=True)[1]
@@ -126,7 +127,10 @@ def compute_calibration(
             "fit_log10_p_range": list(FIT_RANGE),
             "min_count": MIN_TAIL_COUNT,
         },
-        "genuine_survival": [round(float(c) / max(total_gen, 1), 5) for c in gen_counts],
+        "genuine": {
+            "thresholds": [round(float(t), 4) for t in grid],
+            "survival": [round(float(c) / max(total_gen, 1), 5) for c in gen_counts],
+        },
         "spectrum": {
             "per": "identity (first usable image)",
             "mean": [round(float(x), 7) for x in mean_eig],

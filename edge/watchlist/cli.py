@@ -98,14 +98,16 @@ def _audit(args: argparse.Namespace, config: Config) -> Any:
     return AuditLog(path, fsync=config.audit.fsync)
 
 
-def _store(args: argparse.Namespace, config: Config, audit: Any = None) -> Any:
+def _store(
+    args: argparse.Namespace, config: Config, audit: Any = None, pin: ModelPin | None = None
+) -> Any:
     from edge.watchlist.install import WatchlistStore
 
     wl = config.watchlist
     return WatchlistStore(
         _state_root(args, config),
         _public_key(args, config),
-        device_model_pin(config),
+        pin or device_model_pin(config),
         clock_skew_s=wl.clock_skew_s,
         keep_releases=wl.keep_releases,
         audit=audit,
@@ -424,7 +426,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 # --- identify -----------------------------------------------------------------------------------
 
 
-def _watchlist_from_bundle(args: argparse.Namespace, config: Config) -> Any:
+def _watchlist_from_bundle(args: argparse.Namespace, config: Config, pin: ModelPin) -> Any:
     from edge.watchlist.matcher import Watchlist
 
     wl = config.watchlist
@@ -432,7 +434,6 @@ def _watchlist_from_bundle(args: argparse.Namespace, config: Config) -> Any:
     m = bundle.manifest
     if m.kind != "full":
         raise WatchlistError(f"{args.watchlist} is a delta: identify needs a full bundle")
-    pin = device_model_pin(config)
     if m.model != pin:
         raise WatchlistError(
             f"{args.watchlist} was made with model {m.model.name} {m.model.sha256[:12]}..., "
@@ -457,10 +458,12 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
     config = _config(args)
     wl = config.watchlist
+    analyzer = FaceAnalyzer.from_config(config)
+    pin = ModelPin(analyzer.model_name, analyzer.model_sha256)
     if args.watchlist is not None:
-        watchlist = _watchlist_from_bundle(args, config)
+        watchlist = _watchlist_from_bundle(args, config, pin)
     else:
-        watchlist = _store(args, config).load(
+        watchlist = _store(args, config, pin=pin).load(
             calibration_of,
             top_k=args.top_k or wl.top_k,
             expansion_search=wl.expansion_search,
@@ -470,7 +473,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
             raise WatchlistError("no watchlist installed: pass --watchlist BUNDLE")
     watchlist.require_active()
     image = read_image(args.image)
-    faces = FaceAnalyzer.from_config(config).analyze(image)
+    faces = analyzer.analyze(image)
     records = []
     for face in faces:
         record: dict[str, Any] = {

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from edge.config import Section
+from edge.config_section import Section
 
 
 class WatchlistConfig(Section):

@@ -323,19 +323,23 @@ class WatchlistStore:
     def _install(self, bundle: Path, replace_list: bool) -> InstallResult:
         vb = read_bundle(bundle, self.public_key)
         m = vb.manifest
-        active = self.active_manifest()
+        try:
+            active = self.active_manifest()
+        except BundleError as exc:
+            if vb.manifest.kind != "full":
+                raise BundleError("base", f"the installed list is unusable: {exc}") from exc
+            # A full bundle may replace a damaged list; highwater.json still blocks rollback.
+            log.warning("installed watchlist is unusable (%s); replacing it", exc)
+            active = None
         current = active[0] if active is not None else None
         self._check_manifest(m, current, replace_list)
         self._sweep_staging()
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.root))
         try:
             if m.kind == "full":
+                # What was copied is what gets checked and loaded below, not the source folder.
                 for name in (MANIFEST, SIGNATURE, INDEX, ENTRIES):
                     _copy_synced(bundle / name, staging / name)
-                # What was copied is what gets checked (and loaded), not the source folder.
-                staged = read_bundle(staging, self.public_key)
-                if staged.manifest_bytes != vb.manifest_bytes:
-                    raise BundleError("files", "the bundle changed while it was being installed")
             else:
                 if current is None:
                     raise BundleError("base", "a delta needs an installed list to apply to")
@@ -354,6 +358,8 @@ class WatchlistStore:
                 _write_synced(staging / MANIFEST, vb.manifest_bytes)
                 _write_synced(staging / SIGNATURE, vb.signature)
             release = self.load_release(staging)  # exactly as the runtime will load it
+            if release.manifest_sha256 != vb.manifest_sha256:
+                raise BundleError("files", "the bundle changed while it was being installed")
             fsync_path(staging)
             final = self.root / RELEASES / f"{m.list_id}-v{m.version}"
             if final.exists():  # left over from an earlier attempt, never the active one
