@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.bench import identify, index
 from edge.errors import EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.progress import progress_bar
@@ -86,9 +87,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_config_arguments(speed)
     speed.set_defaults(handler=cmd_speed)
 
-    for module_name in ("identify", "index"):
-        try:
-            module = __import__(f"edge.bench.{module_name}", fromlist=["register"])
-        except ImportError:
-            continue
-        module.register(bench_sub)
+    identify.register(bench_sub)
+    index.register(bench_sub)

@@ -1,0 +1,524 @@
+"""``edge run``'s runtime: capture, inference and alerting on their own threads.
+
+    capture thread --FrameQueue--> inference thread --hit queue--> alert thread --> AlertService
+    (decode, reconnect)  (bounded)  (detect, track,    (bounded)   (outbox commit,   (publisher
+                                     embed, decide)                  audit, console)   thread)
+
+The main thread starts them, draws the status line, handles SIGINT/SIGTERM and stops them in
+order: capture first, then inference (draining the queue when the source ended by itself,
+discarding it on a signal), then alerting, which commits every decided alert to the outbox
+before the alert service (publisher, outbox, audit log) is closed. Nothing else is written to
+disk: frames, faces, tracks and embeddings only ever live in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import resource
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, TextIO
+
+from edge.alerts.schema import build_alert, encode_alert, utc_rfc3339
+from edge.alerts.service import AlertService
+from edge.config import Config
+from edge.errors import EdgeError
+from edge.pipeline.analyzer import FaceAnalyzer
+from edge.pipeline.annotate import Annotator
+from edge.pipeline.capture import Capture, FrameQueue, SourceSpec
+from edge.pipeline.match import Hit
+from edge.pipeline.metrics import StageSet
+from edge.pipeline.video import FrameProcessor
+from edge.watchlist.matcher import Watchlist
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_SOURCE_LOST = 1
+EXIT_INTERRUPTED = 130
+HIT_QUEUE = 256  # decided alerts waiting for their outbox commit (a handful at most, in practice)
+STATUS_EVERY_S = 1.0
+WATCHLIST_POLL_S = 10.0
+CAPTURE_JOIN_S = 2.0
+_END = object()
+
+
+@dataclass
+class RunOptions:
+    """What one ``edge run`` does, beyond the config file."""
+
+    source: SourceSpec
+    state_dir: Path | None = None
+    alerts_jsonl: Path | None = None
+    annotate: Path | None = None
+    metrics_json: Path | None = None
+    max_frames: int | None = None
+    duration_s: float | None = None
+    publish: bool = True
+    test_alerts: bool = False  # mark alerts as tests (the demo's are not real sightings)
+    status_line: bool = True
+    # Called every few seconds; returns a newly installed watchlist to switch to, or None.
+    reload_watchlist: Callable[[], Watchlist | None] | None = None
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """An alert this run committed, with where in the source it came from."""
+
+    alert_id: str
+    entry_id: int
+    label: str
+    score: float
+    quality: float
+    track_id: int
+    frame: int
+    source_time_s: float
+    event_time: str
+    votes: int
+
+
+@dataclass
+class RunResult:
+    reason: str
+    exit_code: int
+    alerts: list[AlertRecord] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def model_id(analyzer: FaceAnalyzer, config: Config) -> str:
+    return f"{analyzer.model_name}-{config.embedder.precision}"
+
+
+class Runner:
+    """One run over one source. Build it, call :meth:`run` once (from the main thread, for
+    signal handling; from any other thread signals are left alone)."""
+
+    def __init__(
+        self,
+        config: Config,
+        analyzer: FaceAnalyzer,
+        watchlist: Watchlist,
+        options: RunOptions,
+        *,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> None:
+        self.config = config
+        self.analyzer = analyzer
+        self.watchlist = watchlist
+        self.options = options
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.stages = StageSet("capture", "queue", *FrameProcessor.STAGES, "alert", "frame")
+        spec = options.source
+        self.frames = FrameQueue(config.capture.queue_frames, lossy=_lossy(spec, config))
+        self.capture = Capture(
+            spec,
+            config.capture,
+            self.frames,
+            max_frames=options.max_frames,
+            stats=self.stages["capture"],
+        )
+        self.processor = FrameProcessor(
+            analyzer, watchlist, config, stages=self.stages, still_images=spec.kind == "folder"
+        )
+        self.model_id = model_id(analyzer, config)
+        self.alerts: list[AlertRecord] = []
+        self.alert_failures = 0
+        self._hits: queue.Queue[object] = queue.Queue(HIT_QUEUE)
+        self._stop = threading.Event()
+        self._signal: str | None = None
+        self._failure: BaseException | None = None
+        self._print_lock = threading.Lock()
+        self._status_drawn = False
+        self._started = time.monotonic()
+        self._first_frame_at: float | None = None
+        self._finished_at: float | None = None
+        self._annotator: Annotator | None = None
+        self._jsonl: IO[str] | None = None
+        self._service: AlertService | None = None
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        self.capture.open()  # a file or folder that cannot be read fails here, before threads
+        opts = self.options
+        if opts.annotate is not None:
+            self._annotator = Annotator(
+                opts.annotate, self.capture.fps or 30.0, self.config.run.annotate_unmatched
+            )
+        if opts.alerts_jsonl is not None:
+            try:
+                self._jsonl = opts.alerts_jsonl.open("a", encoding="utf-8")
+            except OSError as exc:
+                raise EdgeError(f"cannot write {opts.alerts_jsonl}: {exc.strerror}") from exc
+        try:
+            self._service = AlertService(
+                self.config, state_dir=opts.state_dir, stats_provider=self.heartbeat_stats
+            )
+            return self._run(self._service)
+        finally:
+            if self._jsonl is not None:
+                self._jsonl.close()
+
+    def _run(self, service: AlertService) -> RunResult:
+        wl = self.watchlist
+        service.status(
+            model_id=self.model_id, watchlist_id=wl.list_id, watchlist_version=wl.version
+        )
+        service.watchlist_changed(
+            watchlist_id=wl.list_id, version=wl.version, change="loaded", entries=len(wl)
+        )
+        if self.options.publish:
+            service.start()
+        log.info(
+            "watching %s with watchlist %s v%d (%d entries, threshold %.4f)",
+            self.options.source.name,
+            wl.list_id,
+            wl.version,
+            len(wl),
+            wl.threshold,
+        )
+        restore = self._install_signal_handlers()
+        inference = threading.Thread(target=self._infer, name="inference", daemon=True)
+        delivery = threading.Thread(target=self._deliver, name="alerts", daemon=True)
+        try:
+            self._started = time.monotonic()
+            delivery.start()
+            inference.start()
+            self.capture.start()
+            self._supervise(inference)
+        finally:
+            self._shutdown(inference, delivery, service)
+            restore()
+        return self._result()
+
+    def _supervise(self, inference: threading.Thread) -> None:
+        """The main thread: status line, duration limit, watchlist reloads, until the end."""
+        next_status = time.monotonic() + STATUS_EVERY_S
+        next_log = time.monotonic() + self.config.run.status_log_s
+        next_poll = time.monotonic() + WATCHLIST_POLL_S
+        last = (time.monotonic(), 0)
+        while inference.is_alive():
+            if self._stop.wait(0.2):
+                return
+            now = time.monotonic()
+            limit = self.options.duration_s
+            if limit is not None and now - self._started >= limit:
+                log.info("stopping after %.0f s (--duration)", limit)
+                self._stop.set()
+                return
+            if now >= next_status:
+                fps = (self.processor.frames - last[1]) / max(now - last[0], 1e-6)
+                last = (now, self.processor.frames)
+                next_status = now + STATUS_EVERY_S
+                line = self.status_text(fps)
+                if self.options.status_line and self.err.isatty():
+                    self._draw_status(line)
+                elif self.config.run.status_log_s and now >= next_log:
+                    next_log = now + self.config.run.status_log_s
+                    log.info("%s", line)
+            if self.options.reload_watchlist is not None and now >= next_poll:
+                next_poll = now + WATCHLIST_POLL_S
+                self._maybe_reload()
+
+    def _maybe_reload(self) -> None:
+        assert self.options.reload_watchlist is not None
+        try:
+            fresh = self.options.reload_watchlist()
+        except EdgeError as exc:
+            log.error("keeping watchlist %s: %s", self.watchlist.list_id, exc)
+            return
+        if fresh is None:
+            return
+        self.watchlist = fresh
+        self.processor.watchlist = fresh
+        if self._service is not None:
+            self._service.status(
+                model_id=self.model_id, watchlist_id=fresh.list_id, watchlist_version=fresh.version
+            )
+            self._service.watchlist_changed(
+                watchlist_id=fresh.list_id, version=fresh.version, change="loaded", entries=len(fresh)
+            )
+        log.info("switched to watchlist %s v%d (%d entries)", fresh.list_id, fresh.version, len(fresh))
+
+    def _shutdown(
+        self, inference: threading.Thread, delivery: threading.Thread, service: AlertService
+    ) -> None:
+        aborting = self._stop.is_set()
+        self.capture.stop()
+        if aborting:
+            self.frames.close(discard=True)
+        inference.join()
+        self._hits.put(_END)
+        delivery.join()
+        if not self.capture.join(CAPTURE_JOIN_S):
+            self.frames.close(discard=True)
+            log.warning("capture thread still blocked in a read; leaving it behind")
+        if self._annotator is not None:
+            self._annotator.close()
+        service.stop()
+        if self._status_drawn:
+            with self._print_lock:
+                self.err.write("\n")
+                self.err.flush()
+                self._status_drawn = False
+
+    # --- signals ---------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self._signal = signal.Signals(signum).name
+            self._stop.set()
+            # A second one is not polite: let it interrupt whatever the shutdown waits for.
+            signal.signal(
+                signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            )
+
+        for sig in previous:
+            signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    # --- inference thread ------------------------------------------------------------------
+
+    def _infer(self) -> None:
+        try:
+            while (frame := self.frames.get()) is not None:
+                picked = time.monotonic()
+                if self._first_frame_at is None:
+                    self._first_frame_at = frame.read_at
+                self.stages["queue"].add((picked - frame.read_at) * 1000)
+                result = self.processor.process(frame)
+                for hit in result.hits:
+                    self._hits.put(hit)
+                if self._annotator is not None:
+                    self._annotator.write(frame.image, result.faces)
+                self.stages["frame"].add((time.monotonic() - frame.read_at) * 1000)
+            for hit in self.processor.finish():
+                self._hits.put(hit)
+        except BaseException as exc:
+            self._failure = exc
+            log.exception("inference stopped")
+            self._stop.set()
+            self.frames.close(discard=True)
+        finally:
+            self._finished_at = time.monotonic()
+
+    # --- alert thread ----------------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        while (item := self._hits.get()) is not _END:
+            assert isinstance(item, Hit)
+            try:
+                self._commit(item)
+            except EdgeError as exc:
+                self.alert_failures += 1
+                log.error(
+                    "alert for %s (track %d, frame %d) not stored: %s",
+                    item.label,
+                    item.track_id,
+                    item.frame_index,
+                    exc,
+                )
+            except Exception:
+                self.alert_failures += 1
+                log.exception("alert for track %d not stored", item.track_id)
+
+    def _commit(self, hit: Hit) -> None:
+        assert self._service is not None
+        started = time.perf_counter()
+        config = self.config
+        watchlist = self.watchlist
+        location = config.device.location
+        # What AlertService.hit() does, keeping the document for --alerts-jsonl and the console.
+        alert = build_alert(
+            device_id=config.device.id,
+            watchlist_id=watchlist.list_id,
+            watchlist_version=watchlist.version,
+            entry_id=str(hit.entry_id),
+            entry_label=hit.label,
+            score=hit.score,
+            threshold=hit.threshold,
+            quality=min(1.0, max(0.0, hit.quality)),
+            track_id=hit.track_id,
+            model_id=self.model_id,
+            event_time=hit.wall,
+            location=None if location is None else location.model_dump(),
+            crop_jpeg=hit.crop_jpeg if config.alerts.include_crop else None,
+            crop_max_bytes=config.alerts.crop_max_bytes,
+            test=self.options.test_alerts,
+        )
+        alert_id = self._service.outbox.enqueue(alert)
+        self.stages["alert"].add((time.perf_counter() - started) * 1000)
+        record = AlertRecord(
+            alert_id=alert_id,
+            entry_id=hit.entry_id,
+            label=hit.label,
+            score=round(hit.score, 4),
+            quality=round(hit.quality, 4),
+            track_id=hit.track_id,
+            frame=hit.frame_index,
+            source_time_s=round(hit.t, 3),
+            event_time=str(alert["event_time"]),
+            votes=hit.votes,
+        )
+        self.alerts.append(record)
+        if self._jsonl is not None:
+            self._jsonl.write(encode_alert(alert).decode("utf-8") + "\n")
+            self._jsonl.flush()
+        test = " (test)" if self.options.test_alerts else ""
+        self._print(
+            f"ALERT{test} {record.event_time} {hit.label}: score {hit.score:.3f} "
+            f"(threshold {hit.threshold:.3f}), quality {hit.quality:.2f}, track {hit.track_id}, "
+            f"frame {hit.frame_index}, {hit.votes} vote(s) [{alert_id}]"
+        )
+
+    # --- reporting -------------------------------------------------------------------------
+
+    def _print(self, line: str) -> None:
+        with self._print_lock:
+            if self._status_drawn:
+                self.err.write("\r\033[K")
+                self.err.flush()
+                self._status_drawn = False
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    def _draw_status(self, line: str) -> None:
+        with self._print_lock:
+            self.err.write("\r" + line + "\033[K")
+            self.err.flush()
+            self._status_drawn = True
+
+    def status_text(self, fps: float) -> str:
+        return (
+            f"{fps:5.1f} fps | frame {self.capture.frames_read} | faces "
+            f"{self.processor.last_faces} | tracks {self.processor.active_tracks} | dropped "
+            f"{self.frames.dropped} | alerts {len(self.alerts)}"
+        )
+
+    def elapsed_s(self) -> float:
+        start = self._first_frame_at or self._started
+        end = self._finished_at or time.monotonic()
+        return max(end - start, 1e-6)
+
+    def metrics(self) -> dict[str, Any]:
+        processor, capture = self.processor, self.capture
+        elapsed = self.elapsed_s()
+        return {
+            "source": self.options.source.name,
+            "elapsed_s": round(elapsed, 2),
+            "fps": round(processor.frames / elapsed, 1),
+            "frames": {
+                "read": capture.frames_read,
+                "processed": processor.frames,
+                "dropped": self.frames.dropped,
+                "skipped": capture.frames_skipped,
+                "discarded_at_stop": self.frames.discarded,
+            },
+            "reconnects": capture.reconnects,
+            "faces": {
+                "detected": processor.faces,
+                "assessed": processor.assessed,
+                "embedded": processor.embedded,
+            },
+            "tracks": {
+                "started": processor.tracker.created,
+                "active": processor.active_tracks,
+                "split": processor.tracker.splits,
+                "reidentified": processor.tracker.reidentified,
+            },
+            "alerts": {
+                "raised": len(self.alerts),
+                "suppressed_by_cooldown": processor.decider.suppressed,
+                "failed": self.alert_failures,
+            },
+            "latency_ms": self.stages.snapshot(),
+            "peak_rss_mb": peak_rss_mb(),
+        }
+
+    def heartbeat_stats(self) -> Mapping[str, Any]:
+        """For the MQTT heartbeat (runs on the publisher's thread: cheap)."""
+        metrics = self.metrics()
+        metrics["queues"] = {"frames": len(self.frames), "alerts": self._hits.qsize()}
+        return {"pipeline": metrics}
+
+    def _result(self) -> RunResult:
+        if self._failure is not None:
+            raise EdgeError(f"the run stopped on an internal error: {self._failure!r}")
+        if self.capture.state == "failed" and self.capture.error is not None:
+            raise EdgeError(f"capture from {self.options.source.name} failed: {self.capture.error}")
+        if self._signal is not None:
+            reason, code = f"stopped by {self._signal}", (
+                EXIT_INTERRUPTED if self._signal == "SIGINT" else EXIT_OK
+            )
+        elif self.capture.state == "lost":
+            reason, code = self.capture.describe_end(), EXIT_SOURCE_LOST
+        elif self._stop.is_set():
+            reason, code = "duration reached (--duration)", EXIT_OK
+        else:
+            reason, code = self.capture.describe_end(), EXIT_OK
+        metrics = self.metrics()
+        metrics["end"] = reason
+        metrics["alert_list"] = [asdict(a) for a in self.alerts]
+        result = RunResult(reason, code, list(self.alerts), metrics)
+        self._print_summary(result)
+        if self.options.metrics_json is not None:
+            try:
+                self.options.metrics_json.write_text(
+                    json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+                )
+            except OSError as exc:
+                raise EdgeError(
+                    f"cannot write {self.options.metrics_json}: {exc.strerror}"
+                ) from exc
+        return result
+
+    def _print_summary(self, result: RunResult) -> None:
+        m = result.metrics
+        frames, faces, tracks, alerts = m["frames"], m["faces"], m["tracks"], m["alerts"]
+        stages = ", ".join(
+            f"{name} {s['mean_ms']:.1f}/{s['p90_ms']:.1f}"
+            for name, s in m["latency_ms"].items()
+            if s["count"]
+        )
+        lines = [
+            f"run ended: {result.reason}, {m['elapsed_s']:.1f} s at {utc_rfc3339()}",
+            f"  frames: read {frames['read']}, processed {frames['processed']} "
+            f"({m['fps']:.1f} fps), dropped {frames['dropped']}, skipped {frames['skipped']}; "
+            f"reconnects {m['reconnects']}",
+            f"  faces: detected {faces['detected']}, assessed {faces['assessed']}, embedded "
+            f"{faces['embedded']}; tracks {tracks['started']}",
+            f"  alerts: {alerts['raised']} (suppressed by cooldown {alerts['suppressed_by_cooldown']}"
+            f", failed {alerts['failed']})",
+            f"  latency ms (mean/p90): {stages}",
+            f"  peak memory {m['peak_rss_mb']:.0f} MB",
+        ]
+        self._print("\n".join(lines))
+
+
+def _lossy(spec: SourceSpec, config: Config) -> bool:
+    """Live sources, and files played in real time, drop frames rather than wait."""
+    return spec.live or (spec.kind == "file" and config.capture.file_pacing == "realtime")

@@ -1,0 +1,134 @@
+"""From a track's shots to a watchlist decision, and at most one alert per entry per cooldown.
+
+Two policies (``tracker.decision``):
+
+- ``votes`` (default): a track matches entry E when ``min_votes`` of its shots (each above the
+  quality floor, each searched on its own) have E as their best entry at or above the list's
+  threshold, those votes outnumber the votes for any other entry, and they are at least
+  ``min_vote_share`` of the shots taken since the track's last decision. One blurry frame that
+  happens to score high cannot name anybody.
+- ``best``: every ``window_s`` of a track's life (or its whole life, if shorter), its
+  best-quality shot decides alone.
+
+A match raises a :class:`Hit` unless the same entry was alerted less than ``cooldown_s`` ago (on
+the source clock), from this track or any other. Matching shots of the alerted entry are then
+used up: another alert for it needs fresh evidence and the cooldown to have passed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from edge.pipeline.track import Box, Shot, Track
+from edge.runtime_config import TrackerConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A decided match that is to become an alert."""
+
+    track_id: int
+    entry_id: int
+    label: str
+    score: float
+    threshold: float
+    quality: float
+    frame_index: int
+    t: float
+    wall: datetime
+    box: Box
+    votes: int
+    crop_jpeg: bytes | None = None
+
+
+class Decider:
+    """Applies the decision policy and the per-entry cooldown to the tracks of one source."""
+
+    def __init__(self, config: TrackerConfig, *, min_votes: int | None = None) -> None:
+        self.config = config
+        self.min_votes = min_votes if min_votes is not None else config.min_votes
+        self.suppressed = 0  # matches not alerted because of the cooldown
+        self._last_alert: dict[int, float] = {}  # entry id -> source time of its last alert
+
+    def observe(self, track: Track, shot: Shot) -> list[Hit]:
+        """A new shot of ``track`` (already attached to it)."""
+        if self.config.decision == "best":
+            if track.window_start is None:
+                track.window_start = shot.t
+            if track.window is None or shot.quality > track.window.quality:
+                track.window = shot
+            return self.tick(track, shot.t)
+        if shot.match is None:
+            return []
+        entry = shot.match.entry_id
+        votes = track.votes.setdefault(entry, [])
+        votes.append(shot)
+        rivals = max((len(v) for e, v in track.votes.items() if e != entry), default=0)
+        if (
+            len(votes) < self.min_votes
+            or len(votes) <= rivals
+            or len(votes) < self.config.min_vote_share * track.evidence
+        ):
+            return []
+        best = max(votes, key=lambda s: s.match.score if s.match is not None else -1.0)
+        count = len(votes)
+        track.votes.clear()
+        track.evidence = 0
+        return self._decide(track, best, count)
+
+    def tick(self, track: Track, t: float) -> list[Hit]:
+        """Time passes for a live track (the 'best' policy closes windows here)."""
+        if self.config.decision != "best" or track.window_start is None:
+            return []
+        if t - track.window_start < self.config.window_s:
+            return []
+        return self._close_window(track)
+
+    def finish(self, track: Track) -> list[Hit]:
+        """``track`` has ended: decide on what is pending, then it is forgotten."""
+        hits = self._close_window(track) if self.config.decision == "best" else []
+        track.forget()
+        return hits
+
+    def _close_window(self, track: Track) -> list[Hit]:
+        shot = track.window
+        track.window, track.window_start = None, None
+        track.evidence = 0
+        if shot is None or shot.match is None:
+            return []
+        return self._decide(track, shot, 1)
+
+    def _decide(self, track: Track, shot: Shot, votes: int) -> list[Hit]:
+        match = shot.match
+        assert match is not None
+        track.label = match.label
+        last = self._last_alert.get(match.entry_id)
+        if last is not None and abs(shot.t - last) < self.config.cooldown_s:
+            self.suppressed += 1
+            log.debug(
+                "track %d matched entry %d again within the cooldown: no alert",
+                track.id,
+                match.entry_id,
+            )
+            return []
+        self._last_alert[match.entry_id] = shot.t
+        return [
+            Hit(
+                track_id=track.id,
+                entry_id=match.entry_id,
+                label=match.label,
+                score=match.score,
+                threshold=shot.threshold,
+                quality=shot.quality,
+                frame_index=shot.frame_index,
+                t=shot.t,
+                wall=shot.wall,
+                box=shot.box,
+                votes=votes,
+                crop_jpeg=shot.crop_jpeg,
+            )
+        ]

@@ -1,0 +1,218 @@
+"""The per-frame recognition loop for video: detect every frame, embed only what is worth it.
+
+Detection runs on every frame and feeds the tracker. The expensive stages (mesh alignment and
+quality, then the embedding for faces above the quality floor) run for a track only when it is
+new, when a cheap quality estimate says its face got clearly better than before, or every
+``tracker.assess_every`` frames; at most ``tracker.max_assess_per_frame`` faces per frame. Each
+embedding is searched in the watchlist on its own and becomes a shot of its track; the decision
+stage (:mod:`edge.pipeline.match`) turns enough evidence into a :class:`~edge.pipeline.match.Hit`.
+
+Only shots that matched an entry get a JPEG crop, and only in memory; everything else about a
+face is dropped with its track.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+
+from edge.config import Config
+from edge.pipeline.align import KeypointAligner
+from edge.pipeline.analyzer import FaceAnalyzer
+from edge.pipeline.capture import Frame
+from edge.pipeline.match import Decider, Hit
+from edge.pipeline.metrics import StageSet
+from edge.pipeline.quality import assess
+from edge.pipeline.track import Box, Shot, Track, Tracker
+from edge.types import Detection, Image
+from edge.watchlist.matcher import Watchlist
+
+CROP_MARGIN = 0.25  # the alert crop extends the face box by this share of its size on each side
+CROP_JPEG_QUALITY = 85
+
+
+@dataclass(frozen=True)
+class FaceView:
+    """What an annotated frame shows of one face."""
+
+    box: Box
+    track_id: int
+    label: str | None  # the entry its track matched, if any
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    faces: list[FaceView] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+
+
+def face_crop_jpeg(image: Image, box: Box, max_px: int) -> bytes | None:
+    """The face with a margin, at most ``max_px`` on its longer side, as JPEG bytes."""
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * CROP_MARGIN, (y2 - y1) * CROP_MARGIN
+    left, top = max(0, int(x1 - mx)), max(0, int(y1 - my))
+    right, bottom = min(width, int(x2 + mx + 1)), min(height, int(y2 + my + 1))
+    if right - left < 2 or bottom - top < 2:
+        return None
+    crop = image[top:bottom, left:right]
+    scale = max_px / max(crop.shape[:2])
+    if scale < 1:
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY])
+    return data.tobytes() if ok else None
+
+
+class FrameProcessor:
+    """Detect, track, assess, embed, search and decide, one frame at a time (one thread)."""
+
+    STAGES = ("detect", "track", "align", "embed", "match")
+
+    def __init__(
+        self,
+        analyzer: FaceAnalyzer,
+        watchlist: Watchlist,
+        config: Config,
+        *,
+        stages: StageSet | None = None,
+        still_images: bool = False,
+    ) -> None:
+        self.analyzer = analyzer
+        self.watchlist = watchlist  # may be replaced between frames (a new list installed)
+        self.config = config
+        self.tracker = Tracker(config.tracker)
+        # Each still is a separate sighting: one good shot is all there will ever be.
+        self.decider = Decider(config.tracker, min_votes=1 if still_images else None)
+        self.stages = stages or StageSet(*self.STAGES)
+        self.floor = config.quality.min_quality
+        self._cheap = KeypointAligner()
+        self.frames = 0
+        self.faces = 0  # detections over all frames
+        self.assessed = 0  # faces aligned and quality-scored
+        self.embedded = 0  # faces embedded and searched
+        self.last_faces = 0
+
+    def _cheap_quality(self, image: Image, detection: Detection) -> float:
+        try:
+            return assess(self._cheap.align(image, [detection])[0]).score
+        except ValueError:  # degenerate keypoints
+            return 0.0
+
+    def _schedule(
+        self, image: Image, pairs: list[tuple[Track, Detection]]
+    ) -> list[tuple[Track, Detection, float]]:
+        """The faces to assess in this frame, most urgent first."""
+        cfg = self.config.tracker
+        ranked: list[tuple[tuple[int, float], Track, Detection, float]] = []
+        for track, detection in pairs:
+            proxy = self._cheap_quality(image, detection) if cfg.assess_margin > 0 else 0.0
+            if not track.assessed:
+                key = (0, -proxy)
+            elif cfg.assess_margin > 0 and proxy > track.best_proxy + cfg.assess_margin:
+                key = (1, track.best_proxy - proxy)
+            elif track.since_assess + 1 >= cfg.assess_every:
+                key = (2, -float(track.since_assess))
+            else:
+                track.since_assess += 1
+                continue
+            ranked.append((key, track, detection, proxy))
+        ranked.sort(key=lambda r: r[0])
+        chosen = ranked[: cfg.max_assess_per_frame]
+        for _, track, _, _ in ranked[cfg.max_assess_per_frame :]:
+            track.since_assess += 1
+        return [(track, detection, proxy) for _, track, detection, proxy in chosen]
+
+    def process(self, frame: Frame) -> FrameResult:
+        image = frame.image
+        result = FrameResult(frame)
+        started = time.perf_counter()
+        detections = self.analyzer.detect(image)
+        t_detect = time.perf_counter()
+        pairs = self.tracker.update(detections, frame.t, frame.index)
+        due = self._schedule(image, pairs)
+        t_track = time.perf_counter()
+        self.stages["detect"].add((t_detect - started) * 1000)
+        self.stages["track"].add((t_track - t_detect) * 1000)
+        self.frames += 1
+        self.faces += len(detections)
+        self.last_faces = len(detections)
+
+        if due:
+            aligned = self.analyzer.align(image, [d for _, d, _ in due])
+            qualities = [assess(face).score for face in aligned]
+            t_align = time.perf_counter()
+            self.stages["align"].add((t_align - t_track) * 1000)
+            self.assessed += len(due)
+            passing = []
+            for (track, detection, proxy), face, quality in zip(
+                due, aligned, qualities, strict=True
+            ):
+                track.assessed, track.since_assess = True, 0
+                track.best_proxy = max(track.best_proxy, proxy)
+                if quality >= self.floor:
+                    passing.append((track, detection, face, quality))
+            if passing:
+                vectors = self.analyzer.embed([face for _, _, face, _ in passing])
+                t_embed = time.perf_counter()
+                self.stages["embed"].add((t_embed - t_align) * 1000)
+                self.embedded += len(passing)
+                watchlist = self.watchlist
+                for (track, detection, _, quality), vector in zip(passing, vectors, strict=True):
+                    identification = watchlist.identify(vector, now=frame.wall)
+                    match = identification.match
+                    shot = Shot(
+                        frame_index=frame.index,
+                        t=frame.t,
+                        wall=frame.wall,
+                        box=detection.box,
+                        quality=quality,
+                        embedding=vector,
+                        threshold=identification.threshold,
+                        match=match,
+                        best=identification.candidates[0] if identification.candidates else None,
+                        crop_jpeg=(
+                            face_crop_jpeg(image, detection.box, self.config.run.alert_crop_px)
+                            if match is not None
+                            else None
+                        ),
+                    )
+                    owner, ended = self.tracker.attach(track, shot)
+                    if ended is not None:
+                        result.hits += self.decider.finish(ended)
+                    result.hits += self.decider.observe(owner, shot)
+                self.stages["match"].add((time.perf_counter() - t_embed) * 1000)
+
+        for track in self.tracker.expire(frame.t):
+            result.hits += self.decider.finish(track)
+        for track in self.tracker.tracks.values():
+            result.hits += self.decider.tick(track, frame.t)
+        seen = {id(d): tr for tr, d in pairs}
+        for detection in detections:
+            track = seen[id(detection)]
+            # A track replaced in attach() (split or continued) shows under its new identity.
+            shown = self._current(track, detection)
+            result.faces.append(FaceView(detection.box, shown.id, shown.label))
+        return result
+
+    def _current(self, track: Track, detection: Detection) -> Track:
+        if track.id in self.tracker.tracks:
+            return track
+        for other in self.tracker.tracks.values():
+            if other.box == detection.box:
+                return other
+        return track
+
+    def finish(self) -> list[Hit]:
+        """The source has ended: every track ends (and is forgotten)."""
+        hits: list[Hit] = []
+        for track in self.tracker.end_all():
+            hits += self.decider.finish(track)
+        return hits
+
+    @property
+    def active_tracks(self) -> int:
+        return len(self.tracker.tracks)
