@@ -31,6 +31,7 @@ from edge.alerts.schema import build_alert, encode_alert, utc_rfc3339
 from edge.alerts.service import AlertService
 from edge.config import Config
 from edge.errors import EdgeError
+from edge.fleet.sdnotify import Notifier
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.annotate import Annotator
 from edge.pipeline.capture import Capture, FrameQueue, SourceSpec
@@ -48,6 +49,7 @@ HIT_QUEUE = 256  # decided alerts waiting for their outbox commit (a handful at 
 STATUS_EVERY_S = 1.0
 WATCHLIST_POLL_S = 10.0
 CAPTURE_JOIN_S = 2.0
+WATCHDOG_STALL_S = 10.0  # frames waiting and none taken for this long: inference is stuck
 _END = object()
 
 
@@ -146,62 +148,67 @@ class Runner:
         self._status_drawn = False
         self._started = time.monotonic()
         self._first_frame_at: float | None = None
+        self._fps_now = 0.0  # over the last second, for the heartbeat
         self._finished_at: float | None = None
         self._annotator: Annotator | None = None
         self._jsonl: IO[str] | None = None
         self._service: AlertService | None = None
+        self._notifier = Notifier.from_environment()  # systemd Type=notify and WatchdogSec=
 
     # --- the run ---------------------------------------------------------------------------
 
     def run(self) -> RunResult:
         self.capture.open()  # a file or folder that cannot be read fails here, before threads
         opts = self.options
-        if opts.annotate is not None:
-            self._annotator = Annotator(
-                opts.annotate, self.capture.fps or 30.0, self.config.run.annotate_unmatched
-            )
-        if opts.alerts_jsonl is not None:
-            try:
-                self._jsonl = opts.alerts_jsonl.open("a", encoding="utf-8")
-            except OSError as exc:
-                raise EdgeError(f"cannot write {opts.alerts_jsonl}: {exc.strerror}") from exc
         try:
+            if opts.annotate is not None:
+                self._annotator = Annotator(
+                    opts.annotate, self.capture.fps or 30.0, self.config.run.annotate_unmatched
+                )
+            if opts.alerts_jsonl is not None:
+                try:
+                    self._jsonl = opts.alerts_jsonl.open("a", encoding="utf-8")
+                except OSError as exc:
+                    raise EdgeError(f"cannot write {opts.alerts_jsonl}: {exc.strerror}") from exc
             self._service = AlertService(
                 self.config, state_dir=opts.state_dir, stats_provider=self.heartbeat_stats
             )
             return self._run(self._service)
         finally:
+            self.capture.close()
             if self._jsonl is not None:
                 self._jsonl.close()
 
     def _run(self, service: AlertService) -> RunResult:
         wl = self.watchlist
-        service.status(
-            model_id=self.model_id, watchlist_id=wl.list_id, watchlist_version=wl.version
-        )
-        service.watchlist_changed(
-            watchlist_id=wl.list_id, version=wl.version, change="loaded", entries=len(wl)
-        )
-        if self.options.publish:
-            service.start()
-        log.info(
-            "watching %s with watchlist %s v%d (%d entries, threshold %.4f)",
-            self.options.source.name,
-            wl.list_id,
-            wl.version,
-            len(wl),
-            wl.threshold,
-        )
         restore = self._install_signal_handlers()
         inference = threading.Thread(target=self._infer, name="inference", daemon=True)
         delivery = threading.Thread(target=self._deliver, name="alerts", daemon=True)
         try:
+            service.status(
+                model_id=self.model_id, watchlist_id=wl.list_id, watchlist_version=wl.version
+            )
+            service.watchlist_changed(
+                watchlist_id=wl.list_id, version=wl.version, change="loaded", entries=len(wl)
+            )
+            if self.options.publish:
+                service.start()
+            log.info(
+                "watching %s with watchlist %s v%d (%d entries, threshold %.4f)",
+                self.options.source.name,
+                wl.list_id,
+                wl.version,
+                len(wl),
+                wl.threshold,
+            )
             self._started = time.monotonic()
             delivery.start()
             inference.start()
             self.capture.start()
+            self._notifier.ready(f"watching {self.options.source.name}")
             self._supervise(inference)
         finally:
+            self._notifier.stopping()
             self._shutdown(inference, delivery, service)
             restore()
         return self._result()
@@ -212,10 +219,18 @@ class Runner:
         next_log = time.monotonic() + self.config.run.status_log_s
         next_poll = time.monotonic() + WATCHLIST_POLL_S
         last = (time.monotonic(), 0)
+        progress = (time.monotonic(), 0)  # when inference last took a frame
         while inference.is_alive():
             if self._stop.wait(0.2):
                 return
             now = time.monotonic()
+            if self.processor.frames != progress[1]:
+                progress = (now, self.processor.frames)
+            # systemd's watchdog is fed while inference keeps up: idle (no frame waiting, e.g. a
+            # camera reconnecting) or taking frames. Inference stuck with frames waiting starves it
+            # and systemd restarts the service.
+            if not len(self.frames) or now - progress[0] < WATCHDOG_STALL_S:
+                self._notifier.watchdog()
             limit = self.options.duration_s
             if limit is not None and now - self._started >= limit:
                 log.info("stopping after %.0f s (--duration)", limit)
@@ -224,8 +239,10 @@ class Runner:
             if now >= next_status:
                 fps = (self.processor.frames - last[1]) / max(now - last[0], 1e-6)
                 last = (now, self.processor.frames)
+                self._fps_now = fps
                 next_status = now + STATUS_EVERY_S
                 line = self.status_text(fps)
+                self._notifier.status(line)
                 if self.options.status_line and self.err.isatty():
                     self._draw_status(line)
                 elif self.config.run.status_log_s and now >= next_log:
@@ -251,9 +268,14 @@ class Runner:
                 model_id=self.model_id, watchlist_id=fresh.list_id, watchlist_version=fresh.version
             )
             self._service.watchlist_changed(
-                watchlist_id=fresh.list_id, version=fresh.version, change="loaded", entries=len(fresh)
+                watchlist_id=fresh.list_id,
+                version=fresh.version,
+                change="loaded",
+                entries=len(fresh),
             )
-        log.info("switched to watchlist %s v%d (%d entries)", fresh.list_id, fresh.version, len(fresh))
+        log.info(
+            "switched to watchlist %s v%d (%d entries)", fresh.list_id, fresh.version, len(fresh)
+        )
 
     def _shutdown(
         self, inference: threading.Thread, delivery: threading.Thread, service: AlertService
@@ -262,9 +284,11 @@ class Runner:
         self.capture.stop()
         if aborting:
             self.frames.close(discard=True)
-        inference.join()
+        if inference.ident is not None:
+            inference.join()
         self._hits.put(_END)
-        delivery.join()
+        if delivery.ident is not None:
+            delivery.join()
         if not self.capture.join(CAPTURE_JOIN_S):
             self.frames.close(discard=True)
             log.warning("capture thread still blocked in a read; leaving it behind")
@@ -449,6 +473,7 @@ class Runner:
                 "active": processor.active_tracks,
                 "split": processor.tracker.splits,
                 "reidentified": processor.tracker.reidentified,
+                "scene_cuts": processor.scene_cuts,
             },
             "alerts": {
                 "raised": len(self.alerts),
@@ -462,6 +487,7 @@ class Runner:
     def heartbeat_stats(self) -> Mapping[str, Any]:
         """For the MQTT heartbeat (runs on the publisher's thread: cheap)."""
         metrics = self.metrics()
+        metrics["fps_now"] = round(self._fps_now, 1)
         metrics["queues"] = {"frames": len(self.frames), "alerts": self._hits.qsize()}
         return {"pipeline": metrics}
 
@@ -471,8 +497,9 @@ class Runner:
         if self.capture.state == "failed" and self.capture.error is not None:
             raise EdgeError(f"capture from {self.options.source.name} failed: {self.capture.error}")
         if self._signal is not None:
-            reason, code = f"stopped by {self._signal}", (
-                EXIT_INTERRUPTED if self._signal == "SIGINT" else EXIT_OK
+            reason, code = (
+                f"stopped by {self._signal}",
+                (EXIT_INTERRUPTED if self._signal == "SIGINT" else EXIT_OK),
             )
         elif self.capture.state == "lost":
             reason, code = self.capture.describe_end(), EXIT_SOURCE_LOST
@@ -511,8 +538,8 @@ class Runner:
             f"reconnects {m['reconnects']}",
             f"  faces: detected {faces['detected']}, assessed {faces['assessed']}, embedded "
             f"{faces['embedded']}; tracks {tracks['started']}",
-            f"  alerts: {alerts['raised']} (suppressed by cooldown {alerts['suppressed_by_cooldown']}"
-            f", failed {alerts['failed']})",
+            f"  alerts: {alerts['raised']} (suppressed by cooldown "
+            f"{alerts['suppressed_by_cooldown']}, failed {alerts['failed']})",
             f"  latency ms (mean/p90): {stages}",
             f"  peak memory {m['peak_rss_mb']:.0f} MB",
         ]

@@ -19,9 +19,10 @@ EXIT_ERROR = 2
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    from edge import audit, config_cli, recognition_cli
+    from edge import audit, config_cli, doctor, recognition_cli, run_cli
     from edge.alerts import cli as alerts_cli
     from edge.bench import cli as bench_cli
+    from edge.fleet import cli as fleet_cli
     from edge.watchlist import cli as watchlist_cli
 
     return [
@@ -31,6 +32,9 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
         audit.register,
         watchlist_cli.register,
         config_cli.register,
+        run_cli.register,
+        fleet_cli.register,
+        doctor.register,
     ]
 
 

@@ -22,8 +22,10 @@ from edge.alerts.config import (
     MqttConfig,
     OutboxConfig,
 )
+from edge.api.config import ApiConfig
 from edge.config_section import Section
 from edge.errors import ConfigError
+from edge.fleet.config import SyncConfig
 from edge.runtime_config import CaptureConfig, RunConfig, TrackerConfig
 from edge.watchlist.config import WatchlistConfig
 
@@ -107,6 +109,8 @@ class Config(Section):
     capture: CaptureConfig = CaptureConfig()
     tracker: TrackerConfig = TrackerConfig()
     run: RunConfig = RunConfig()
+    sync: SyncConfig = SyncConfig()
+    api: ApiConfig = ApiConfig()
 
     @model_validator(mode="after")
     def _int8_needs_onnx(self) -> Config:

@@ -63,3 +63,7 @@ class CaptureError(EdgeError):
 
 class SourceError(CaptureError):
     """A video source names nothing usable (no such file, folder, camera or URL scheme)."""
+
+
+class SyncError(EdgeError):
+    """Watchlist sync over MQTT: a bad announcement or chunk, or a transfer that cannot finish."""

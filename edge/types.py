@@ -34,6 +34,7 @@ class AlignedFace:
     image: Image  # BGR uint8 (112, 112, 3)
     eye_distance_px: float  # distance between the eye centres in the frame
     template_error: float  # RMS distance (in 112-px units) of the points from the template
+    landmark_confidence: float = 1.0  # the landmark model's belief that this is a face it fits
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,6 +9,7 @@ from recognition_helpers import analyzer
 
 from edge.backends import open_session
 from edge.config import DetectorConfig
+from edge.demo import DEMO_CLIP
 from edge.pipeline.capture import read_image
 from edge.pipeline.detect import FaceDetector
 from edge.pipeline.quality import assess
@@ -114,3 +115,25 @@ def test_faces_below_the_floor_carry_no_embedding() -> None:
 
     (face,) = FaceAnalyzer(strict).analyze(read_image(OTHER_PERSON))
     assert face.quality < 1.0 and face.embedding is None
+
+
+def _clip_frame(index: int) -> np.ndarray:
+    capture = cv2.VideoCapture(str(DEMO_CLIP))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, frame = capture.read()
+    capture.release()
+    assert ok, f"cannot read frame {index} of {DEMO_CLIP}"
+    return np.asarray(frame, dtype=np.uint8)
+
+
+def test_a_profile_close_up_is_gated_even_though_its_points_look_frontal() -> None:
+    # Frame 27 of the demo clip: a large, sharp face in full profile. The face mesh still fits
+    # five frontal-looking points to it, so only its face-presence output can gate it.
+    faces = analyzer().analyze(_clip_frame(27))
+    assert faces, "the profile is detected"
+    assert all(face.embedding is None for face in faces)
+
+
+def test_a_frontal_frame_of_the_clip_passes_the_gate() -> None:
+    faces = analyzer().analyze(_clip_frame(150))
+    assert any(face.embedding is not None for face in faces)

@@ -459,3 +459,30 @@ def test_a_damaged_installed_list_can_be_replaced_by_a_full_bundle_only(world: W
     assert err.value.check == "version"
     assert s.install(world.v2).version == 2
     assert _load(s).version == 2
+
+
+@pytest.mark.parametrize("view", [True, False], ids=["memory-mapped", "in-memory"])
+def test_expired_entry_is_skipped_and_search_widens(tmp_path: Path, view: bool) -> None:
+    from edge.watchlist.bundle import load_full, read_bundle
+
+    priv, pub, _, _ = make_keys(tmp_path)
+    persons = people(6, 30, templates=3)
+    for p in persons[:20]:  # most of the list expires, including the probe's nearest people
+        p.fields = type(p.fields)(expires="2025-06-01T12:30:00Z")
+    bundle = build_full(tmp_path / "b", persons, priv, 1)
+    index, content = load_full(read_bundle(bundle.path, pub), view=view)
+    assert index.read_only is view
+    clock = FixedClock()
+    wl = Watchlist.from_content(
+        bundle.manifest, bundle.manifest_sha256, content, index, None, top_k=3, clock=clock
+    )
+    probe = persons[0].vectors[0]
+    assert wl.search(probe, 3)[0].label == persons[0].label
+    clock.now = NOW + timedelta(hours=1)
+    hits = wl.search(probe, 3)
+    assert len(hits) == 3  # still three live entries, found by widening the search
+    assert all(int(h.label.split("-")[1]) >= 20 for h in hits)
+    assert len(index) == (90 if view else 30)  # a view keeps the templates, filters them
+    if view:
+        with pytest.raises(WatchlistError, match="read-only"):
+            index.remove(np.array([0], dtype=np.uint64))

@@ -668,7 +668,8 @@ class AlertPublisher:
             except AuditError as exc:
                 log.error("%s", exc)
         payload = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
-        self._client.publish(self.topics.heartbeat, payload.encode("utf-8"), qos=0)
+        # Retained, so `edge hub devices` shows the last one of every device.
+        self._client.publish(self.topics.heartbeat, payload.encode("utf-8"), qos=0, retain=True)
 
     def _audit(self, records: list[tuple[str, Mapping[str, Any]]]) -> None:
         if self.audit is None or not records:

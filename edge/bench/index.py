@@ -13,9 +13,11 @@ random orthonormal basis: their mutual cosines look like those between different
 for a graph index and not what face embeddings look like; both are reported in
 docs/watchlist.md.
 
-Memory is the process's resident set growth when the saved index is loaded (what a device
-holds). Bundle bytes per entry are the index file plus an entries table (measured on a sample
-of 10,000 synthetic entries with ids in the list's range) plus manifest and signature.
+Memory is the growth of the process's resident set from opening the saved index until one
+exhaustive search has touched every page of it: the whole index resident, as a device holds it
+(memory-mapped by default, ``--load copy`` to copy it into memory instead). Bundle bytes per
+entry are the index file plus an entries table (measured on a sample of 10,000 synthetic entries
+with ids in the list's range) plus manifest and signature.
 """
 
 from __future__ import annotations
@@ -149,7 +151,10 @@ def bench_size(
     threads: int,
     seed: int,
     workdir: Path,
-) -> dict[str, Any]:
+    expansion_searches: list[int] | None = None,
+    view: bool = True,
+) -> list[dict[str, Any]]:
+    """One build and load at ``size``; one result row per search expansion."""
     gen = Generator(distribution, params.ndim, seed)
     keys = np.arange(size, dtype=np.uint64) << np.uint64(8)  # entry i, template 0
     stored_chunks = []
@@ -173,55 +178,62 @@ def bench_size(
     path = workdir / f"index-{size}.usearch"
     built.save(path)
     file_bytes = path.stat().st_size
-    del built
-    gc.collect()
-
-    before = rss_bytes()
-    index = TemplateIndex.load(path, params, size)
-    resident = rss_bytes() - before
-    del stored
+    del built, stored
     gc.collect()
 
     query_vectors, cosines = noisy_copies(rng, sources, 0.7, 0.8)
-    exact = index.search(query_vectors, 1, exact=True, threads=threads)
+    before = rss_bytes()
+    index = TemplateIndex.load(path, params, size, view=view)
+    exact = index.search(query_vectors, 1, exact=True, threads=threads)  # touches every page
+    resident = rss_bytes() - before
     exact_top = np.array([int(h.keys[0]) for h in exact], dtype=np.uint64)
-
-    for q in query_vectors[: min(100, n_queries)]:  # warm-up
-        index.search(q, 1, exact=False)
-    latencies = []
-    found = np.zeros(n_queries, dtype=np.uint64)
-    for row, q in enumerate(query_vectors):
-        t0 = time.perf_counter()
-        (hits,) = index.search(q, 1, exact=False)
-        latencies.append(time.perf_counter() - t0)
-        found[row] = hits.keys[0] if len(hits.keys) else np.uint64(2**64 - 1)
     source_keys = keys[source_ids]
     entries_per = _entries_bytes_per_entry(size)
-    return {
+    common = {
         "size": size,
         "distribution": distribution,
         "dtype": params.dtype,
         "connectivity": params.connectivity,
         "expansion_add": params.expansion_add,
-        "expansion_search": params.expansion_search,
         "build_threads": threads,
         "add_seconds": round(add_seconds, 2),
         "add_rate_per_s": round(size / add_seconds, 1),
+        "loaded_as": "memory-mapped view" if view else "copy in memory",
         "resident_bytes": int(resident),
         "resident_mb": round(resident / 2**20, 1),
-        "usearch_memory_usage_mb": round(index.memory_usage / 2**20, 1),
         "index_file_bytes": int(file_bytes),
         "bundle_bytes_per_entry": round(
             file_bytes / size + entries_per + MANIFEST_AND_SIGNATURE_BYTES / size, 1
         ),
         "queries": n_queries,
         "query_cosine_to_source": [round(float(cosines.min()), 3), round(float(cosines.max()), 3)],
-        "search_ms_p50": round(_percentile_ms(latencies, 50), 4),
-        "search_ms_p99": round(_percentile_ms(latencies, 99), 4),
-        "recall_at_1": float((found == exact_top).mean()),
         "exact_top1_is_source": float((exact_top == source_keys).mean()),
-        "graph_top1_is_source": float((found == source_keys).mean()),
     }
+    rows = []
+    for ef in expansion_searches or [params.expansion_search]:
+        index.set_expansion_search(ef)
+        for q in query_vectors[: min(100, n_queries)]:  # warm-up
+            index.search(q, 1, exact=False)
+        latencies = []
+        found = np.zeros(n_queries, dtype=np.uint64)
+        for row, q in enumerate(query_vectors):
+            t0 = time.perf_counter()
+            (hits,) = index.search(q, 1, exact=False)
+            latencies.append(time.perf_counter() - t0)
+            found[row] = hits.keys[0] if len(hits.keys) else np.uint64(2**64 - 1)
+        rows.append(
+            {
+                **common,
+                "expansion_search": ef,
+                "search_ms_p50": round(_percentile_ms(latencies, 50), 4),
+                "search_ms_p99": round(_percentile_ms(latencies, 99), 4),
+                "recall_at_1": float((found == exact_top).mean()),
+                "graph_top1_is_source": float((found == source_keys).mean()),
+            }
+        )
+    del index
+    gc.collect()
+    return rows
 
 
 def run(
@@ -232,10 +244,12 @@ def run(
     queries: int = 1000,
     threads: int = 2,
     seed: int = 0,
+    expansion_searches: list[int] | None = None,
+    view: bool = True,
 ) -> Iterator[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="edge-bench-index-") as tmp:
         for size in sizes:
-            result = bench_size(
+            yield from bench_size(
                 size,
                 params=params,
                 distribution=distribution,
@@ -243,21 +257,22 @@ def run(
                 threads=threads,
                 seed=seed,
                 workdir=Path(tmp),
+                expansion_searches=expansion_searches,
+                view=view,
             )
             (Path(tmp) / f"index-{size}.usearch").unlink()
-            yield result
 
 
 def format_row(r: dict[str, Any]) -> str:
     return (
         f"{r['size']:>9,} {r['add_rate_per_s']:>10,.0f}/s {r['resident_mb']:>8.1f} MB "
-        f"{r['bundle_bytes_per_entry']:>7.1f} B {r['search_ms_p50']:>8.3f} "
-        f"{r['search_ms_p99']:>8.3f} ms {r['recall_at_1']:>8.4f}"
+        f"{r['bundle_bytes_per_entry']:>7.1f} B {r['expansion_search']:>5} "
+        f"{r['search_ms_p50']:>8.3f} {r['search_ms_p99']:>8.3f} ms {r['recall_at_1']:>8.4f}"
     )
 
 
 HEADER = (
-    f"{'entries':>9} {'add rate':>12} {'resident':>11} {'bundle/e':>9} {'p50':>8} "
+    f"{'entries':>9} {'add rate':>12} {'resident':>11} {'bundle/e':>9} {'ef':>5} {'p50':>8} "
     f"{'p99':>11} {'recall@1':>8}"
 )
 
@@ -281,7 +296,12 @@ def register(bench_subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="template index: add rate, memory, bundle size, latency, recall@1",
         description=(__doc__ or "").splitlines()[0],
     )
-    parser.add_argument("--sizes", type=_sizes, default=[1000, 100_000, 1_000_000])
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=[1000, 100_000, 1_000_000],
+        help="comma-separated entry counts (default 1000,100000,1000000)",
+    )
     parser.add_argument("--queries", type=int, default=1000, help="timed queries per size")
     parser.add_argument(
         "--distribution", choices=["face", "isotropic"], default="face", help="templates drawn"
@@ -289,7 +309,17 @@ def register(bench_subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("--dtype", choices=["i8", "f16"], help="default: watchlist.index_dtype")
     parser.add_argument("--connectivity", type=int, help="default: watchlist.connectivity")
     parser.add_argument("--expansion-add", type=int, help="default: watchlist.expansion_add")
-    parser.add_argument("--expansion-search", type=int, help="default: watchlist.expansion_search")
+    parser.add_argument(
+        "--expansion-search",
+        type=_sizes,
+        help="one value or a comma-separated sweep (default: watchlist.expansion_search)",
+    )
+    parser.add_argument(
+        "--load",
+        choices=["view", "copy"],
+        default="view",
+        help="how the saved index is opened: memory-mapped as a device does (default) or copied",
+    )
     parser.add_argument("--threads", type=int, default=2, help="threads for building")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", type=Path, help="YAML config file (defaults otherwise)")
@@ -308,12 +338,14 @@ def cmd_index(args: argparse.Namespace) -> int:
         dtype=dtype,
         connectivity=args.connectivity or wl.connectivity,
         expansion_add=args.expansion_add or wl.expansion_add,
-        expansion_search=args.expansion_search or wl.expansion_search,
+        expansion_search=wl.expansion_search,
     )
+    sweep = args.expansion_search or [wl.expansion_search]
     if not args.json:
         print(
             f"index cos/{params.dtype}, connectivity {params.connectivity}, expansion_add "
-            f"{params.expansion_add}, expansion_search {params.expansion_search}; "
+            f"{params.expansion_add}; index "
+            f"{'memory-mapped' if args.load == 'view' else 'copied'}; "
             f"{args.distribution} templates; queries at cosine 0.7-0.8 to an enrolled one, k=1"
         )
         print(HEADER)
@@ -324,6 +356,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         queries=args.queries,
         threads=args.threads,
         seed=args.seed,
+        expansion_searches=sweep,
+        view=args.load == "view",
     ):
         print(json.dumps(result, sort_keys=True) if args.json else format_row(result), flush=True)
     return 0

@@ -16,6 +16,8 @@ points from a BlazeFace box are far noisier than BlazeFace's own.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
@@ -115,7 +117,10 @@ class MeshAligner:
     def __init__(self, session: InferenceSession) -> None:
         self._session = session
 
-    def five_points(self, image_bgr: Image, detections: list[Detection]) -> list[FloatArray]:
+    def five_points(
+        self, image_bgr: Image, detections: list[Detection]
+    ) -> list[tuple[FloatArray, float]]:
+        """Per face: the five points in frame pixels, and the mesh's face-presence probability."""
         if not detections:
             return []
         transforms = [mesh_crop_transform(d) for d in detections]
@@ -126,27 +131,30 @@ class MeshAligner:
         batch = np.stack([cv2.cvtColor(c, cv2.COLOR_BGR2RGB) for c in crops])
         outputs = self._session.run(batch.astype(np.float32) * (1 / 255))
         landmarks = next(o for o in outputs if o.size == len(crops) * 1404)
+        presence_logits = next(o for o in outputs if o.size == len(crops)).reshape(-1)
+        presence = 1.0 / (1.0 + np.exp(-np.clip(presence_logits, -50.0, 50.0)))
         meshes = landmarks.reshape(len(crops), 468, 3)[:, :, :2]
-        points = []
-        for mesh, matrix in zip(meshes, transforms, strict=True):
+        results = []
+        for mesh, matrix, probability in zip(meshes, transforms, presence, strict=True):
             inverse = cv2.invertAffineTransform(matrix)
             frame_xy = mesh @ inverse[:, :2].T + inverse[:, 2]
-            points.append(
-                np.array(
-                    [
-                        frame_xy[MESH_RIGHT_EYE].mean(axis=0),
-                        frame_xy[MESH_LEFT_EYE].mean(axis=0),
-                        frame_xy[MESH_NOSE_TIP],
-                        frame_xy[MESH_MOUTH_RIGHT],
-                        frame_xy[MESH_MOUTH_LEFT],
-                    ],
-                    dtype=np.float32,
-                )
+            points = np.array(
+                [
+                    frame_xy[MESH_RIGHT_EYE].mean(axis=0),
+                    frame_xy[MESH_LEFT_EYE].mean(axis=0),
+                    frame_xy[MESH_NOSE_TIP],
+                    frame_xy[MESH_MOUTH_RIGHT],
+                    frame_xy[MESH_MOUTH_LEFT],
+                ],
+                dtype=np.float32,
             )
-        return points
+            results.append((points, float(probability)))
+        return results
 
     def align(self, image_bgr: Image, detections: list[Detection]) -> list[AlignedFace]:
+        # A profile or a non-face still gets a plausible-looking set of points from the mesh
+        # (and so a small template error); its face-presence output is what tells them apart.
         return [
-            align_points(image_bgr, points, TEMPLATE_5)
-            for points in self.five_points(image_bgr, detections)
+            replace(align_points(image_bgr, points, TEMPLATE_5), landmark_confidence=presence)
+            for points, presence in self.five_points(image_bgr, detections)
         ]

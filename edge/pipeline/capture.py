@@ -351,7 +351,7 @@ class Capture:
         self.error: BaseException | None = None
         self.frames_read = 0
         self.frames_skipped = 0  # over the frame-rate cap
-        self.reconnects = 0  # reconnect attempts
+        self.reconnects = 0  # reconnect attempts made
         self.last_error: str | None = None
         self._reader: VideoReader | FolderReader | None = None
         self._stop = threading.Event()
@@ -399,6 +399,12 @@ class Capture:
             return not self._thread.is_alive()
         return True
 
+    def close(self) -> None:
+        """Release a source opened by :meth:`open` whose thread never started."""
+        if self._thread is None and self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -425,6 +431,7 @@ class Capture:
             return False
         delay = min(self.config.reconnect_max_s, self.config.reconnect_min_s * 2 ** (failures - 1))
         self.state = "reconnecting"
+        self.reconnects += 1
         log.warning("%s; reconnecting in %.1fs (attempt %d)", why, delay, failures)
         self._stop.wait(delay)
         return True
@@ -447,7 +454,6 @@ class Capture:
                 except EdgeError as exc:
                     self.last_error = str(exc)
                     failures += 1
-                    self.reconnects += 1
                     if not self._backoff(failures, str(exc)):
                         return
                     continue
@@ -464,9 +470,9 @@ class Capture:
                     log.info("end of %s after %d frames", self.spec.name, self.frames_read)
                     return
                 if self._stop.is_set():
+                    self.state = "stopped"
                     return
                 failures += 1
-                self.reconnects += 1
                 self.last_error = f"lost {self.spec.kind} {self.spec.name} (no frame)"
                 if not self._backoff(failures, self.last_error):
                     return

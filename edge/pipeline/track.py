@@ -27,6 +27,8 @@ from edge.watchlist.matcher import Match
 Box = tuple[float, float, float, float]
 _VELOCITY_SMOOTHING = 0.5  # weight of the newest velocity measurement
 _MAX_PREDICT_S = 0.5  # never extrapolate a box further than this
+# A face does not change size by half from one sighting to the next: such a box is someone else.
+MAX_SIZE_STEP = 1.5
 
 
 def iou(a: Box, b: Box) -> float:
@@ -38,6 +40,11 @@ def iou(a: Box, b: Box) -> float:
     inter = w * h
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _similar_size(a: Box, b: Box) -> bool:
+    wa, wb = a[2] - a[0], b[2] - b[0]
+    return wa > 0 and wb > 0 and max(wa, wb) / min(wa, wb) <= MAX_SIZE_STEP
 
 
 @dataclass(eq=False)
@@ -160,7 +167,7 @@ class Tracker:
         for d, detection in enumerate(detections):
             for k, box in enumerate(predicted):
                 overlap = iou(detection.box, box)
-                if overlap >= self.config.iou_threshold:
+                if overlap >= self.config.iou_threshold and _similar_size(detection.box, box):
                     pairs.append((overlap, d, k))
         pairs.sort(key=lambda p: -p[0])
         assigned: dict[int, Track] = {}
@@ -193,15 +200,17 @@ class Tracker:
                 if other is track or other.embedded == 0 or other.last_t >= shot.t:
                     continue  # only tracks not seen in this frame can be continued
                 similarity = other.similarity(shot.embedding)
-                if similarity is not None and similarity >= cfg.reid_above:
-                    if best is None or similarity > best[0]:
-                        best = (similarity, other)
+                if similarity is None or similarity < cfg.reid_above:
+                    continue
+                if best is None or similarity > best[0]:
+                    best = (similarity, other)
             if best is not None:
                 lost = best[1]
                 del self.tracks[track.id]
                 self.created -= 1
                 self.reidentified += 1
                 lost.observe(track.box, shot.t, shot.frame_index)
+                lost.velocity = (0.0, 0.0)  # it reappeared elsewhere: no motion to extrapolate
                 lost.assessed, lost.since_assess = True, 0
                 lost.best_proxy = max(lost.best_proxy, track.best_proxy)
                 lost.add_shot(shot, cfg.max_shots)

@@ -13,10 +13,12 @@ face is dropped with its track.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
 import cv2
+import numpy as np
 
 from edge.config import Config
 from edge.pipeline.align import KeypointAligner
@@ -26,11 +28,14 @@ from edge.pipeline.match import Decider, Hit
 from edge.pipeline.metrics import StageSet
 from edge.pipeline.quality import assess
 from edge.pipeline.track import Box, Shot, Track, Tracker
-from edge.types import Detection, Image
+from edge.types import Detection, FloatArray, Image
 from edge.watchlist.matcher import Watchlist
+
+log = logging.getLogger(__name__)
 
 CROP_MARGIN = 0.25  # the alert crop extends the face box by this share of its size on each side
 CROP_JPEG_QUALITY = 85
+THUMB_SIZE = (32, 18)  # scene-cut detection compares frames at this size
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ def face_crop_jpeg(image: Image, box: Box, max_px: int) -> bytes | None:
     scale = max_px / max(crop.shape[:2])
     if scale < 1:
         size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+        crop = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
     ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY])
     return data.tobytes() if ok else None
 
@@ -95,6 +100,21 @@ class FrameProcessor:
         self.assessed = 0  # faces aligned and quality-scored
         self.embedded = 0  # faces embedded and searched
         self.last_faces = 0
+        self.scene_cuts = 0
+        self._thumb: FloatArray | None = None
+
+    def _scene_cut(self, frame: Frame) -> bool:
+        grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        thumb = cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+        previous, self._thumb = self._thumb, thumb
+        limit = self.config.tracker.scene_cut
+        if previous is None or not limit or not self.tracker.tracks:
+            return False
+        if float(np.abs(thumb - previous).mean()) <= limit:
+            return False
+        self.scene_cuts += 1
+        log.debug("frame %d: scene cut, %d tracks end", frame.index, len(self.tracker.tracks))
+        return True
 
     def _cheap_quality(self, image: Image, detection: Detection) -> float:
         try:
@@ -127,76 +147,92 @@ class FrameProcessor:
         return [(track, detection, proxy) for _, track, detection, proxy in chosen]
 
     def process(self, frame: Frame) -> FrameResult:
-        image = frame.image
         result = FrameResult(frame)
         started = time.perf_counter()
-        detections = self.analyzer.detect(image)
+        # Tracks gone for longer than lost_ttl_s end before this frame is associated, and all of
+        # them at a cut to another scene.
+        ended = self.tracker.end_all() if self._scene_cut(frame) else self.tracker.expire(frame.t)
+        for track in ended:
+            result.hits += self.decider.finish(track)
+        t_cut = time.perf_counter()
+        detections = self.analyzer.detect(frame.image)
         t_detect = time.perf_counter()
         pairs = self.tracker.update(detections, frame.t, frame.index)
-        due = self._schedule(image, pairs)
-        t_track = time.perf_counter()
-        self.stages["detect"].add((t_detect - started) * 1000)
-        self.stages["track"].add((t_track - t_detect) * 1000)
+        due = self._schedule(frame.image, pairs)
+        self.stages["detect"].add((t_detect - t_cut) * 1000)
+        self.stages["track"].add((time.perf_counter() - t_detect + t_cut - started) * 1000)
         self.frames += 1
         self.faces += len(detections)
         self.last_faces = len(detections)
-
         if due:
-            aligned = self.analyzer.align(image, [d for _, d, _ in due])
-            qualities = [assess(face).score for face in aligned]
-            t_align = time.perf_counter()
-            self.stages["align"].add((t_align - t_track) * 1000)
-            self.assessed += len(due)
-            passing = []
-            for (track, detection, proxy), face, quality in zip(
-                due, aligned, qualities, strict=True
-            ):
-                track.assessed, track.since_assess = True, 0
-                track.best_proxy = max(track.best_proxy, proxy)
-                if quality >= self.floor:
-                    passing.append((track, detection, face, quality))
-            if passing:
-                vectors = self.analyzer.embed([face for _, _, face, _ in passing])
-                t_embed = time.perf_counter()
-                self.stages["embed"].add((t_embed - t_align) * 1000)
-                self.embedded += len(passing)
-                watchlist = self.watchlist
-                for (track, detection, _, quality), vector in zip(passing, vectors, strict=True):
-                    identification = watchlist.identify(vector, now=frame.wall)
-                    match = identification.match
-                    shot = Shot(
-                        frame_index=frame.index,
-                        t=frame.t,
-                        wall=frame.wall,
-                        box=detection.box,
-                        quality=quality,
-                        embedding=vector,
-                        threshold=identification.threshold,
-                        match=match,
-                        best=identification.candidates[0] if identification.candidates else None,
-                        crop_jpeg=(
-                            face_crop_jpeg(image, detection.box, self.config.run.alert_crop_px)
-                            if match is not None
-                            else None
-                        ),
-                    )
-                    owner, ended = self.tracker.attach(track, shot)
-                    if ended is not None:
-                        result.hits += self.decider.finish(ended)
-                    result.hits += self.decider.observe(owner, shot)
-                self.stages["match"].add((time.perf_counter() - t_embed) * 1000)
-
-        for track in self.tracker.expire(frame.t):
-            result.hits += self.decider.finish(track)
+            result.hits += self._assess(frame, due)
         for track in self.tracker.tracks.values():
             result.hits += self.decider.tick(track, frame.t)
-        seen = {id(d): tr for tr, d in pairs}
-        for detection in detections:
-            track = seen[id(detection)]
+        for track, detection in pairs:
             # A track replaced in attach() (split or continued) shows under its new identity.
             shown = self._current(track, detection)
             result.faces.append(FaceView(detection.box, shown.id, shown.label))
         return result
+
+    def _assess(self, frame: Frame, due: list[tuple[Track, Detection, float]]) -> list[Hit]:
+        """Align and quality-score the due faces; embed, search and decide those that pass."""
+        started = time.perf_counter()
+        aligned = self.analyzer.align(frame.image, [d for _, d, _ in due])
+        qualities = [assess(face).score for face in aligned]
+        t_align = time.perf_counter()
+        self.stages["align"].add((t_align - started) * 1000)
+        self.assessed += len(due)
+        passing = []
+        for (track, detection, proxy), face, quality in zip(due, aligned, qualities, strict=True):
+            track.assessed, track.since_assess = True, 0
+            track.best_proxy = max(track.best_proxy, proxy)
+            if quality >= self.floor:
+                passing.append((track, detection, face, quality))
+        if not passing:
+            return []
+        vectors = self.analyzer.embed([face for _, _, face, _ in passing])
+        t_embed = time.perf_counter()
+        self.stages["embed"].add((t_embed - t_align) * 1000)
+        self.embedded += len(passing)
+        hits: list[Hit] = []
+        for (track, detection, _, quality), vector in zip(passing, vectors, strict=True):
+            hits += self._take_shot(frame, track, detection, quality, vector)
+        self.stages["match"].add((time.perf_counter() - t_embed) * 1000)
+        return hits
+
+    def _take_shot(
+        self, frame: Frame, track: Track, detection: Detection, quality: float, vector: FloatArray
+    ) -> list[Hit]:
+        identification = self.watchlist.identify(vector, now=frame.wall)
+        match = identification.match
+        best = identification.candidates[0] if identification.candidates else None
+        crop = None
+        if match is not None:
+            crop = face_crop_jpeg(frame.image, detection.box, self.config.run.alert_crop_px)
+        shot = Shot(
+            frame_index=frame.index,
+            t=frame.t,
+            wall=frame.wall,
+            box=detection.box,
+            quality=quality,
+            embedding=vector,
+            threshold=identification.threshold,
+            match=match,
+            best=best,
+            crop_jpeg=crop,
+        )
+        owner, ended = self.tracker.attach(track, shot)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "frame %d: track %d%s, quality %.2f, best entry %s",
+                frame.index,
+                owner.id,
+                "" if owner is track else f" (was {track.id})",
+                quality,
+                "none" if best is None else f"{best.label} {best.score:.3f}",
+            )
+        hits = self.decider.finish(ended) if ended is not None else []
+        return hits + self.decider.observe(owner, shot)
 
     def _current(self, track: Track, detection: Detection) -> Track:
         if track.id in self.tracker.tracks:

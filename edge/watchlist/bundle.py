@@ -609,10 +609,10 @@ def _read_file(path: Path) -> bytes:
 
 
 def load_templates(
-    index_path: Path, entries: Sequence[Entry], params: IndexParams
+    index_path: Path, entries: Sequence[Entry], params: IndexParams, *, view: bool = False
 ) -> tuple[TemplateIndex, ListContent]:
     expected = sum(len(e.templates) for e in entries)
-    index = TemplateIndex.load(index_path, params, expected)
+    index = TemplateIndex.load(index_path, params, expected, view=view)
     keys = index.keys()
     try:
         content = ListContent.create(entries, keys, index.vectors(keys))
@@ -622,14 +622,16 @@ def load_templates(
 
 
 def load_full(
-    bundle: VerifiedBundle, expansion_search: int = 64
+    bundle: VerifiedBundle, expansion_search: int = 64, *, view: bool = False
 ) -> tuple[TemplateIndex, ListContent]:
     """Load the index and entries of a verified full bundle and check its content digests."""
     m = bundle.manifest
     if m.kind != "full":
         raise BundleError("kind", f"{bundle.path} is a delta, a full bundle is needed here")
     entries = parse_entries(_read_file(bundle.path / ENTRIES), ENTRIES)
-    index, content = load_templates(bundle.path / INDEX, entries, m.index_params(expansion_search))
+    index, content = load_templates(
+        bundle.path / INDEX, entries, m.index_params(expansion_search), view=view
+    )
     check_content(m, content)
     return index, content
 
@@ -714,7 +716,7 @@ class ListMeta:
     dim: int
     dtype: Dtype
     policy: ThresholdPolicy
-    connectivity: int = 16
+    connectivity: int = 20
     expansion_add: int = 128
 
     def check(self) -> None:
@@ -838,8 +840,10 @@ def write_full(
         signer = keyring.key_id(private_key.public_key())
         manifest = _manifest(meta, content, next_entry_id, files, signer, "full", None)
         return _finish(out, work, manifest, private_key)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(work, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise WatchlistError(f"cannot write {out}: {exc.strerror or exc}") from exc
         raise
 
 
@@ -897,8 +901,10 @@ def write_delta(
         signer = keyring.key_id(private_key.public_key())
         manifest = _manifest(meta, content, next_entry_id, files, signer, "delta", info)
         return _finish(out, work, manifest, private_key)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(work, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise WatchlistError(f"cannot write {out}: {exc.strerror or exc}") from exc
         raise
 
 

@@ -439,7 +439,7 @@ def _watchlist_from_bundle(args: argparse.Namespace, config: Config, pin: ModelP
             f"{args.watchlist} was made with model {m.model.name} {m.model.sha256[:12]}..., "
             f"this device runs {pin.name} {pin.sha256[:12]}..."
         )
-    index, content = load_full(bundle, wl.expansion_search)
+    index, content = load_full(bundle, wl.expansion_search, view=True)
     return Watchlist.from_content(
         m,
         bundle.manifest_sha256,

@@ -27,7 +27,7 @@ class WatchlistConfig(Section):
         "default) or 'f16' (384 bytes, closer to the float scores).",
     )
     connectivity: int = Field(
-        16, ge=4, le=64, description="HNSW graph degree used when an index is built."
+        20, ge=4, le=64, description="HNSW graph degree used when an index is built."
     )
     expansion_add: int = Field(
         128, ge=8, le=1024, description="HNSW candidate list size while building."

@@ -110,7 +110,7 @@ def templates_digest(keys: KeyArray, vectors: StoredArray) -> str:
 class IndexParams:
     ndim: int = 192
     dtype: Dtype = "i8"
-    connectivity: int = 16
+    connectivity: int = 20
     expansion_add: int = 128
     expansion_search: int = 64
 
@@ -130,6 +130,7 @@ class TemplateIndex:
         self._index = index
         self.params = params
         self.exact_max = 0
+        self.read_only = False
 
     # --- construction -----------------------------------------------------------------------
 
@@ -176,11 +177,21 @@ class TemplateIndex:
         return cls(index, params)
 
     @classmethod
-    def load(cls, path: Path, params: IndexParams, expected_count: int) -> TemplateIndex:
-        """Load an index file; any problem is a :class:`BundleError` of check ``index``."""
+    def load(
+        cls, path: Path, params: IndexParams, expected_count: int, *, view: bool = False
+    ) -> TemplateIndex:
+        """Open an index file; any problem is a :class:`BundleError` of check ``index``.
+
+        ``view=True`` memory-maps the file instead of copying it: less memory (no copy, pages
+        shared with the page cache) and an instant start, but the index is then read-only
+        (:meth:`remove` refuses; callers filter instead).
+        """
         index = cls._new(params)
         try:
-            index.load(str(path))
+            if view:
+                index.view(str(path))
+            else:
+                index.load(str(path))
         except (RuntimeError, ValueError, OSError) as exc:
             raise BundleError("index", f"{path.name} cannot be loaded: {exc}") from exc
         if index.ndim != params.ndim:
@@ -195,7 +206,9 @@ class TemplateIndex:
             raise BundleError(
                 "index", f"{path.name} holds {len(index)} templates, manifest says {expected_count}"
             )
-        return cls(index, params)
+        loaded = cls(index, params)
+        loaded.read_only = view
+        return loaded
 
     def save(self, path: Path) -> None:
         try:
@@ -243,6 +256,8 @@ class TemplateIndex:
         return templates_digest(keys, self.vectors(keys))
 
     def remove(self, keys: KeyArray) -> None:
+        if self.read_only:
+            raise WatchlistError("this index is a read-only view: filter results instead")
         present = [k for k in np.asarray(keys, dtype=np.uint64) if self._index.contains(k)]
         if present:
             self._index.remove(np.asarray(present, dtype=np.uint64))

@@ -149,7 +149,11 @@ class WatchlistStore:
         return self.root / os.readlink(link)
 
     def load_release(self, path: Path, expansion_search: int = 64) -> Release:
-        """Verify and load a release folder: signature, then contents against the digests."""
+        """Verify and load a release folder: signature, then contents against the digests.
+
+        The index is memory-mapped (release folders never change once renamed into place):
+        no copy in memory, pages shared with the page cache, instant start.
+        """
         try:
             raw = (path / MANIFEST).read_bytes()
             if len(raw) > MAX_MANIFEST_BYTES:
@@ -164,7 +168,7 @@ class WatchlistStore:
         if manifest.kind == "full":
             check_files(path, manifest)
             index, content = load_full(
-                VerifiedBundle(path, manifest, raw, signature), expansion_search
+                VerifiedBundle(path, manifest, raw, signature), expansion_search, view=True
             )
         else:
             # A delta is stored applied: the signed content digests vouch for the files.
@@ -176,7 +180,7 @@ class WatchlistStore:
                 raise BundleError("content", f"{ENTRIES} differs from the one the hub signed")
             entries = parse_entries(entries_raw, ENTRIES)
             index, content = load_templates(
-                path / INDEX, entries, manifest.index_params(expansion_search)
+                path / INDEX, entries, manifest.index_params(expansion_search), view=True
             )
             check_content(manifest, content)
         return Release(path, manifest, sha256_bytes(raw), index, content)
@@ -256,7 +260,12 @@ class WatchlistStore:
         """Verify ``bundle`` and make it the active list; on any failure keep the old one."""
         try:
             with self._locked():
-                result = self._install(bundle, replace_list)
+                try:
+                    result = self._install(bundle, replace_list)
+                except OSError as exc:  # disk full, permissions: the old list is still active
+                    raise WatchlistError(
+                        f"cannot install into {self.root}: {exc.strerror or exc}"
+                    ) from exc
         except BundleError as exc:
             self._audit(
                 {
@@ -316,8 +325,8 @@ class WatchlistStore:
         if m.version <= floor:
             raise BundleError(
                 "version",
-                f"bundle version {m.version} is not newer than installed version {floor} "
-                "(no rollback)",
+                f"bundle version {m.version} is not newer than version {floor}, already "
+                "installed (no rollback)",
             )
 
     def _install(self, bundle: Path, replace_list: bool) -> InstallResult:

@@ -1,7 +1,9 @@
 """A loaded watchlist: what faces are matched against.
 
-Expired entries are dropped from the index the moment they expire (checked on every search)
-and filtered once more from the results; outside the list's validity window nothing matches.
+Expired entries are never returned: from the moment they expire (checked on every search) they
+are filtered from the results, and the search widens until it has ``k`` live entries or has
+seen the whole list; an index held in memory also drops their templates. Outside the list's
+validity window nothing matches.
 Scores are cosine similarities of the stored templates; an entry's score is its best template's.
 """
 
@@ -155,7 +157,8 @@ class Watchlist:
         keys = np.asarray(
             [t.key for i in newly for t in self._entries[i].templates], dtype=np.uint64
         )
-        self._index.remove(keys)
+        if not self._index.read_only:  # a memory-mapped index cannot change: filter only
+            self._index.remove(keys)
         self._expired.update(newly)
         self._expired_upto = upto
         log.info("watchlist %s: %d entries expired and removed", self.list_id, len(newly))

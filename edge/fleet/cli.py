@@ -1,0 +1,299 @@
+"""``edge hub publish|devices|withdraw``, ``edge sync`` and ``edge provision``.
+
+Every failure is an :class:`EdgeError` with a one-line message (``edge: error: ...``, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge.config import Config
+
+
+def _config(args: argparse.Namespace) -> Config:
+    from edge.alerts.cli import config_from_args
+
+    return config_from_args(args)
+
+
+def _common(parser: argparse.ArgumentParser, *, state_dir: bool = False) -> None:
+    parser.add_argument("--config", type=Path, help="YAML config file (default: built-in)")
+    parser.add_argument(
+        "--broker", metavar="HOST:PORT", help="broker address (default: mqtt.host/port)"
+    )
+    if state_dir:
+        parser.add_argument(
+            "--state-dir",
+            type=Path,
+            help="installed list, transfers, outbox and audit log "
+            "(default: $EDGE_STATE_DIR, else state_dir from the config)",
+        )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be above 0")
+    return value
+
+
+# --- hub ---------------------------------------------------------------------------------------
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from edge.fleet.hub import publish
+    from edge.watchlist import keys as keyring
+
+    config = _config(args)
+    key_path = args.pubkey or config.watchlist.public_key
+    public_key = keyring.load_public_key(key_path) if key_path is not None else None
+    result = publish(
+        config,
+        args.bundles,
+        chunk_bytes=args.chunk_bytes,
+        public_key=public_key,
+        timeout_s=args.timeout,
+        force=args.force,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "list_id": result.list_id,
+                    "version": result.version,
+                    "previous_version": result.previous_version,
+                    "manifest_topic": result.manifest_topic,
+                    "seconds": round(result.seconds, 3),
+                    "cleared_chunks": result.cleared_chunks,
+                    "transfers": [
+                        {
+                            "kind": t.kind,
+                            "sha256": t.sha256,
+                            "bytes": t.size,
+                            "chunks": len(t.chunks),
+                            "chunk_bytes": t.chunk_bytes,
+                        }
+                        for t in result.transfers
+                    ],
+                },
+                sort_keys=True,
+            )
+        )
+        return 0
+    verified = "verified, " if public_key is not None else "NOT verified (no --pubkey), "
+    was = f" (replacing v{result.previous_version})" if result.previous_version else ""
+    print(
+        f"published {result.list_id} v{result.version}{was} on {result.manifest_topic}: "
+        f"{verified}{result.seconds:.2f}s"
+    )
+    for t in result.transfers:
+        print(
+            f"  {t.kind:5s} {t.sha256[:16]}  {t.size} bytes in {len(t.chunks)} chunks of "
+            f"{t.chunk_bytes}"
+        )
+    if result.cleared_chunks:
+        print(f"  cleared {result.cleared_chunks} chunks of the previous version")
+    return 0
+
+
+def cmd_withdraw(args: argparse.Namespace) -> int:
+    from edge.fleet.hub import withdraw
+
+    cleared = withdraw(_config(args), args.list_id)
+    if cleared:
+        print(f"withdrew {args.list_id}: cleared its announcement and {cleared - 1} chunks")
+    else:
+        print(f"nothing announced for {args.list_id}")
+    return 0
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from edge.fleet.hub import collect_devices
+
+    rows = collect_devices(_config(args), wait_s=args.wait)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], sort_keys=True))
+        return 0
+    if not rows:
+        print("no device has a retained status on this broker")
+        return 0
+    table = [("DEVICE", "STATE", "WATCHLIST", "SYNC", "HEARTBEAT", "SOFTWARE", "MODEL")]
+    for r in rows:
+        status: dict[str, Any] = r.status or {}
+        state = r.state
+        if state == "offline" and status.get("reason"):
+            state += f" ({status['reason']})"
+        table.append(
+            (
+                r.device_id,
+                state,
+                r.watchlist,
+                r.sync_state,
+                _age(r.heartbeat_age_s()),
+                str(status.get("software") or (r.sync or {}).get("software") or "-"),
+                str(status.get("model") or "-"),
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    online = sum(1 for r in rows if r.state == "online")
+    print(f"{len(rows)} device(s), {online} online")
+    return 0
+
+
+# --- device --------------------------------------------------------------------------------------
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from edge.fleet.agent import Agent
+
+    config = _config(args)
+    if args.list:
+        config = config.model_copy(
+            update={"sync": config.sync.model_copy(update={"lists": list(args.list)})}
+        )
+    agent = Agent(
+        config,
+        state_dir=args.state_dir,
+        public_key=args.pubkey,
+        agent=args.agent,
+        serve_api=False if args.no_api else None,
+    )
+    return agent.run()
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from edge.fleet.profiles import compose, render
+
+    data, _ = compose(args.profile, args.site, args.device_id)
+    sources = [args.profile] + ([args.site] if args.site else [])
+    text = render(data, sources)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    from edge.errors import ConfigError
+
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(args.out)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
+    print(f"wrote {args.out} (validated)")
+    return 0
+
+
+# --- registration --------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hub = subparsers.add_parser("hub", help="publish watchlists to the fleet, list devices")
+    sub = hub.add_subparsers(dest="hub_command", metavar="SUBCOMMAND", required=True)
+
+    pub = sub.add_parser(
+        "publish",
+        help="announce a watchlist version to every device (retained, in chunks)",
+        description="BUNDLE is a full bundle or a delta; give both (same list and version) so "
+        "that devices on the delta's base fetch the delta and every other device the full one.",
+    )
+    pub.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE")
+    pub.add_argument(
+        "--chunk-bytes",
+        type=_positive_int,
+        help="chunk size (default: sync.chunk_bytes, 65536); stay below the broker's limit",
+    )
+    pub.add_argument(
+        "--pubkey",
+        type=Path,
+        help="verify each bundle with this key first (default: watchlist.public_key, if set)",
+    )
+    pub.add_argument(
+        "--force", action="store_true", help="announce even if not newer than the broker's"
+    )
+    pub.add_argument("--timeout", type=_positive_float, default=300.0, help="broker acks (300 s)")
+    pub.add_argument("--json", action="store_true")
+    _common(pub)
+    pub.set_defaults(handler=cmd_publish)
+
+    devices = sub.add_parser(
+        "devices", help="every device's retained status, watchlist, sync state, last heartbeat"
+    )
+    devices.add_argument(
+        "--wait",
+        type=_positive_float,
+        default=3.0,
+        help="read retained messages for at most this long (3 s)",
+    )
+    devices.add_argument("--json", action="store_true")
+    _common(devices)
+    devices.set_defaults(handler=cmd_devices)
+
+    withdraw = sub.add_parser(
+        "withdraw", help="clear a list's announcement and chunks (devices keep their list)"
+    )
+    withdraw.add_argument("list_id", metavar="LIST_ID")
+    _common(withdraw)
+    withdraw.set_defaults(handler=cmd_withdraw)
+
+    sync = subparsers.add_parser(
+        "sync",
+        help="device side: follow watchlists over MQTT, install them; local API; watchdog",
+        description="Runs until SIGTERM. Installs every new version of the lists in "
+        "sync.lists that the hub announces (after every watchlist check); `edge run` picks it "
+        "up. With --agent it also publishes this device's status (with the installed version), "
+        "heartbeat and outbox, for a device whose recognizer is not running.",
+    )
+    sync.add_argument(
+        "--list",
+        action="append",
+        metavar="LIST_ID",
+        help="follow this list (repeatable; default: sync.lists)",
+    )
+    sync.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
+    sync.add_argument(
+        "--agent",
+        action="store_true",
+        help="also own the device's status/heartbeat/outbox (never beside `edge run`)",
+    )
+    sync.add_argument("--no-api", action="store_true", help="do not serve the local API")
+    _common(sync, state_dir=True)
+    sync.set_defaults(handler=cmd_sync)
+
+    prov = subparsers.add_parser(
+        "provision",
+        help="merge a device profile and a site config into one validated config file",
+    )
+    prov.add_argument("--profile", type=Path, required=True, help="firmware-config/profiles/X")
+    prov.add_argument("--site", type=Path, help="site config (wins over the profile)")
+    prov.add_argument("--device-id", help="set device.id")
+    prov.add_argument("--out", type=Path, help="write here (default: stdout)")
+    prov.set_defaults(handler=cmd_provision)

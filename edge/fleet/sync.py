@@ -1,0 +1,933 @@
+"""The device side of watchlist sync: follow lists, fetch chunks, verify, install, report.
+
+One thread drives the MQTT client (``Client.loop()``), so every paho callback runs on it. A
+transfer is fetched a window of chunks at a time: the device subscribes to the retained topic
+of each chunk it lacks and unsubscribes when the chunk arrived and matched its sha256. Verified
+chunks are written into a sparse ``<sha256>.part`` file under ``<state_dir>/<sync.subdir>/`` so a
+transfer interrupted by a lost link, a broker restart or a device restart resumes with the
+chunks it lacks (on start each chunk already in the file is checked against its sha256 again).
+
+When every chunk is in, a second thread checks the archive's sha256, unpacks it (only the
+bundle's own files) and hands the folder to :meth:`WatchlistStore.install`, which runs every
+check of the watchlist (signature, hashes, model, validity, list, version, base, content) and
+swaps the list atomically, or refuses and keeps the old one. The device then reports the new
+version: through ``on_installed`` (``edge sync`` republishes the device status) and on its
+retained ``P/<device>/sync`` topic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge import __version__
+from edge.alerts.mqtt import (
+    PASSWORD_SECRET,
+    connect_client,
+    describe_connect_error,
+    describe_refusal,
+    make_client,
+)
+from edge.config import Config, read_secret
+from edge.errors import BundleError, EdgeError, SyncError, WatchlistError
+from edge.fleet.protocol import (
+    Announcement,
+    ListTopics,
+    TransferInfo,
+    now_text,
+    parse_announcement,
+    parse_chunk_topic,
+    sync_topic,
+    unpack_bundle,
+)
+from edge.watchlist import keys as keyring
+from edge.watchlist.bundle import Manifest, ModelPin, parse_manifest
+from edge.watchlist.install import InstallResult, WatchlistStore
+from edge.watchlist.policy import format_time, is_expired, utc_now
+
+log = logging.getLogger(__name__)
+
+SETTLE_S = 0.3  # act on announcements once none has arrived for this long (retained burst)
+REPLAN_S = 5.0  # look at the store again this often (another installer, retry timers)
+REPORT_MIN_S = 1.0  # progress reports at most this often
+_LOOP_S = 0.02
+
+
+# --- checks before fetching -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Installed:
+    """The list the device holds now (from the store's signed manifest)."""
+
+    list_id: str
+    version: int
+    entries_sha256: str
+    templates_sha256: str
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> Installed:
+        return cls(
+            manifest.list_id, manifest.version, manifest.entries_sha256, manifest.templates_sha256
+        )
+
+
+def verify_transfer(
+    info: TransferInfo, announcement: Announcement, public_key: Ed25519PublicKey
+) -> Manifest:
+    """Check the announced bundle manifest's signature and that it is what the announcement
+    says it is. Raises :class:`BundleError` (``signature``/``manifest``) or :class:`SyncError`."""
+    keyring.verify_signature(public_key, info.manifest_bytes, info.signature, None)
+    manifest = parse_manifest(info.manifest_bytes)
+    if (manifest.list_id, manifest.version, manifest.kind) != (
+        announcement.list_id,
+        announcement.version,
+        info.kind,
+    ):
+        raise SyncError(
+            f"announcement of {announcement.list_id} v{announcement.version} ({info.kind}) "
+            f"carries the manifest of {manifest.list_id} v{manifest.version} ({manifest.kind})"
+        )
+    return manifest
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do about one announced list: ``fetch`` a transfer, or ``skip`` (with state)."""
+
+    action: str  # "fetch" | "skip"
+    state: str
+    detail: str = ""
+    transfer: TransferInfo | None = None
+    replace_list: bool = False
+
+
+def plan(
+    announcement: Announcement,
+    installed: Installed | None,
+    lists: list[str],
+    public_key: Ed25519PublicKey,
+    model: ModelPin,
+    *,
+    refused: frozenset[str] = frozenset(),
+) -> Plan:
+    """Decide what a device following ``lists`` (most preferred first) does about an
+    announcement, given the list it holds. Pure: no I/O."""
+    lid = announcement.list_id
+    if lid not in lists:
+        return Plan("skip", "not followed")
+    if (
+        installed is not None
+        and installed.list_id != lid
+        and installed.list_id in lists
+        and lists.index(installed.list_id) < lists.index(lid)
+    ):
+        return Plan("skip", "standby", f"holding the preferred list {installed.list_id}")
+    same_list = installed is not None and installed.list_id == lid
+    if same_list and installed is not None and installed.version >= announcement.version:
+        return Plan("skip", "current", f"version {installed.version} installed")
+    candidates: list[TransferInfo] = []
+    delta = announcement.transfer("delta")
+    full = announcement.transfer("full")
+    if (
+        delta is not None
+        and same_list
+        and installed is not None
+        and delta.base_version == installed.version
+        and delta.sha256 not in refused
+    ):
+        candidates.append(delta)
+    if full is not None and full.sha256 not in refused:
+        candidates.append(full)
+    if not candidates:
+        if full is None and delta is not None:
+            have = f"version {installed.version}" if same_list and installed else "no version"
+            return Plan(
+                "skip",
+                "waiting",
+                f"only a delta against version {delta.base_version} is announced and this "
+                f"device has {have}: publish the full bundle too",
+            )
+        return Plan("skip", "refused", "every announced transfer was refused")
+    errors: list[str] = []
+    for transfer in candidates:
+        try:
+            manifest = verify_transfer(transfer, announcement, public_key)
+        except BundleError as exc:
+            errors.append(str(exc))
+            continue
+        except SyncError as exc:
+            errors.append(str(exc))
+            continue
+        if manifest.model != model:
+            errors.append(
+                f"watchlist refused (model check): list made with {manifest.model.name} "
+                f"{manifest.model.sha256[:12]}..., this device runs {model.name} "
+                f"{model.sha256[:12]}..."
+            )
+            continue
+        if is_expired(manifest.valid_until_at, utc_now()):
+            errors.append(f"watchlist refused (validity check): expired at {manifest.valid_until}")
+            continue
+        if transfer.kind == "delta" and installed is not None and manifest.delta is not None:
+            d = manifest.delta
+            if (d.base_entries_sha256, d.base_templates_sha256) != (
+                installed.entries_sha256,
+                installed.templates_sha256,
+            ):
+                errors.append("the delta's base content differs from the installed list")
+                continue
+        return Plan(
+            "fetch",
+            "fetching",
+            f"{transfer.kind} v{announcement.version}",
+            transfer,
+            replace_list=installed is not None and installed.list_id != lid,
+        )
+    return Plan("skip", "refused", "; ".join(errors))
+
+
+# --- a transfer on disk ---------------------------------------------------------------------------
+
+
+class PartialTransfer:
+    """The chunks of one transfer received so far, in a sparse file of the archive's size."""
+
+    def __init__(self, directory: Path, info: TransferInfo) -> None:
+        self.info = info
+        self.directory = directory
+        self.path = directory / f"{info.sha256}.part"
+        self.have: set[int] = set()
+        self._fd: int | None = None
+
+    def open(self) -> int:
+        """Open (or create) the file; returns how many verified chunks it already holds."""
+        existed = self.path.exists()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            if os.fstat(fd).st_size != self.info.size:
+                os.ftruncate(fd, self.info.size)
+        except OSError as exc:
+            raise SyncError(f"cannot use {self.path}: {exc.strerror or exc}") from exc
+        self._fd = fd
+        if not existed:
+            return 0
+        for n, digest in enumerate(self.info.chunks):
+            offset, length = self.info.chunk_span(n)
+            data = os.pread(fd, length, offset)
+            if hashlib.sha256(data).hexdigest() == digest:
+                self.have.add(n)
+        return len(self.have)
+
+    def missing(self) -> list[int]:
+        return [n for n in range(len(self.info.chunks)) if n not in self.have]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.have) == len(self.info.chunks)
+
+    def put(self, n: int, data: bytes) -> bool:
+        """Store chunk ``n`` if it is the announced one; False (nothing written) if not."""
+        offset, length = self.info.chunk_span(n)
+        if len(data) != length or hashlib.sha256(data).hexdigest() != self.info.chunks[n]:
+            return False
+        assert self._fd is not None
+        try:
+            os.pwrite(self._fd, data, offset)
+        except OSError as exc:
+            raise SyncError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self.have.add(n)
+        return True
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def finish(self) -> Path:
+        """fsync and check the whole archive's sha256; returns the archive path."""
+        assert self._fd is not None
+        os.fsync(self._fd)
+        digest = hashlib.sha256()
+        with self.path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+        if digest.hexdigest() != self.info.sha256:
+            raise SyncError(
+                f"transfer {self.info.sha256[:12]}: the reassembled archive has sha256 "
+                f"{digest.hexdigest()[:12]}..."
+            )
+        return self.path
+
+    def discard(self) -> None:
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        shutil.rmtree(self.unpacked, ignore_errors=True)
+
+    @property
+    def unpacked(self) -> Path:
+        return self.directory / f"{self.info.sha256}.d"
+
+
+# --- the sync client ------------------------------------------------------------------------------
+
+
+@dataclass
+class ListState:
+    state: str = "not announced"
+    detail: str = ""
+    announcement: Announcement | None = None
+    refused: set[str] = field(default_factory=set)
+    retry_at: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Fetch:
+    list_id: str
+    announcement: Announcement
+    partial: PartialTransfer
+    replace_list: bool
+    requested: dict[int, float] = field(default_factory=dict)  # chunk -> when requested
+    todo: deque[int] = field(default_factory=deque)  # chunks to request, in order
+    misses: dict[int, int] = field(default_factory=dict)  # chunk -> timeouts and bad copies
+    started: float = field(default_factory=time.monotonic)
+    resumed_with: int = 0
+
+    def forget_requests(self) -> None:
+        """The subscriptions are gone (new session): ask for those chunks again first."""
+        self.todo.extendleft(sorted(self.requested, reverse=True))
+        self.requested.clear()
+
+
+@dataclass
+class SyncCounters:
+    chunks_received: int = 0
+    chunks_refused: int = 0
+    chunks_duplicate: int = 0
+    bytes_received: int = 0
+    chunk_timeouts: int = 0
+    transfers_completed: int = 0
+    transfers_failed: int = 0
+    installs: int = 0
+    refusals: int = 0
+    connections: int = 0
+
+
+class WatchlistSync:
+    """Keeps one MQTT connection (client id ``<mqtt client id>-sync``, clean session) and the
+    device's watchlist in step with the hub's announcements for ``config.sync.lists``."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: WatchlistStore,
+        state_dir: Path,
+        *,
+        password: str | None = None,
+        on_installed: Callable[[InstallResult], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.lists = list(config.sync.lists)
+        self.prefix = config.mqtt.topic_prefix
+        self.device_id = config.device.id
+        self.work_dir = state_dir / config.sync.subdir
+        self.on_installed = on_installed
+        self.client_id = (config.mqtt.client_id or f"edge-{config.device.id}") + "-sync"
+        self.broker = f"{config.mqtt.host}:{config.mqtt.effective_port}"
+        self.topics = {lid: ListTopics(self.prefix, lid) for lid in self.lists}
+        self.report_topic = sync_topic(self.prefix, self.device_id)
+        self.counters = SyncCounters()
+        self.last_error: str | None = None
+        self.started_at = time.monotonic()
+        self._client = make_client(
+            config.mqtt,
+            self.client_id,
+            persistent_session=False,
+            password=password if password is not None else read_secret(PASSWORD_SECRET),
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._states = {lid: ListState() for lid in self.lists}
+        self._pending: dict[str, bytes] = {}
+        self._last_manifest_at = 0.0
+        self._fetch: Fetch | None = None
+        self._installing: Future[InstallResult] | None = None
+        self._install_fetch: Fetch | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-install")
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._socket_open = False
+        self._failures = 0
+        self._replan = True
+        self._next_plan = 0.0
+        self._report_dirty = True
+        self._last_report = 0.0
+        self._last_report_body: str | None = None
+        self._installed: Installed | None = None
+        self.report: dict[str, Any] = {}
+        self._refresh_installed()
+        self._update_report()
+
+    # --- public ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="watchlist-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+            self._thread = None
+        self._executor.shutdown(wait=True)
+        if self._fetch is not None:
+            self._fetch.partial.close()
+
+    def __enter__(self) -> WatchlistSync:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def installed(self) -> Installed | None:
+        return self._installed
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self._socket_open:
+                    self._connect_once()
+                    continue
+                rc = self._client.loop(timeout=_LOOP_S)
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    self._connection_ended(rc)
+                    continue
+                self._tick()
+            except EdgeError as exc:
+                self.last_error = str(exc)
+                log.error("watchlist sync: %s; going on in 1s", exc)
+                self._stop.wait(1.0)
+            except Exception:
+                log.exception("unexpected error in watchlist sync; going on in 1s")
+                self._stop.wait(1.0)
+        if self._socket_open:
+            with contextlib.suppress(Exception):
+                self._client.disconnect()
+                self._client.loop(timeout=0.1)
+        self._connected.clear()
+
+    def _connect_once(self) -> None:
+        try:
+            connect_client(self._client, self.config.mqtt, persistent_session=False)
+        except (OSError, ValueError) as exc:
+            self.last_error = describe_connect_error(exc, self.config.mqtt)
+            self._backoff(f"watchlist sync: cannot connect to {self.broker}: {self.last_error}")
+            return
+        self._socket_open = True
+
+    def _backoff(self, why: str) -> None:
+        mqtt = self.config.mqtt
+        delay = min(mqtt.reconnect_max_s, mqtt.reconnect_min_s * 2**self._failures)
+        delay *= random.uniform(0.5, 1.0)  # a fleet must not reconnect in lock-step
+        self._failures = min(self._failures + 1, 30)
+        log.warning("%s; retrying in %.2fs", why, delay)
+        self._stop.wait(delay)
+
+    def _connection_ended(self, rc: MQTTErrorCode) -> None:
+        was = self._connected.is_set()
+        self._connected.clear()
+        self._socket_open = False
+        if self._fetch is not None:
+            self._fetch.forget_requests()  # subscriptions died with the (clean) session
+        if was:
+            self._failures = 0
+            self.last_error = f"connection lost ({paho.error_string(rc)})"
+        self._backoff(f"watchlist sync: {self.broker} {self.last_error or paho.error_string(rc)}")
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            self.last_error = f"refused the connection: {describe_refusal(reason)}"
+            return
+        self._failures = 0
+        self.counters.connections += 1
+        self.last_error = None
+        if self._fetch is not None:
+            self._fetch.forget_requests()
+        if self.lists:
+            client.subscribe([(t.manifest, 1) for t in self.topics.values()])
+        self._last_manifest_at = time.monotonic()
+        self._report_dirty = True
+        self._last_report_body = None  # republish: the broker may have lost it
+        self._connected.set()
+        log.info(
+            "watchlist sync connected to %s as %s; following %s",
+            self.broker,
+            self.client_id,
+            ", ".join(self.lists) or "no lists",
+        )
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        topic = message.topic
+        for lid, topics in self.topics.items():
+            if topic == topics.manifest:
+                self._pending[lid] = bytes(message.payload)
+                self._last_manifest_at = time.monotonic()
+                return
+        parsed = parse_chunk_topic(topic, self.prefix)
+        if parsed is not None:
+            self._on_chunk(*parsed, bytes(message.payload))
+
+    # --- announcements -----------------------------------------------------------------------
+
+    def _take_announcements(self) -> None:
+        pending, self._pending = self._pending, {}
+        for lid, raw in pending.items():
+            state = self._states[lid]
+            if not raw:
+                log.info("list %s withdrawn by the hub (an empty announcement); keeping ours", lid)
+                state.announcement = None
+                state.state, state.detail = "withdrawn", "the hub withdrew the announcement"
+                if self._fetch is not None and self._fetch.list_id == lid:
+                    self._cancel_fetch("the list was withdrawn")
+                continue
+            try:
+                ann = parse_announcement(raw, lid, self.config.sync.max_bundle_bytes)
+            except SyncError as exc:
+                log.warning("%s", exc)
+                state.state, state.detail = "refused", str(exc)
+                self.counters.refusals += 1
+                continue
+            if state.announcement is None or state.announcement != ann:
+                log.info(
+                    "list %s: hub announces version %d (%s)",
+                    lid,
+                    ann.version,
+                    ", ".join(f"{t.kind} {t.size} bytes" for t in ann.transfers),
+                )
+            state.announcement = ann
+            fetch = self._fetch
+            if (
+                fetch is not None
+                and fetch.list_id == lid
+                and fetch.partial.info.sha256 not in {t.sha256 for t in ann.transfers}
+            ):
+                self._cancel_fetch(f"superseded by version {ann.version}")
+        self._replan = True
+        self._report_dirty = True
+
+    def _refresh_installed(self) -> None:
+        try:
+            active = self.store.active_manifest()
+        except WatchlistError as exc:
+            log.error("the installed watchlist is unusable: %s", exc)
+            active = None
+        self._installed = Installed.of(active[0]) if active is not None else None
+
+    def _plan_next(self) -> None:
+        """Pick the next transfer to fetch: the most preferred list that needs one."""
+        self._refresh_installed()
+        now = time.monotonic()
+        for lid in self.lists:
+            state = self._states[lid]
+            ann = state.announcement
+            if ann is None:
+                continue
+            decision = plan(
+                ann,
+                self._installed,
+                self.lists,
+                self.store.public_key,
+                self.store.model,
+                refused=frozenset(state.refused),
+            )
+            if decision.action == "skip":
+                if (state.state, state.detail) != (decision.state, decision.detail):
+                    if decision.state == "refused":
+                        log.error("list %s v%d: %s", lid, ann.version, decision.detail)
+                        self.counters.refusals += 1
+                    state.state, state.detail = decision.state, decision.detail
+                    self._report_dirty = True
+                continue
+            transfer = decision.transfer
+            assert transfer is not None
+            retry_at = state.retry_at.get(transfer.sha256, 0.0)
+            if now < retry_at:
+                continue
+            self._start_fetch(lid, ann, transfer, decision.replace_list)
+            return
+
+    def _start_fetch(
+        self, lid: str, ann: Announcement, transfer: TransferInfo, replace_list: bool
+    ) -> None:
+        directory = self.work_dir / lid
+        partial = PartialTransfer(directory, transfer)
+        # Anything else of this list is an older, abandoned transfer.
+        if directory.is_dir():
+            for leftover in directory.iterdir():
+                if not leftover.name.startswith(transfer.sha256):
+                    if leftover.is_dir():
+                        shutil.rmtree(leftover, ignore_errors=True)
+                    else:
+                        leftover.unlink(missing_ok=True)
+        shutil.rmtree(partial.unpacked, ignore_errors=True)
+        have = partial.open()
+        fetch = Fetch(lid, ann, partial, replace_list, resumed_with=have)
+        fetch.todo.extend(partial.missing())
+        self._fetch = fetch
+        state = self._states[lid]
+        state.state = "fetching"
+        state.detail = f"{transfer.kind} v{ann.version}"
+        self._report_dirty = True
+        total = len(transfer.chunks)
+        if have:
+            log.info(
+                "list %s v%d: resuming the %s transfer %s (%d of %d chunks already here)",
+                lid,
+                ann.version,
+                transfer.kind,
+                transfer.sha256[:12],
+                have,
+                total,
+            )
+        else:
+            log.info(
+                "list %s v%d: fetching the %s transfer %s (%d bytes in %d chunks)",
+                lid,
+                ann.version,
+                transfer.kind,
+                transfer.sha256[:12],
+                transfer.size,
+                total,
+            )
+        if partial.complete:
+            self._begin_install()
+
+    def _cancel_fetch(self, why: str) -> None:
+        fetch = self._fetch
+        if fetch is None:
+            return
+        log.info(
+            "list %s: abandoning transfer %s: %s",
+            fetch.list_id,
+            fetch.partial.info.sha256[:12],
+            why,
+        )
+        self._unsubscribe_all(fetch)
+        fetch.partial.discard()
+        self._fetch = None
+        self._replan = True
+
+    def _unsubscribe_all(self, fetch: Fetch) -> None:
+        if fetch.requested and self._connected.is_set():
+            topics = ListTopics(self.prefix, fetch.list_id)
+            self._client.unsubscribe(
+                [topics.chunk(fetch.partial.info.sha256, n) for n in fetch.requested]
+            )
+        fetch.requested.clear()
+
+    def _fail_fetch(self, why: str) -> None:
+        fetch = self._fetch
+        assert fetch is not None
+        state = self._states[fetch.list_id]
+        retry = self.config.sync.retry_s
+        log.error(
+            "list %s v%d: transfer %s failed: %s; the installed list stays active, retrying in "
+            "%.0fs",
+            fetch.list_id,
+            fetch.announcement.version,
+            fetch.partial.info.sha256[:12],
+            why,
+            retry,
+        )
+        state.state, state.detail = "failed", why
+        state.retry_at[fetch.partial.info.sha256] = time.monotonic() + retry
+        self.counters.transfers_failed += 1
+        self._unsubscribe_all(fetch)
+        fetch.partial.close()
+        self._fetch = None
+        self._report_dirty = True
+        self._replan = True
+
+    # --- chunks --------------------------------------------------------------------------------
+
+    def _on_chunk(self, lid: str, transfer: str, n: int, data: bytes) -> None:
+        fetch = self._fetch
+        if fetch is None or fetch.list_id != lid or fetch.partial.info.sha256 != transfer:
+            return  # a late copy for an abandoned transfer
+        info = fetch.partial.info
+        if not data or n >= len(info.chunks):
+            return  # cleared by the hub, or nonsense: the timeout asks again
+        if n in fetch.partial.have:
+            self.counters.chunks_duplicate += 1
+            return
+        topic = ListTopics(self.prefix, lid).chunk(transfer, n)
+        if n in fetch.requested:
+            del fetch.requested[n]
+            self._client.unsubscribe(topic)
+        if not fetch.partial.put(n, data):
+            self.counters.chunks_refused += 1
+            fetch.todo.appendleft(n)
+            misses = fetch.misses[n] = fetch.misses.get(n, 0) + 1
+            log.warning(
+                "list %s: chunk %d of transfer %s refused: %d bytes with sha256 %s..., the "
+                "announcement says %s... (attempt %d of %d)",
+                lid,
+                n,
+                transfer[:12],
+                len(data),
+                hashlib.sha256(data).hexdigest()[:12],
+                info.chunks[n][:12],
+                misses,
+                self.config.sync.chunk_retries,
+            )
+            if misses >= self.config.sync.chunk_retries:
+                self._fail_fetch(f"chunk {n} failed its sha256 check {misses} times")
+            return
+        self.counters.chunks_received += 1
+        self.counters.bytes_received += len(data)
+        fetch.misses.pop(n, None)
+        self._report_dirty = True
+        if fetch.partial.complete:
+            self._begin_install()
+
+    def _request_chunks(self, fetch: Fetch, now: float) -> None:
+        sync = self.config.sync
+        topics = ListTopics(self.prefix, fetch.list_id)
+        sha = fetch.partial.info.sha256
+        for n, asked in list(fetch.requested.items()):
+            if now - asked < sync.chunk_timeout_s:
+                continue
+            del fetch.requested[n]
+            self._client.unsubscribe(topics.chunk(sha, n))
+            self.counters.chunk_timeouts += 1
+            fetch.todo.append(n)
+            misses = fetch.misses[n] = fetch.misses.get(n, 0) + 1
+            log.warning(
+                "list %s: chunk %d of transfer %s did not arrive within %.0fs (attempt %d of %d)",
+                fetch.list_id,
+                n,
+                sha[:12],
+                sync.chunk_timeout_s,
+                misses,
+                sync.chunk_retries,
+            )
+            if misses >= sync.chunk_retries:
+                self._fail_fetch(f"chunk {n} did not arrive ({misses} requests)")
+                return
+        room = sync.window - len(fetch.requested)
+        if room <= 0:
+            return
+        wanted: list[int] = []
+        while fetch.todo and len(wanted) < room:
+            n = fetch.todo.popleft()
+            if n not in fetch.partial.have and n not in fetch.requested and n not in wanted:
+                wanted.append(n)
+        if not wanted:
+            return
+        result, _ = self._client.subscribe([(topics.chunk(sha, n), 1) for n in wanted])
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            fetch.todo.extendleft(reversed(wanted))
+            return  # not connected after all: loop() notices
+        for n in wanted:
+            fetch.requested[n] = now
+
+    # --- install ---------------------------------------------------------------------------------
+
+    def _begin_install(self) -> None:
+        fetch = self._fetch
+        assert fetch is not None
+        self._unsubscribe_all(fetch)
+        self._fetch = None
+        self.counters.transfers_completed += 1
+        state = self._states[fetch.list_id]
+        state.state = "installing"
+        state.detail = f"{fetch.partial.info.kind} v{fetch.announcement.version}"
+        self._report_dirty = True
+        self._install_fetch = fetch
+        self._installing = self._executor.submit(self._install, fetch)
+
+    def _install(self, fetch: Fetch) -> InstallResult:
+        """On the installer thread: archive digest, unpack, every watchlist check, swap."""
+        partial = fetch.partial
+        try:
+            archive = partial.finish()
+            shutil.rmtree(partial.unpacked, ignore_errors=True)
+            unpack_bundle(archive, partial.unpacked, partial.info)
+            return self.store.install(partial.unpacked, replace_list=fetch.replace_list)
+        finally:
+            partial.close()
+
+    def _install_finished(self) -> None:
+        future, fetch = self._installing, self._install_fetch
+        assert future is not None and fetch is not None
+        self._installing = self._install_fetch = None
+        state = self._states[fetch.list_id]
+        sha = fetch.partial.info.sha256
+        try:
+            result = future.result()
+        except BundleError as exc:
+            log.error("list %s v%d: %s", fetch.list_id, fetch.announcement.version, exc)
+            state.refused.add(sha)
+            state.state, state.detail = "refused", str(exc)
+            self.counters.refusals += 1
+            fetch.partial.discard()
+        except SyncError as exc:
+            log.error(
+                "list %s: %s; fetching it again in %.0fs",
+                fetch.list_id,
+                exc,
+                self.config.sync.retry_s,
+            )
+            state.state, state.detail = "failed", str(exc)
+            state.retry_at[sha] = time.monotonic() + self.config.sync.retry_s
+            self.counters.transfers_failed += 1
+            fetch.partial.discard()
+        except EdgeError as exc:
+            log.error("list %s: install failed: %s", fetch.list_id, exc)
+            state.state, state.detail = "failed", str(exc)
+            state.retry_at[sha] = time.monotonic() + self.config.sync.retry_s
+            self.counters.transfers_failed += 1
+        except Exception as exc:
+            log.exception("list %s: install failed", fetch.list_id)
+            state.state, state.detail = "failed", repr(exc)
+            state.retry_at[sha] = time.monotonic() + self.config.sync.retry_s
+            self.counters.transfers_failed += 1
+        else:
+            self.counters.installs += 1
+            fetch.partial.discard()
+            elapsed = time.monotonic() - fetch.started
+            state.state = "current"
+            state.detail = f"version {result.version} installed"
+            log.info(
+                "list %s v%d installed from a %s transfer (%d bytes, %.1fs); was %s",
+                result.list_id,
+                result.version,
+                result.kind,
+                fetch.partial.info.size,
+                elapsed,
+                f"v{result.previous_version}" if result.previous_version else "none",
+            )
+            self._refresh_installed()
+            if self.on_installed is not None:
+                try:
+                    self.on_installed(result)
+                except Exception:
+                    log.exception("on_installed callback failed")
+        self._replan = True
+        self._report_dirty = True
+
+    # --- the periodic part ---------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if not self._connected.is_set():
+            return
+        if self._pending and now - self._last_manifest_at >= SETTLE_S:
+            self._take_announcements()
+        if self._installing is not None and self._installing.done():
+            self._install_finished()
+        busy = self._installing is not None or self._fetch is not None
+        if not busy and (self._replan or now >= self._next_plan) and not self._pending:
+            self._replan = False
+            self._next_plan = now + REPLAN_S
+            self._plan_next()
+        if self._fetch is not None:
+            self._request_chunks(self._fetch, now)
+        if self._report_dirty and now - self._last_report >= REPORT_MIN_S:
+            self._publish_report(now)
+
+    def _update_report(self) -> None:
+        lists: dict[str, Any] = {}
+        for lid, state in self._states.items():
+            entry: dict[str, Any] = {
+                "state": state.state,
+                "detail": state.detail,
+                "announced": state.announcement.version if state.announcement else None,
+            }
+            fetch = self._fetch or self._install_fetch
+            if fetch is not None and fetch.list_id == lid:
+                entry["transfer"] = {
+                    "sha256": fetch.partial.info.sha256,
+                    "kind": fetch.partial.info.kind,
+                    "bytes": fetch.partial.info.size,
+                    "chunks": len(fetch.partial.info.chunks),
+                    "have": len(fetch.partial.have),
+                }
+            lists[lid] = entry
+        installed = self._installed
+        self.report = {
+            "device_id": self.device_id,
+            "software": __version__,
+            "installed": None
+            if installed is None
+            else {"id": installed.list_id, "version": installed.version},
+            "lists": lists,
+            "counters": dict(vars(self.counters)),
+        }
+
+    def _publish_report(self, now: float) -> None:
+        self._report_dirty = False
+        self._last_report = now
+        self._update_report()
+        body = json.dumps(self.report, sort_keys=True)
+        if body == self._last_report_body:
+            return
+        self._last_report_body = body
+        document = dict(self.report, time=now_text())
+        payload = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        self._client.publish(self.report_topic, payload, qos=1, retain=True)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The last report (for the local API), with the connection state."""
+        report = dict(self.report)
+        report["connected"] = self.connected
+        report["last_error"] = self.last_error
+        report["time"] = format_time(utc_now())
+        return report

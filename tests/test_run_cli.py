@@ -1,0 +1,227 @@
+"""`edge run`: the bundled demo, the installed list, the review video, errors and signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from alerts_helpers import Collector
+from mqtt_fixtures import Mosquitto
+from video_helpers import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
+
+from edge import audit
+from edge.alerts.schema import validate_alert
+from edge.cli import main
+from edge.config import Config
+from edge.pipeline.analyzer import FaceAnalyzer
+from edge.watchlist import keys as keyring
+from edge.watchlist.bundle import ModelPin
+from edge.watchlist.install import WatchlistStore
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = ["--no-publish", "--no-status"]
+
+
+def _alerts_in(db: Path) -> list[dict[str, object]]:
+    with sqlite3.connect(db) as conn:
+        return [json.loads(row[0]) for row in conn.execute("SELECT payload FROM outbox")]
+
+
+def test_edge_run_without_arguments_runs_the_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("EDGE_STATE_DIR", raising=False)
+    assert main(["run", "--no-status"]) == 0
+    out = capsys.readouterr().out
+    alerts = [line for line in out.splitlines() if line.startswith("ALERT")]
+    # One person on the list, in view twice: one alert (the cooldown covers the whole clip).
+    assert len(alerts) == 1 and "(test)" in alerts[0] and "Lin-Manuel Miranda" in alerts[0]
+    frame = int(re.search(r"frame (\d+)", alerts[0]).group(1))  # type: ignore[union-attr]
+    assert frame <= 20 or 82 <= frame <= 210
+    assert "run ended: end of source" in out and "processed 275" in out
+    stored = _alerts_in(tmp_path / "xdg" / "edge" / "demo" / "outbox.db")
+    assert len(stored) == 1 and stored[0]["test"] is True
+
+
+def test_run_against_the_installed_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    analyzer = FaceAnalyzer(Config())
+    store = WatchlistStore(
+        tmp_path / "state" / "watchlist",
+        keyring.load_public_key(DEMO_PUBLIC_KEY),
+        ModelPin(analyzer.model_name, analyzer.model_sha256),
+    )
+    store.install(DEMO_WATCHLIST)
+    args = ["run", "--source", str(DEMO_CLIP), "--pubkey", str(DEMO_PUBLIC_KEY)]
+    code = main([*args, "--state-dir", str(tmp_path / "state"), "--max-frames", "40", *QUIET])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "run ended: read 40 frames (--max-frames)" in out
+    assert len([line for line in out.splitlines() if line.startswith("ALERT ")]) == 1
+    assert len(_alerts_in(tmp_path / "state" / "outbox.db")) == 1
+    assert audit.verify(tmp_path / "state" / "audit.jsonl").ok
+
+
+def test_annotated_review_video(tmp_path: Path) -> None:
+    out = tmp_path / "review.mp4"
+    args = ["run", "--source", str(DEMO_CLIP), "--watchlist", str(DEMO_WATCHLIST)]
+    args += ["--pubkey", str(DEMO_PUBLIC_KEY), "--state-dir", str(tmp_path / "state")]
+    assert main([*args, "--max-frames", "30", "--annotate", str(out), *QUIET]) == 0
+    video = cv2.VideoCapture(str(out))
+    frames = 0
+    while video.read()[0]:
+        frames += 1
+    assert frames == 30
+    assert video.get(cv2.CAP_PROP_FRAME_WIDTH) == 640
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--source", "no-such-clip.mp4"], "no-such-clip.mp4: no such file, folder or camera"),
+        (["--source", "gopher://cam/1"], "unsupported stream scheme"),
+        (["--watchlist", str(DEMO_WATCHLIST)], "no trusted public key"),
+        (["--source", str(DEMO_CLIP)], "no trusted public key"),
+        (["--broker", "nohost"], "expected HOST:PORT"),
+        (["--max-fps", "-1"], "capture.max_fps"),
+        (["--annotate", "review.txt"], "use a .mp4"),
+    ],
+)
+def test_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert main(["run", "--state-dir", str(tmp_path), *extra, *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert "edge: error: " in err and message in err and "Traceback" not in err
+
+
+def test_no_installed_list_and_a_wrong_key_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["run", "--source", str(DEMO_CLIP), "--state-dir", str(tmp_path), *QUIET]
+    assert main([*base, "--pubkey", str(DEMO_PUBLIC_KEY)]) == 2
+    assert "no watchlist installed" in capsys.readouterr().err
+    _, other_public = keyring.generate_keypair(tmp_path / "other")
+    assert main([*base, "--watchlist", str(DEMO_WATCHLIST), "--pubkey", str(other_public)]) == 2
+    assert "signature" in capsys.readouterr().err
+
+
+def test_sigterm_stops_the_run_cleanly(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "run",
+            "--realtime",  # the clip plays for 9 s: time to stop it half-way
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--metrics-json",
+            str(tmp_path / "metrics.json"),
+            *QUIET,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 60
+        for line in process.stderr:  # wait until it is watching
+            if "watching" in line or time.monotonic() > deadline:
+                break
+        time.sleep(1.5)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "run ended: stopped by SIGTERM" in out and "Traceback" not in err
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0 < metrics["frames"]["read"] < 275
+    assert audit.verify(tmp_path / "state" / "audit.jsonl").ok
+
+
+def test_a_newly_installed_list_is_picked_up(tmp_path: Path) -> None:
+    import argparse
+    import shutil
+
+    from edge.demo import DEMO_DIR
+    from edge.run_cli import installed_watchlist
+
+    analyzer = FaceAnalyzer(Config())
+    root = tmp_path / "state" / "watchlist"
+    store = WatchlistStore(
+        root,
+        keyring.load_public_key(DEMO_PUBLIC_KEY),
+        ModelPin(analyzer.model_name, analyzer.model_sha256),
+    )
+    store.install(DEMO_WATCHLIST)
+    args = argparse.Namespace(pubkey=DEMO_PUBLIC_KEY, state_dir=tmp_path / "state")
+    watchlist, reload = installed_watchlist(args, Config(), analyzer)
+    assert watchlist.version == 1 and reload() is None
+    # The hub (here: the demo key) signs version 2 and the device installs it while running.
+    person = tmp_path / "photos" / "Lin-Manuel Miranda"
+    person.mkdir(parents=True)
+    shutil.copyfile(DEMO_DIR / "lin-manuel-miranda.png", person / "photo.png")
+    build = ["watchlist", "build", "--photos", str(person.parent), "--list-id", "demo"]
+    key = DEMO_DIR / "demo-keys" / "watchlist-signing.key"
+    assert main([*build, "--key", str(key), "--out", str(tmp_path / "v2"), "--version", "2"]) == 0
+    store.install(tmp_path / "v2")
+    fresh = reload()
+    assert fresh is not None and fresh.version == 2
+    assert reload() is None
+
+
+def test_the_demo_publishes_to_a_broker_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mosquitto: Mosquitto
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("EDGE_STATE_DIR", raising=False)
+    collector = Collector(mosquitto.port, "edge/v1/+/alert")
+    try:
+        assert main(["run", "--broker", f"127.0.0.1:{mosquitto.port}", "--no-status"]) == 0
+        assert collector.wait_for(lambda c: len(c.alert_ids()) == 1, 10.0)
+    finally:
+        collector.close()
+    (alert,) = collector.payloads()
+    validate_alert(alert)
+    assert alert["test"] is True and alert["entry"]["label"] == "Lin-Manuel Miranda"
+    # Acknowledged by the broker before the run ended: nothing is left waiting.
+    assert _alerts_in(tmp_path / "xdg" / "edge" / "demo" / "outbox.db") == []
+
+
+def test_systemd_is_told_ready_fed_and_told_stopping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(path))
+        listener.settimeout(0.1)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # 1 s: fed every 0.5 s
+        args = ["run", "--realtime", "--max-frames", "60", "--state-dir", str(tmp_path / "st")]
+        assert main([*args, *QUIET]) == 0
+        messages = []
+        while True:
+            try:
+                messages.append(listener.recv(4096).decode())
+            except TimeoutError:
+                break
+    kinds = [m.split("\n")[0].split("=")[0] for m in messages]
+    assert kinds[0] == "READY" and "watching" in messages[0]
+    assert kinds.count("WATCHDOG") >= 2 and "STATUS" in kinds
+    assert kinds[-1] == "STOPPING"
