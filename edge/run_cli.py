@@ -20,7 +20,6 @@ from edge.errors import ConfigError, WatchlistError
 log = logging.getLogger(__name__)
 
 
-
 def demo_state_dir() -> Path:
     """Where the demo keeps its outbox and audit log unless told otherwise: never the device's
     own state directory, so that demo alerts cannot mix with real ones."""

@@ -3,6 +3,8 @@ device's real provider over a real installed list), and once served live by ``ed
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,11 +17,13 @@ from mqtt_fixtures import Mosquitto, free_port
 from prometheus_client.parser import text_string_to_metric_families
 from watchlist_helpers import make_keys, people
 
+from edge.alerts.mqtt import connect_and_wait, tool_client
 from edge.alerts.outbox import Outbox
 from edge.api.app import HealthReport, MetricsSnapshot, StageLatency, create_app
 from edge.config import load_config
 from edge.fleet.agent import Agent, DeviceProvider, open_store, pipeline_fields
 from edge.fleet.sync import WatchlistSync
+from edge.watchlist.policy import format_time, utc_now
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -222,5 +226,63 @@ def test_edge_sync_serves_the_api_live(
         assert status["device_id"] == "cam-live" and status["sync"]["connected"] is True
         metrics = httpx.get(f"{base}/metrics", headers=AUTH, timeout=5).text
         assert "edge_mqtt_connected" in _families(metrics)
+    finally:
+        agent.stop()
+
+
+def test_edge_sync_reports_the_recognizers_numbers_from_its_heartbeat(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Beside `edge run`, /metrics shows the recognizer's fps, latencies, drops and alerts, read
+    from its retained heartbeat; a stale heartbeat is left out and warned about."""
+    _, _, _, pub_path = make_keys(tmp_path)
+    config = load_config(device_config(tmp_path / "cam.yaml", "cam-hb", mosquitto.port, pub_path))
+
+    def heartbeat(when: str) -> None:
+        document = {
+            "device_id": "cam-hb",
+            "time": when,
+            "pipeline": {
+                "fps": 10.0,
+                "fps_now": 12.5,
+                "frames": {"processed": 500, "dropped": 4, "skipped": 0, "discarded_at_stop": 0},
+                "alerts": {"raised": 2, "suppressed_by_cooldown": 1, "failed": 0},
+                "latency_ms": {"detect": {"count": 500, "mean_ms": 8.0, "p90_ms": 11.0}},
+                "queues": {"frames": 1, "alerts": 0},
+            },
+        }
+        client = tool_client(config, "recognizer")
+        connect_and_wait(client, config)
+        client.publish(
+            "edge/v1/cam-hb/heartbeat", json.dumps(document), qos=1, retain=True
+        ).wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
+
+    heartbeat(format_time(utc_now()))
+    agent = Agent(config, state_dir=tmp_path / "state", serve_api=False)
+    agent.start()
+    try:
+        assert agent.sync.wait_connected(10)
+        client = TestClient(create_app(agent.provider, token=TOKEN))
+        deadline = 50
+        while agent.sync.heartbeat is None and deadline:
+            time.sleep(0.1)
+            deadline -= 1
+        families = _families(client.get("/metrics", headers=AUTH).text)
+        assert families["edge_fps"].samples[0].value == 12.5
+        dropped = {s.labels["reason"]: s.value for s in families["edge_frames_dropped"].samples}
+        assert dropped["queue_full"] == 4
+        assert families["edge_alerts"].samples[0].value == 2
+        p90 = families["edge_stage_latency_seconds"].samples[0]
+        assert p90.labels["stage"] == "detect" and p90.value == pytest.approx(0.011)
+        status = client.get("/status", headers=AUTH).json()
+        assert status["queues"] == {"frames": 1, "alerts": 0}
+
+        heartbeat("2020-01-01T00:00:00Z")  # the recognizer went quiet long ago
+        time.sleep(0.5)
+        assert "edge_fps" not in _families(client.get("/metrics", headers=AUTH).text)
+        warnings = client.get("/health").json()["warnings"]
+        assert any("no recent heartbeat from the recognizer" in w for w in warnings)
     finally:
         agent.stop()

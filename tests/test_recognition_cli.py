@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.pipeline.capture import read_image
+from edge.pipeline.capture import MAX_PIXELS, read_image
 from edge.samples import OTHER_PERSON, SAME_PERSON
 
 
@@ -75,9 +76,24 @@ def _png16(tmp_path: Path) -> Path:
 
 
 def _huge(tmp_path: Path) -> Path:
+    """A real 10000x10000 JPEG, written by a child process so this one never holds 300 MB."""
     path = tmp_path / "huge.jpg"
-    cv2.imwrite(str(path), np.full((10000, 10000, 3), 128, dtype=np.uint8))
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, cv2, numpy as np; "
+            "cv2.imwrite(sys.argv[1], np.full((10000, 10000, 3), 128, dtype=np.uint8))",
+            str(path),
+        ],
+        check=True,
+    )
     return path
+
+
+def test_huge_images_are_refused_from_the_header() -> None:
+    # edge/__init__.py hands OpenCV the same limit, so it refuses before allocating.
+    assert os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] == str(MAX_PIXELS)
 
 
 @pytest.mark.parametrize(

@@ -123,3 +123,11 @@ def test_identify_benchmark_on_cached_lfw_embeddings() -> None:
     assert result["gallery_size"] > 800
     assert result["rank1"] > 0.95
     assert result["fnir_at_fpir_0.01"] < 0.2
+
+
+def test_excluding_identities_removes_their_images() -> None:
+    data = _folder()
+    trimmed = bench_identify.without(data, {"id000", "id099"})
+    assert len(trimmed.names) == len(data.names) - 3 - 1
+    assert "id000" not in set(trimmed.names.tolist())
+    assert bench_identify.run(trimmed, None)["gallery_size"] == 59

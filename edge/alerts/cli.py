@@ -201,8 +201,10 @@ def _test_command(args: argparse.Namespace) -> int:
 
 def _flush_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    with AlertService(config, state_dir=args.state_dir, as_tool=True) as service:
-        before = service.outbox.stats().total
+    service = AlertService(config, state_dir=args.state_dir, as_tool=True)
+    # Counted before the publisher starts: once started it may empty the outbox at once.
+    before = service.outbox.stats().total
+    with service:
         emptied = service.publisher.wait_empty(args.timeout)
         left = service.outbox.stats().total
         broker = service.publisher.broker

@@ -216,6 +216,19 @@ def open_set_metrics(
     }
 
 
+def without(data: EmbeddedFolder, names: set[str]) -> EmbeddedFolder:
+    """The same images without the identities in ``names`` (e.g. known labelling errors)."""
+    keep = ~np.isin(data.names, sorted(names))
+    return EmbeddedFolder(
+        names=data.names[keep],
+        numbers=data.numbers[keep],
+        status=data.status[keep],
+        vectors=data.vectors[keep],
+        model_name=data.model_name,
+        model_sha256=data.model_sha256,
+    )
+
+
 def run(
     data: EmbeddedFolder,
     gallery_size: int | None,
@@ -354,6 +367,13 @@ def register(bench_subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument(
         "--cache", type=Path, help="npz file to keep embeddings in between runs (e.g. in /tmp)"
     )
+    parser.add_argument(
+        "--exclude",
+        type=lambda text: {n.strip() for n in text.split(",") if n.strip()},
+        default=set(),
+        metavar="NAMES",
+        help="comma-separated identities to leave out (e.g. known labelling errors)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object")
     add_config_arguments(parser)
     parser.set_defaults(handler=cmd_identify)
@@ -379,7 +399,14 @@ def cmd_identify(args: argparse.Namespace) -> int:
     except EdgeError as exc:
         log.warning("no calibrated thresholds in the report: %s", exc)
         calibration = None
+    if args.exclude:
+        unknown = args.exclude - set(data.names.tolist())
+        if unknown:
+            raise EdgeError(f"--exclude: no such identity: {', '.join(sorted(unknown))}")
+        data = without(data, args.exclude)
     result = run(data, args.gallery_size, seed=args.seed, calibration=calibration)
+    if args.exclude:
+        result["excluded_identities"] = sorted(args.exclude)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:

@@ -183,7 +183,7 @@ def bench_size(
 
     query_vectors, cosines = noisy_copies(rng, sources, 0.7, 0.8)
     before = rss_bytes()
-    index = TemplateIndex.load(path, params, size, view=view)
+    index = TemplateIndex.load(path, params, size, view=view, lookups=not view)
     exact = index.search(query_vectors, 1, exact=True, threads=threads)  # touches every page
     resident = rss_bytes() - before
     exact_top = np.array([int(h.keys[0]) for h in exact], dtype=np.uint64)

@@ -102,8 +102,9 @@ def pipeline_fields(run_metrics: Mapping[str, Any]) -> dict[str, Any]:
         )
         if isinstance(frames.get(key), int)
     }
+    fps = run_metrics.get("fps_now", run_metrics.get("fps"))
     return {
-        "fps": run_metrics.get("fps"),
+        "fps": fps,
         "frames_processed": frames.get("processed"),
         "frames_dropped": dropped,
         "latency": latency,
@@ -125,7 +126,7 @@ class DeviceProvider:
         sync: WatchlistSync | None = None,
         alerts: Any = None,
         outbox: Any = None,
-        pipeline: Callable[[], Mapping[str, Any]] | None = None,
+        pipeline: Callable[[], Mapping[str, Any] | None] | None = None,
         threads_alive: Callable[[], list[str]] | None = None,
     ) -> None:
         self.config = config
@@ -203,6 +204,8 @@ class DeviceProvider:
             for lid, entry in self.sync.report.get("lists", {}).items():
                 if entry.get("state") in ("refused", "failed"):
                     warnings.append(f"list {lid}: {entry['state']}: {entry.get('detail')}")
+        if self.pipeline is not None and self._pipeline() is None:
+            warnings.append("no recent heartbeat from the recognizer (is edge run running?)")
         publisher = getattr(self.alerts, "publisher", None)
         if publisher is not None and not publisher.connected:
             warnings.append(
@@ -340,6 +343,12 @@ class Agent:
             down.append("the local API server")
         return down
 
+    def _recognizer_stats(self) -> Mapping[str, Any] | None:
+        """``edge run``'s pipeline numbers from its last heartbeat (the broker keeps it), if it
+        is at most three heartbeat periods old."""
+        stats, _ = self.sync.recognizer_stats(3 * self.config.mqtt.heartbeat_s + 5)
+        return stats
+
     def _on_installed(self, result: InstallResult) -> None:
         if self.alerts is not None:
             self.alerts.status(
@@ -385,6 +394,7 @@ class Agent:
             sync=self.sync,
             alerts=self.alerts,
             outbox=self.outbox,
+            pipeline=None if self.agent else self._recognizer_stats,
             threads_alive=self._threads_down,
         )
 

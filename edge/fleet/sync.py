@@ -62,7 +62,7 @@ from edge.fleet.protocol import (
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import Manifest, ModelPin, parse_manifest
 from edge.watchlist.install import InstallResult, WatchlistStore
-from edge.watchlist.policy import format_time, is_expired, utc_now
+from edge.watchlist.policy import format_time, is_expired, parse_time, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +358,9 @@ class WatchlistSync:
         self.broker = f"{config.mqtt.host}:{config.mqtt.effective_port}"
         self.topics = {lid: ListTopics(self.prefix, lid) for lid in self.lists}
         self.report_topic = sync_topic(self.prefix, self.device_id)
+        # The recognizer's (retained) heartbeat: its fps, latencies and queues for the local API.
+        self.heartbeat_topic = f"{self.prefix.rstrip('/')}/{self.device_id}/heartbeat"
+        self.heartbeat: dict[str, Any] | None = None
         self.counters = SyncCounters()
         self.last_error: str | None = None
         self.started_at = time.monotonic()
@@ -500,8 +503,9 @@ class WatchlistSync:
         self.last_error = None
         if self._fetch is not None:
             self._fetch.forget_requests()
-        if self.lists:
-            client.subscribe([(t.manifest, 1) for t in self.topics.values()])
+        client.subscribe(
+            [(t.manifest, 1) for t in self.topics.values()] + [(self.heartbeat_topic, 0)]
+        )
         self._last_manifest_at = time.monotonic()
         self._report_dirty = True
         self._last_report_body = None  # republish: the broker may have lost it
@@ -515,6 +519,9 @@ class WatchlistSync:
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         topic = message.topic
+        if topic == self.heartbeat_topic:
+            self._on_heartbeat(bytes(message.payload))
+            return
         for lid, topics in self.topics.items():
             if topic == topics.manifest:
                 self._pending[lid] = bytes(message.payload)
@@ -523,6 +530,29 @@ class WatchlistSync:
         parsed = parse_chunk_topic(topic, self.prefix)
         if parsed is not None:
             self._on_chunk(*parsed, bytes(message.payload))
+
+    def _on_heartbeat(self, payload: bytes) -> None:
+        try:
+            document = json.loads(payload.decode("utf-8")) if payload else None
+        except (UnicodeDecodeError, ValueError):
+            return
+        if isinstance(document, dict):
+            self.heartbeat = document
+
+    def recognizer_stats(self, max_age_s: float) -> tuple[dict[str, Any] | None, float | None]:
+        """The ``pipeline`` part of the device's last heartbeat if it is at most ``max_age_s``
+        old (by its own time stamp), and that age; (None, age or None) otherwise."""
+        heartbeat = self.heartbeat
+        if heartbeat is None:
+            return None, None
+        try:
+            age = (utc_now() - parse_time(str(heartbeat.get("time")))).total_seconds()
+        except WatchlistError:
+            return None, None
+        pipeline = heartbeat.get("pipeline")
+        if age > max_age_s or not isinstance(pipeline, dict):
+            return None, age
+        return pipeline, age
 
     # --- announcements -----------------------------------------------------------------------
 

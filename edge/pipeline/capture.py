@@ -46,18 +46,18 @@ def decode_image(data: bytes, name: str = "image") -> Image:
         # libjpeg "recovers" a truncated JPEG by painting the missing part grey; refuse instead.
         raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")
     buffer = np.frombuffer(data, dtype=np.uint8)
+    too_large = f"{name}: image too large (over {MAX_PIXELS // 1_000_000} megapixels)"
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     except cv2.error as exc:
+        if "MAX_IMAGE_PIXELS" in str(exc):  # refused from the header (see edge/__init__.py)
+            raise ImageError(too_large) from exc
         raise ImageError(f"{name}: cannot decode image ({exc.err or exc})") from exc
     if image is None:
         raise ImageError(f"{name}: not an image, or a corrupt or truncated one")
     height, width = image.shape[:2]
-    if height * width > MAX_PIXELS:
-        raise ImageError(
-            f"{name}: image too large ({width}x{height}; at most {MAX_PIXELS // 1_000_000} "
-            "megapixels)"
-        )
+    if height * width > MAX_PIXELS:  # OPENCV_IO_MAX_IMAGE_PIXELS was set higher by the user
+        raise ImageError(too_large)
     return np.ascontiguousarray(image, dtype=np.uint8)
 
 

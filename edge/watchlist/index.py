@@ -131,11 +131,12 @@ class TemplateIndex:
         self.params = params
         self.exact_max = 0
         self.read_only = False
+        self.lookups = True
 
     # --- construction -----------------------------------------------------------------------
 
     @staticmethod
-    def _new(params: IndexParams) -> Index:
+    def _new(params: IndexParams, lookups: bool = True) -> Index:
         if params.dtype not in DTYPES:
             raise WatchlistError(f"index dtype must be one of {', '.join(DTYPES)}")
         return Index(
@@ -145,6 +146,7 @@ class TemplateIndex:
             connectivity=params.connectivity,
             expansion_add=params.expansion_add,
             expansion_search=params.expansion_search,
+            enable_key_lookups=lookups,
         )
 
     @classmethod
@@ -178,15 +180,23 @@ class TemplateIndex:
 
     @classmethod
     def load(
-        cls, path: Path, params: IndexParams, expected_count: int, *, view: bool = False
+        cls,
+        path: Path,
+        params: IndexParams,
+        expected_count: int,
+        *,
+        view: bool = False,
+        lookups: bool = True,
     ) -> TemplateIndex:
         """Open an index file; any problem is a :class:`BundleError` of check ``index``.
 
         ``view=True`` memory-maps the file instead of copying it: less memory (no copy, pages
         shared with the page cache) and an instant start, but the index is then read-only
-        (:meth:`remove` refuses; callers filter instead).
+        (:meth:`remove` refuses; callers filter instead). ``lookups=False`` skips the key ->
+        slot table (about 32 bytes a template): search still works, :meth:`vectors` and
+        :meth:`remove` do not.
         """
-        index = cls._new(params)
+        index = cls._new(params, lookups)
         try:
             if view:
                 index.view(str(path))
@@ -207,7 +217,8 @@ class TemplateIndex:
                 "index", f"{path.name} holds {len(index)} templates, manifest says {expected_count}"
             )
         loaded = cls(index, params)
-        loaded.read_only = view
+        loaded.read_only = view or not lookups
+        loaded.lookups = lookups
         return loaded
 
     def save(self, path: Path) -> None:
@@ -239,6 +250,8 @@ class TemplateIndex:
         """Stored vectors for ``keys`` (all must be present), in that order."""
         if len(keys) == 0:
             return np.zeros((0, self.params.ndim), dtype=numpy_dtype(self.params.dtype))
+        if not self.lookups:
+            raise WatchlistError("this index was opened without key lookups")
         rows = cast(
             "tuple[np.ndarray[Any, Any] | None, ...]",
             self._index.get(np.asarray(keys, dtype=np.uint64)),

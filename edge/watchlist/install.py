@@ -216,11 +216,19 @@ class WatchlistStore:
         release = self.active(expansion_search)
         if release is None:
             return None
+        # Verified; now serve from a view without the key table (about 32 bytes a template).
+        serving = TemplateIndex.load(
+            release.path / INDEX,
+            release.manifest.index_params(expansion_search),
+            release.manifest.template_count,
+            view=True,
+            lookups=False,
+        )
         return Watchlist.from_content(
             release.manifest,
             release.manifest_sha256,
             release.content,
-            release.index,
+            serving,
             calibration_for(release.manifest),
             top_k=top_k,
             exact_search_max=exact_search_max,
