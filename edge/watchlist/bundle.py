@@ -349,7 +349,7 @@ class Manifest:
     def valid_until_at(self) -> datetime:
         return parse_time(self.valid_until)
 
-    def index_params(self, expansion_search: int = 64) -> IndexParams:
+    def index_params(self, expansion_search: int = 96) -> IndexParams:
         return IndexParams(
             ndim=self.dim,
             dtype=self.dtype,
@@ -622,7 +622,7 @@ def load_templates(
 
 
 def load_full(
-    bundle: VerifiedBundle, expansion_search: int = 64, *, view: bool = False
+    bundle: VerifiedBundle, expansion_search: int = 96, *, view: bool = False
 ) -> tuple[TemplateIndex, ListContent]:
     """Load the index and entries of a verified full bundle and check its content digests."""
     m = bundle.manifest

@@ -112,7 +112,7 @@ class IndexParams:
     dtype: Dtype = "i8"
     connectivity: int = 20
     expansion_add: int = 128
-    expansion_search: int = 64
+    expansion_search: int = 96
 
 
 @dataclass(frozen=True)

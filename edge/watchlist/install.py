@@ -148,7 +148,7 @@ class WatchlistStore:
             return None
         return self.root / os.readlink(link)
 
-    def load_release(self, path: Path, expansion_search: int = 64) -> Release:
+    def load_release(self, path: Path, expansion_search: int = 96) -> Release:
         """Verify and load a release folder: signature, then contents against the digests.
 
         The index is memory-mapped (release folders never change once renamed into place):
@@ -185,7 +185,7 @@ class WatchlistStore:
             check_content(manifest, content)
         return Release(path, manifest, sha256_bytes(raw), index, content)
 
-    def active(self, expansion_search: int = 64) -> Release | None:
+    def active(self, expansion_search: int = 96) -> Release | None:
         path = self.current_path()
         if path is None:
             return None
@@ -209,7 +209,7 @@ class WatchlistStore:
         calibration_for: Callable[[Manifest], Calibration | None],
         *,
         top_k: int = 3,
-        expansion_search: int = 64,
+        expansion_search: int = 96,
         exact_search_max: int = 10_000,
     ) -> Watchlist | None:
         """The active list as a :class:`Watchlist`, or None if none is installed."""
