@@ -31,11 +31,12 @@ from edge.watchlist.config import WatchlistConfig
 
 
 class RuntimeConfig(Section):
-    backend: Literal["onnx", "litert"] = Field(
-        "onnx",
-        description="Inference runtime: 'onnx' (ONNX Runtime; the faster one measured on this "
-        "project's x86 machine, and the only one that runs the int8 embedder) or 'litert' "
-        "(LiteRT, the original .tflite files; try it on ARM with `edge bench speed`).",
+    backend: Literal["litert", "onnx"] = Field(
+        "litert",
+        description="Inference runtime: 'litert' (LiteRT with XNNPACK, the original .tflite "
+        "files; the faster one on this project's 2-core x86 machine: 73 against 57 frames/s "
+        "with one face, `edge bench speed`) or 'onnx' (ONNX Runtime; the only one that runs the "
+        "int8 embedder). Run `edge bench speed` on the device to choose.",
     )
     threads: int = Field(
         2, ge=1, le=64, description="Threads per model session (intra-op). Match the cores."
@@ -115,7 +116,9 @@ class Config(Section):
     @model_validator(mode="after")
     def _int8_needs_onnx(self) -> Config:
         if self.embedder.precision == "int8" and self.runtime.backend != "onnx":
-            raise ValueError("embedder.precision 'int8' runs on runtime.backend 'onnx' only")
+            raise ValueError(
+                "embedder.precision 'int8' needs runtime.backend 'onnx' (LiteRT runs fp32 only)"
+            )
         return self
 
 
