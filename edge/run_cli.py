@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.cli_types import positive_float, positive_int
 from edge.config import Config, config_from_dict
 from edge.demo import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
 from edge.errors import ConfigError, WatchlistError
@@ -25,26 +26,6 @@ def demo_state_dir() -> Path:
     own state directory, so that demo alerts cannot mix with real ones."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "edge" / "demo"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
 
 
 def run_config(args: argparse.Namespace) -> Config:
@@ -253,9 +234,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--metrics-json", type=Path, metavar="FILE", help="write the end-of-run metrics as JSON"
     )
     run.add_argument(
-        "--max-frames", type=_positive_int, metavar="N", help="stop after N frames are read"
+        "--max-frames", type=positive_int, metavar="N", help="stop after N frames are read"
     )
-    run.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
+    run.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
     run.add_argument(
         "--realtime",
         action="store_true",

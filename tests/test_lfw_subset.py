@@ -15,14 +15,16 @@ from edge.cli import main
 PAIRS_PER_FOLD_AND_KIND = 40  # 2 folds x (40 same + 40 different) = 160 pairs, ~300 images
 
 
-def make_subset(source: Path, target: Path, folds: int = 2) -> Path:
+def make_subset(
+    source: Path, target: Path, folds: int = 2, per_kind: int = PAIRS_PER_FOLD_AND_KIND
+) -> Path:
     """An LFW-layout folder (pairs.txt in the official format + symlinked images)."""
     pairs = lfw.read_pairs(source / "pairs.txt")
-    lines = [f"{folds}\t{PAIRS_PER_FOLD_AND_KIND}"]
+    lines = [f"{folds}\t{per_kind}"]
     for fold in range(folds):
         for same in (True, False):
             chosen = [p for p in pairs if p.fold == fold and p.same == same]
-            for p in chosen[:PAIRS_PER_FOLD_AND_KIND]:
+            for p in chosen[:per_kind]:
                 (a, i), (b, j) = p.first, p.second
                 lines.append(f"{a}\t{i}\t{j}" if same else f"{a}\t{i}\t{b}\t{j}")
                 for key in (p.first, p.second):
@@ -59,22 +61,8 @@ def test_lfw_subset_accuracy_floor(tmp_path: Path) -> None:
 
 
 def test_bench_lfw_json_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    source = require_lfw()
-    subset = tmp_path / "tiny"
-    subset.mkdir()
     # One fold of 10 + 10 pairs keeps this a CLI check, not a second accuracy run.
-    pairs = lfw.read_pairs(source / "pairs.txt")
-    lines = ["1\t10"]
-    for same in (True, False):
-        for p in [p for p in pairs if p.fold == 0 and p.same == same][:10]:
-            (a, i), (b, j) = p.first, p.second
-            lines.append(f"{a}\t{i}\t{j}" if same else f"{a}\t{i}\t{b}\t{j}")
-            for key in (p.first, p.second):
-                link = lfw.image_path(subset, key)
-                link.parent.mkdir(parents=True, exist_ok=True)
-                if not link.exists():
-                    link.symlink_to(lfw.image_path(source, key))
-    (subset / "pairs.txt").write_text("\n".join(lines) + "\n")
+    subset = make_subset(require_lfw(), tmp_path, folds=1, per_kind=10)
     assert main(["bench", "lfw", "--data", str(subset), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"accuracy", "std", "pairs", "no_face"} <= result.keys()

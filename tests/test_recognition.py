@@ -137,3 +137,13 @@ def test_a_profile_close_up_is_gated_even_though_its_points_look_frontal() -> No
 def test_a_frontal_frame_of_the_clip_passes_the_gate() -> None:
     faces = analyzer().analyze(_clip_frame(150))
     assert any(face.embedding is not None for face in faces)
+
+
+def test_degenerate_keypoints_are_gated_not_raised() -> None:
+    from edge.pipeline.align import TEMPLATE_5, align_points
+
+    image = read_image(SAME_PERSON[0])
+    same_spot = np.full((5, 2), 120.0, dtype=np.float32)
+    aligned = align_points(image, same_spot, TEMPLATE_5)
+    assert aligned.image.shape == (112, 112, 3)
+    assert assess(aligned).score == 0.0

@@ -20,6 +20,7 @@ from edge.alerts.mqtt import Topics, connect_and_wait, subscriber_client, tool_c
 from edge.alerts.outbox import Outbox
 from edge.alerts.schema import Review, decode_alert, decode_review, encode_review, utc_rfc3339
 from edge.alerts.service import AlertService, outbox_path
+from edge.cli_types import positive_int
 from edge.config import Config, load_config
 from edge.errors import BrokerError, ConfigError, EdgeError
 
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "1 if some are still waiting when --timeout runs out (they stay in the outbox).",
     )
     _common(test)
-    test.add_argument("--count", type=_positive_int, default=1, help="alerts to send (1)")
+    test.add_argument("--count", type=positive_int, default=1, help="alerts to send (1)")
     test.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for acks (30)")
     test.add_argument(
         "--no-wait", action="store_true", help="only enqueue; the device's service sends them"
@@ -55,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tail.add_argument(
         "--device", help="device id to watch, or '+' for all (default: this device's id)"
     )
-    tail.add_argument("--count", type=_positive_int, help="exit after this many alerts")
+    tail.add_argument("--count", type=positive_int, help="exit after this many alerts")
     tail.add_argument("--timeout", type=float, help="exit after this many seconds")
     tail.add_argument("--json", action="store_true", help="print each alert as one JSON line")
     tail.set_defaults(handler=_tail_command)
@@ -79,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Runs in a temporary state directory (the device's outbox is not touched).",
     )
     _common(bench, state_dir=False)
-    bench.add_argument("--count", type=_positive_int, default=1000, help="alerts per phase")
+    bench.add_argument("--count", type=positive_int, default=1000, help="alerts per phase")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
     bench.add_argument(
         "--no-fsync", action="store_true", help="audit log without fsync (shows what it costs)"
@@ -117,13 +118,6 @@ def _common(
         parser.add_argument(
             "--broker", metavar="HOST:PORT", help="broker address (default: mqtt.host/port)"
         )
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.cli_types import positive_float, positive_int
 from edge.config import Config
 
 
@@ -32,26 +33,6 @@ def _common(parser: argparse.ArgumentParser, *, state_dir: bool = False) -> None
             help="installed list, transfers, outbox and audit log "
             "(default: $EDGE_STATE_DIR, else state_dir from the config)",
         )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be above 0")
-    return value
 
 
 # --- hub ---------------------------------------------------------------------------------------
@@ -228,7 +209,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pub.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE")
     pub.add_argument(
         "--chunk-bytes",
-        type=_positive_int,
+        type=positive_int,
         help="chunk size (default: sync.chunk_bytes, 65536); stay below the broker's limit",
     )
     pub.add_argument(
@@ -239,7 +220,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pub.add_argument(
         "--force", action="store_true", help="announce even if not newer than the broker's"
     )
-    pub.add_argument("--timeout", type=_positive_float, default=300.0, help="broker acks (300 s)")
+    pub.add_argument("--timeout", type=positive_float, default=300.0, help="broker acks (300 s)")
     pub.add_argument("--json", action="store_true")
     _common(pub)
     pub.set_defaults(handler=cmd_publish)
@@ -249,7 +230,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     devices.add_argument(
         "--wait",
-        type=_positive_float,
+        type=positive_float,
         default=3.0,
         help="read retained messages for at most this long (3 s)",
     )

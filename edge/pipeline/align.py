@@ -49,21 +49,26 @@ TEMPLATE_4 = np.vstack([TEMPLATE_5[:3], TEMPLATE_5[3:].mean(axis=0, keepdims=Tru
 BLAZEFACE_POINTS = [RIGHT_EYE, LEFT_EYE, NOSE_TIP, MOUTH_CENTER]
 
 
-def similarity_transform(source: FloatArray, target: FloatArray) -> FloatArray:
-    """Least-squares similarity (rotation, uniform scale, shift) mapping source onto target."""
+def similarity_transform(source: FloatArray, target: FloatArray) -> FloatArray | None:
+    """Least-squares similarity (rotation, uniform scale, shift) mapping source onto target;
+    None when the source points are degenerate (all on one spot)."""
     matrix, _ = cv2.estimateAffinePartial2D(
         source.astype(np.float32),
         target.astype(np.float32),
         method=cv2.LMEDS,
     )
-    if matrix is None:  # degenerate keypoints (all on one spot)
-        raise ValueError("cannot align: keypoints are degenerate")
-    return np.asarray(matrix, dtype=np.float32)
+    return None if matrix is None else np.asarray(matrix, dtype=np.float32)
 
 
 def align_points(image_bgr: Image, points: FloatArray, template: FloatArray) -> AlignedFace:
-    """Warp the face so that ``points`` (eyes first) land on ``template``."""
+    """Warp the face so that ``points`` (eyes first) land on ``template``.
+
+    Degenerate points still give a crop (centred on them) so that one bad detection never
+    stops a frame; its infinite template error makes the quality gate drop it."""
     matrix = similarity_transform(points, template)
+    if matrix is None:
+        shift = template.mean(axis=0) - points.mean(axis=0)
+        matrix = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], dtype=np.float32)
     aligned = cv2.warpAffine(
         image_bgr,
         matrix,
@@ -74,6 +79,8 @@ def align_points(image_bgr: Image, points: FloatArray, template: FloatArray) -> 
     mapped = points @ matrix[:, :2].T + matrix[:, 2]
     # A similarity cannot undo a turned or tilted head, so what is left over measures pose.
     error = float(np.sqrt(((mapped - template) ** 2).sum(axis=1).mean()))
+    if np.ptp(points, axis=0).max() < 1e-3:
+        error = float("inf")
     return AlignedFace(
         image=np.asarray(aligned, dtype=np.uint8),
         eye_distance_px=float(np.linalg.norm(points[1] - points[0])),
