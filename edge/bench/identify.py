@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import EdgeError
+from edge.progress import progress_bar
 from edge.watchlist.index import IndexParams, TemplateIndex, make_key, quantize
 
 log = logging.getLogger(__name__)
@@ -379,21 +379,14 @@ def register(bench_subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.set_defaults(handler=cmd_identify)
 
 
-def _progress(items: Iterable[Any]) -> Iterable[Any]:
-    if not sys.stderr.isatty():
-        return items
-    from tqdm import tqdm
-
-    wrapped: Iterable[Any] = tqdm(items, desc="embedding", unit="img", leave=False)
-    return wrapped
-
-
 def cmd_identify(args: argparse.Namespace) -> int:
     from edge.recognition_cli import config_from_args
     from edge.watchlist.policy import calibration_for
 
     config = config_from_args(args)
-    data = embed_folder(args.data, config, args.cache, _progress)
+    data = embed_folder(
+        args.data, config, args.cache, lambda items: progress_bar(items, "embedding")
+    )
     try:
         calibration = calibration_for(data.model_name, data.model_sha256)
     except EdgeError as exc:

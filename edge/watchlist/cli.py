@@ -8,14 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
-from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from edge.config import Config
 from edge.errors import EdgeError, EnrollmentError, WatchlistError
+from edge.progress import progress_bar
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import (
     DELTA_ENTRIES,
@@ -114,15 +113,6 @@ def _store(
     )
 
 
-def _progress(items: Iterable[Any], desc: str) -> Iterable[Any]:
-    if not sys.stderr.isatty():
-        return items
-    from tqdm import tqdm
-
-    wrapped: Iterable[Any] = tqdm(items, desc=desc, unit="photo", leave=False)
-    return wrapped
-
-
 def _threshold_text(manifest: Manifest) -> str:
     policy = manifest.policy
     if policy.mode == "fixed":
@@ -217,7 +207,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     if base_content is not None:
         known = {e.label: frozenset(t.photo for t in e.templates) for e in base_content.entries}
     specs, report = enroll(
-        people, analyzer, dtype, fields, known, lambda it: _progress(it, "enrolling")
+        people,
+        analyzer,
+        dtype,
+        fields,
+        known,
+        lambda it: progress_bar(it, "enrolling", unit="photo"),
     )
     live = []
     for spec in specs:
