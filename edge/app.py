@@ -17,14 +17,12 @@ import json
 import logging
 import queue
 import resource
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any, TextIO
 
 from edge.alerts.schema import build_alert, encode_alert, utc_rfc3339
@@ -38,6 +36,7 @@ from edge.pipeline.capture import Capture, FrameQueue, SourceSpec
 from edge.pipeline.match import Hit
 from edge.pipeline.metrics import StageSet
 from edge.pipeline.video import FrameProcessor
+from edge.signals import stop_on_signals
 from edge.watchlist.matcher import Watchlist
 
 log = logging.getLogger(__name__)
@@ -181,7 +180,7 @@ class Runner:
 
     def _run(self, service: AlertService) -> RunResult:
         wl = self.watchlist
-        restore = self._install_signal_handlers()
+        restore = stop_on_signals(self._on_signal, second_signal_interrupts=True)
         inference = threading.Thread(target=self._infer, name="inference", daemon=True)
         delivery = threading.Thread(target=self._deliver, name="alerts", daemon=True)
         try:
@@ -301,29 +300,9 @@ class Runner:
                 self.err.flush()
                 self._status_drawn = False
 
-    # --- signals ---------------------------------------------------------------------------
-
-    def _install_signal_handlers(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def handler(signum: int, frame: FrameType | None) -> None:
-            self._signal = signal.Signals(signum).name
-            self._stop.set()
-            # A second one is not polite: let it interrupt whatever the shutdown waits for.
-            signal.signal(
-                signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
-            )
-
-        for sig in previous:
-            signal.signal(sig, handler)
-
-        def restore() -> None:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-        return restore
+    def _on_signal(self, name: str) -> None:
+        self._signal = name
+        self._stop.set()
 
     # --- inference thread ------------------------------------------------------------------
 

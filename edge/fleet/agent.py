@@ -17,12 +17,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from edge import __version__
@@ -40,6 +38,7 @@ from edge.errors import EdgeError, SyncError, WatchlistError
 from edge.fleet.sdnotify import Notifier
 from edge.fleet.sync import WatchlistSync
 from edge.models import catalog
+from edge.signals import stop_on_signals
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import ModelPin
 from edge.watchlist.install import InstallResult, WatchlistStore
@@ -439,7 +438,7 @@ class Agent:
     def run(self) -> int:
         """Start, then watch the threads and feed the watchdog until SIGTERM/SIGINT. Exit 1 if
         a thread died (systemd's Restart=on-failure then restarts the service)."""
-        restore = self._install_signal_handlers()
+        restore = stop_on_signals(self._on_signal)
         try:
             self.start()
             code = 0
@@ -456,21 +455,7 @@ class Agent:
                 self.stop()
             restore()
 
-    def _install_signal_handlers(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-        def handler(signum: int, frame: FrameType | None) -> None:
-            self._signal = signal.Signals(signum).name
-            log.info("%s: stopping", self._signal)
-            self._stop.set()
-
-        for sig in previous:
-            signal.signal(sig, handler)
-
-        def restore() -> None:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-        return restore
+    def _on_signal(self, name: str) -> None:
+        self._signal = name
+        log.info("%s: stopping", name)
+        self._stop.set()
