@@ -10,7 +10,8 @@ import pytest
 from edge.config import Config, config_from_dict
 from edge.pipeline.analyzer import FaceAnalyzer
 
-LFW_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data
+LFW_DIR = SHARED_DATA / "lfw"
 
 
 @cache

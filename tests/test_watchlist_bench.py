@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from recognition_helpers import LFW_DIR as LFW
 from watchlist_helpers import noisy, unit
 
 from edge.bench import identify as bench_identify
@@ -13,8 +14,6 @@ from edge.bench import index as bench_index
 from edge.bench.identify import EmbeddedFolder, open_set_metrics, threshold_at_fpir
 from edge.errors import EdgeError
 from edge.watchlist.index import IndexParams
-
-LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 
 
 def _folder(identities: int = 60, singles: int = 40, seed: int = 0) -> EmbeddedFolder:

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from recognition_helpers import LFW_DIR as LFW
 from watchlist_helpers import build_full, people
 
 from edge.cli import main
 from edge.watchlist.bundle import INDEX, MANIFEST, ModelPin
 
-LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 needs_lfw = pytest.mark.skipif(not (LFW / "images").is_dir(), reason=f"LFW not found at {LFW}")
 
 

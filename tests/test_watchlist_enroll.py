@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from recognition_helpers import LFW_DIR as LFW
 from watchlist_helpers import (
     GOOD,
     LOW_QUALITY,
@@ -18,8 +19,6 @@ from watchlist_helpers import (
 from edge.errors import EnrollmentError
 from edge.watchlist.bundle import EntryFields, assemble
 from edge.watchlist.enroll import enroll, read_entries_csv, scan_photos
-
-LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 
 
 def _photos(root: Path) -> Path:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import cv2
 import pytest
+from recognition_helpers import LFW_DIR, SHARED_DATA
 
 from edge.demo import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-HAMILTON = SHARED / "hamilton_clip"
-LFW_IMAGES = SHARED / "lfw" / "images"
+HAMILTON = SHARED_DATA / "hamilton_clip"
+LFW_IMAGES = LFW_DIR / "images"
 __all__ = ["DEMO_CLIP", "DEMO_PUBLIC_KEY", "DEMO_WATCHLIST", "MjpegCamera", "Plan", "clip_jpegs"]
 
 

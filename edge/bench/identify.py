@@ -89,6 +89,7 @@ def embed_folder(
     progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda it: it,
 ) -> EmbeddedFolder:
     """Run the production pipeline on every image (or read a cache made with the same setup)."""
+    from edge.bench.lfw import nearest_to_centre
     from edge.pipeline.analyzer import FaceAnalyzer
     from edge.pipeline.capture import read_image
 
@@ -111,12 +112,7 @@ def embed_folder(
         if not faces:
             status[row] = NO_FACE
             continue
-        height, width = image.shape[:2]
-        centre = np.array([width / 2, height / 2])
-        face = min(
-            faces,
-            key=lambda f: float(np.linalg.norm(np.reshape(f.box, (2, 2)).mean(axis=0) - centre)),
-        )
+        face = nearest_to_centre(faces, image)
         if face.embedding is None:
             status[row] = LOW_QUALITY
             continue

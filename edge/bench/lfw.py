@@ -10,10 +10,10 @@ still scored, as the standard protocol scores every pair.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +74,23 @@ def centre_guess(image: Image) -> AlignedFace:
     return align_points(image, points.astype(np.float32), TEMPLATE_5)
 
 
+class HasBox(Protocol):
+    @property
+    def box(self) -> tuple[float, float, float, float]: ...
+
+
+Boxed = TypeVar("Boxed", bound=HasBox)
+
+
+def nearest_to_centre(faces: Sequence[Boxed], image: Image) -> Boxed:
+    """The face whose box centre is nearest the image centre: LFW's labelled person."""
+    height, width = image.shape[:2]
+    centre = np.array([width / 2, height / 2])
+    return min(
+        faces, key=lambda f: float(np.linalg.norm(np.reshape(f.box, (2, 2)).mean(axis=0) - centre))
+    )
+
+
 @dataclass
 class EmbeddedImages:
     vectors: dict[ImageKey, FloatArray]
@@ -99,15 +116,7 @@ def embed_images(
             detections = analyzer.detector.detect(image, score_threshold=RETRY_SCORE_THRESHOLD)
             retried += bool(detections)
         if detections:
-            height, width = image.shape[:2]
-            centre = np.array([width / 2, height / 2])
-            nearest = min(
-                detections,
-                key=lambda d: float(
-                    np.linalg.norm(np.reshape(d.box, (2, 2)).mean(axis=0) - centre)
-                ),
-            )
-            (aligned,) = analyzer.align(image, [nearest])
+            (aligned,) = analyzer.align(image, [nearest_to_centre(detections, image)])
         else:
             aligned = centre_guess(image)
         gated += assess(aligned).score < floor
