@@ -147,3 +147,11 @@ def test_degenerate_keypoints_are_gated_not_raised() -> None:
     aligned = align_points(image, same_spot, TEMPLATE_5)
     assert aligned.image.shape == (112, 112, 3)
     assert assess(aligned).score == 0.0
+
+
+def test_a_detector_config_that_does_not_fit_the_model_is_a_model_error() -> None:
+    from edge.errors import ModelError
+
+    session = open_session("blazeface_full_range", "onnx", 1)
+    with pytest.raises(ModelError, match=r"does not match detector\.model 'short_range'"):
+        FaceDetector(session, DetectorConfig(model="short_range"))

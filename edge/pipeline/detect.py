@@ -14,6 +14,7 @@ import numpy as np
 
 from edge.backends import InferenceSession
 from edge.config import DetectorConfig
+from edge.errors import ModelError
 from edge.types import Detection, FloatArray, Image
 
 NUM_KEYPOINTS = 6
@@ -119,7 +120,10 @@ class FaceDetector:
         self._spec = ANCHOR_SPECS[config.model]
         self._anchors = make_anchors(self._spec)
         if session.input_hw != (self._spec.input_size, self._spec.input_size):
-            raise ValueError(f"model input {session.input_hw} does not match {config.model}")
+            raise ModelError(
+                f"detector model input {session.input_hw} does not match detector.model "
+                f"{config.model!r} ({self._spec.input_size}x{self._spec.input_size})"
+            )
 
     def detect(self, image_bgr: Image, score_threshold: float | None = None) -> list[Detection]:
         """Faces in the frame, best score first; an empty list when there are none.
