@@ -12,21 +12,19 @@ Appends are serialised across threads (a lock) and processes (``flock``), and fs
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
 import json
 import logging
 import os
-import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edge.clock import utc_rfc3339
 from edge.errors import AuditError
 
 log = logging.getLogger(__name__)
@@ -69,8 +67,17 @@ class Head:
     hash: str
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _seal(head: Head, kind: str, data: Mapping[str, Any]) -> tuple[bytes, Head]:
+    """The line of the record that follows ``head``, and the new head."""
+    record: dict[str, Any] = {
+        "seq": head.seq + 1,
+        "time": utc_rfc3339(),
+        "kind": kind,
+        "data": dict(data),
+        "prev": head.hash,
+    }
+    record["hash"] = record_hash(record)
+    return canonical_json(record) + b"\n", Head(record["seq"], record["hash"])
 
 
 class AuditLog:
@@ -122,16 +129,8 @@ class AuditLog:
                     head = self._current_head()
                     lines = []
                     for kind, data in entries:
-                        record: dict[str, Any] = {
-                            "seq": head.seq + 1,
-                            "time": _now(),
-                            "kind": kind,
-                            "data": dict(data),
-                            "prev": head.hash,
-                        }
-                        record["hash"] = record_hash(record)
-                        lines.append(canonical_json(record) + b"\n")
-                        head = Head(record["seq"], record["hash"])
+                        line, head = _seal(head, kind, data)
+                        lines.append(line)
                     self._write_all(b"".join(lines))
                     self._head = head
                     self._head_size = os.fstat(self._fd).st_size
@@ -142,6 +141,17 @@ class AuditLog:
                 ) from exc
             except (TypeError, ValueError) as exc:
                 raise AuditError(f"audit record is not JSON-serialisable: {exc}") from exc
+
+    def append_or_log(self, entries: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """:meth:`append_many` for callers whose own work must go on when the log cannot be
+        written (an alert is safe in the outbox either way): the failure is logged, not raised."""
+        entries = list(entries)
+        if not entries:
+            return
+        try:
+            self.append_many(entries)
+        except AuditError as exc:
+            log.error("%s (records: %s)", exc, ", ".join(kind for kind, _ in entries))
 
     def head(self) -> Head:
         with self._lock:
@@ -186,16 +196,8 @@ class AuditLog:
                     f"audit log {self.path}: last record is unreadable, run 'edge audit verify'"
                 ) from exc
         if repair is not None:
-            record = {
-                "seq": head.seq + 1,
-                "time": _now(),
-                "kind": REPAIRED,
-                "data": repair,
-                "prev": head.hash,
-            }
-            record["hash"] = record_hash(record)
-            self._write_all(canonical_json(record) + b"\n")
-            head = Head(record["seq"], record["hash"])
+            line, head = _seal(head, REPAIRED, repair)
+            self._write_all(line)
         self._head, self._head_size = head, os.fstat(self._fd).st_size
         return head
 
@@ -325,45 +327,3 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 # --- CLI ---------------------------------------------------------------------------------------
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    audit = subparsers.add_parser("audit", help="inspect the hash-chained audit log")
-    commands = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
-    check = commands.add_parser(
-        "verify",
-        help="check that no record was edited, removed or reordered",
-        description="Exit 0 if the chain is intact, 1 if any record was tampered with.",
-    )
-    check.add_argument("--config", type=Path, help="YAML config file")
-    check.add_argument("--state-dir", type=Path, help="state directory (default from config)")
-    check.add_argument("--path", type=Path, help="audit log file (default from config)")
-    check.set_defaults(handler=_verify_command)
-
-
-def audit_path_from_args(args: argparse.Namespace) -> Path:
-    from edge.alerts.config import resolve_state_dir
-    from edge.config import load_config
-
-    if getattr(args, "path", None) is not None:
-        path: Path = args.path
-        return path
-    config = load_config(args.config)
-    if config.audit.path is not None:
-        return config.audit.path
-    return resolve_state_dir(config.state_dir, args.state_dir) / "audit.jsonl"
-
-
-def _verify_command(args: argparse.Namespace) -> int:
-    path = audit_path_from_args(args)
-    result = verify(path)
-    if result.ok:
-        print(
-            f"audit log {path}: {result.records} records, chain intact; "
-            f"head seq {result.head.seq} hash {result.head.hash}"
-        )
-        return 0
-    print(f"audit log {path}: TAMPERED ({result.records} records read)", file=sys.stderr)
-    for problem in result.problems:
-        print(f"  {problem}", file=sys.stderr)
-    return 1

@@ -5,6 +5,10 @@ class EdgeError(Exception):
     """Base of every error edge raises on purpose; its message is one line meant for a person."""
 
 
+class TimeFormatError(EdgeError, ValueError):
+    """A date or time is not ISO 8601, or is naive where a time zone is needed."""
+
+
 class ConfigError(EdgeError):
     """The configuration file or a setting is invalid."""
 

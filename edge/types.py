@@ -1,4 +1,4 @@
-"""Values passed between pipeline stages. Frozen: a stage never edits what it was given."""
+"""Values passed between stages and features. Frozen: a stage never edits what it was given."""
 
 from __future__ import annotations
 
@@ -52,3 +52,42 @@ class Face:
     @property
     def score(self) -> float:
         return self.detection.score
+
+
+@dataclass(frozen=True)
+class Match:
+    """One watchlist entry as a candidate for a face, with its best template's score."""
+
+    entry_id: int
+    label: str
+    score: float
+    template_key: int
+    reason: str | None = None
+    case_ref: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "entry_id": self.entry_id,
+            "label": self.label,
+            "score": round(self.score, 4),
+        }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.case_ref is not None:
+            out["case_ref"] = self.case_ref
+        return out
+
+
+@dataclass(frozen=True)
+class Identification:
+    """The best entries for one face and the decision at the list's threshold."""
+
+    candidates: tuple[Match, ...]
+    threshold: float
+
+    @property
+    def match(self) -> Match | None:
+        """The best candidate if it reaches the threshold, else None."""
+        if self.candidates and self.candidates[0].score >= self.threshold:
+            return self.candidates[0]
+        return None

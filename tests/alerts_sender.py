@@ -50,7 +50,7 @@ def main() -> int:
             quality=0.8,
             track_id=n,
             model_id="mobilefacenet-fp32",
-        )
+        )["alert_id"]
         print(alert_id, flush=True)
         time.sleep(0.002)
     emptied = service.publisher.wait_empty(60)

@@ -20,11 +20,11 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from watchlist_helpers import Person, build_full, build_next
 
-from edge.fleet.agent import device_model_pin
+from edge.models import embedding_pin
 from edge.watchlist.bundle import VerifiedBundle
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL = device_model_pin()  # the real pin: device processes check it
+MODEL = embedding_pin()  # the real pin: device processes check it
 LIST_ID = "gate"
 
 

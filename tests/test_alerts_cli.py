@@ -13,15 +13,15 @@ from alerts_helpers import Collector
 from mqtt_fixtures import BrokerFactory, Mosquitto
 
 import edge.cli
-from edge import audit
-from edge.alerts import cli as alerts_cli
 from edge.alerts.schema import decode_alert
+from edge.cli import alerts as alerts_cli
+from edge.cli import audit as audit_cli
 
 
 @pytest.fixture(autouse=True)
 def only_alert_commands(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # The real main() (logging, error handling) with this area's commands only.
-    monkeypatch.setattr(edge.cli, "_registrars", lambda: [alerts_cli.register, audit.register])
+    monkeypatch.setattr(edge.cli, "_registrars", lambda: [alerts_cli.register, audit_cli.register])
     yield
 
 

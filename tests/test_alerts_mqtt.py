@@ -40,7 +40,7 @@ def _hit(service: AlertService, n: int, **extra: Any) -> str:
         track_id=n,
         model_id="mobilefacenet-fp32",
         **extra,
-    )
+    )["alert_id"]
 
 
 def _publish(port: int, topic: str, payload: bytes) -> None:

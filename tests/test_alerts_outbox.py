@@ -9,9 +9,9 @@ import pytest
 from alerts_helpers import sample_alert
 
 from edge import audit as kinds
-from edge.alerts.config import OutboxConfig
 from edge.alerts.outbox import Outbox
 from edge.audit import AuditLog, read_records, verify
+from edge.config.alerts import OutboxConfig
 from edge.errors import AlertError, OutboxError
 
 

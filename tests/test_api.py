@@ -17,13 +17,14 @@ from mqtt_fixtures import Mosquitto, free_port
 from prometheus_client.parser import text_string_to_metric_families
 from watchlist_helpers import make_keys, people
 
-from edge.alerts.mqtt import connect_and_wait, tool_client
 from edge.alerts.outbox import Outbox
 from edge.api.app import HealthReport, MetricsSnapshot, StageLatency, create_app
+from edge.clock import format_time, utc_now
 from edge.config import load_config
-from edge.fleet.agent import Agent, DeviceProvider, open_store, pipeline_fields
 from edge.fleet.sync import WatchlistSync
-from edge.watchlist.policy import format_time, utc_now
+from edge.mqtt.oneshot import connect_and_wait, tool_client
+from edge.services.agent import Agent, DeviceProvider, pipeline_fields
+from edge.watchlist.install import open_store
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -144,7 +145,7 @@ def test_device_provider_reports_the_real_installed_list(tmp_path: Path) -> None
     full_bundle(bundle, people(21, 6), private_key, version=3)
     config = load_config(device_config(tmp_path / "cam.yaml", "cam-api", free_port(), pub_path))
     state = tmp_path / "state"
-    store = open_store(config, state)
+    store = open_store(config, state_dir=state)
     provider = DeviceProvider(
         config,
         store,
@@ -251,8 +252,8 @@ def test_edge_sync_reports_the_recognizers_numbers_from_its_heartbeat(
                 "queues": {"frames": 1, "alerts": 0},
             },
         }
-        client = tool_client(config, "recognizer")
-        connect_and_wait(client, config)
+        client = tool_client(config.mqtt, "recognizer")
+        connect_and_wait(client, config.mqtt)
         client.publish(
             "edge/v1/cam-hb/heartbeat", json.dumps(document), qos=1, retain=True
         ).wait_for_publish(5)

@@ -11,12 +11,13 @@ import pytest
 import edge.cli
 from edge import audit
 from edge.audit import GENESIS, AuditLog, read_records, record_hash, verify
+from edge.cli import audit as audit_cli
 
 
 @pytest.fixture
 def cli_with_audit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Only this area's commands: the test does not depend on the other areas' modules.
-    monkeypatch.setattr(edge.cli, "_registrars", lambda: [audit.register])
+    monkeypatch.setattr(edge.cli, "_registrars", lambda: [audit_cli.register])
     yield
 
 

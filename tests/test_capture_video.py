@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from video_helpers import DEMO_CLIP, MjpegCamera, Plan
 
+from edge.config.run import CaptureConfig
 from edge.errors import CaptureError, SourceError
 from edge.pipeline.capture import (
     STILL_STEP_S,
@@ -22,7 +23,6 @@ from edge.pipeline.capture import (
     parse_source,
     redact_url,
 )
-from edge.runtime_config import CaptureConfig
 
 CLIP_FRAMES = 275
 

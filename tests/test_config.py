@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import Config, load_config, read_secret
-from edge.config_cli import commented_defaults
+from edge.cli.config import commented_defaults
+from edge.config import Config, load_config
+from edge.config.secrets import read_secret
 from edge.errors import ConfigError
 
 

@@ -17,22 +17,23 @@ from fleet_helpers import LIST_ID, MODEL, device_config, full_bundle, next_bundl
 from mqtt_fixtures import Mosquitto
 from watchlist_helpers import make_keys, people
 
-from edge.alerts.mqtt import connect_and_wait, tool_client
 from edge.config import load_config
 from edge.errors import SyncError
-from edge.fleet.agent import open_store
 from edge.fleet.hub import prepare
 from edge.fleet.protocol import (
     Announcement,
-    ListTopics,
     make_transfer,
     pack_bundle,
     parse_announcement,
-    parse_chunk_topic,
     unpack_bundle,
 )
-from edge.fleet.sync import Installed, PartialTransfer, WatchlistSync, plan
-from edge.watchlist.bundle import ModelPin, read_bundle
+from edge.fleet.sync import WatchlistSync
+from edge.fleet.transfer import Installed, PartialTransfer, plan
+from edge.models import ModelPin
+from edge.mqtt.oneshot import connect_and_wait, tool_client
+from edge.mqtt.topics import ListTopics, parse_chunk_topic
+from edge.watchlist.bundle import read_bundle
+from edge.watchlist.install import open_store
 
 
 @pytest.fixture
@@ -207,8 +208,8 @@ def test_interrupted_transfer_resumes_after_device_and_broker_restarts(
     topics = ListTopics(config.mqtt.topic_prefix, LIST_ID)
 
     def put(messages: list[tuple[str, bytes]]) -> None:
-        client = tool_client(config, "test-hub")
-        connect_and_wait(client, config)
+        client = tool_client(config.mqtt, "test-hub")
+        connect_and_wait(client, config.mqtt)
         try:
             for topic, payload in messages:
                 client.publish(topic, payload, 1, True).wait_for_publish(10)
@@ -227,7 +228,7 @@ def test_interrupted_transfer_resumes_after_device_and_broker_restarts(
     )
 
     state = tmp_path / "state"
-    first = WatchlistSync(config, open_store(config, state), state)
+    first = WatchlistSync(config, open_store(config, state_dir=state), state)
     first.start()
     try:
         deadline = time.monotonic() + 20
@@ -240,7 +241,7 @@ def test_interrupted_transfer_resumes_after_device_and_broker_restarts(
         first.stop()  # the device goes down mid-transfer ...
     broker.restart()  # ... and so does the broker (it keeps retained messages on disk)
 
-    second = WatchlistSync(config, open_store(config, state), state)
+    second = WatchlistSync(config, open_store(config, state_dir=state), state)
     second.start()
     try:
         assert second.wait_connected(10)

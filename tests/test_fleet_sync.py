@@ -12,11 +12,11 @@ from fleet_helpers import LIST_ID, Device, Watcher, device_config, full_bundle, 
 from mqtt_fixtures import Mosquitto
 from watchlist_helpers import make_keys, people
 
-from edge.alerts.mqtt import connect_and_wait, tool_client
 from edge.cli import main
 from edge.config import load_config
-from edge.fleet.hub import prepare, publish_prepared, read_retained
-from edge.fleet.protocol import ListTopics
+from edge.fleet.hub import prepare, publish_prepared
+from edge.mqtt.oneshot import connect_and_wait, read_retained, tool_client
+from edge.mqtt.topics import ListTopics
 from edge.watchlist import keys as keyring
 
 CHUNK = 4096  # small chunks, so every transfer has dozens of them
@@ -216,8 +216,8 @@ def test_hub_refuses_an_older_version_and_withdraw_clears_the_topics(
     assert main(["hub", "withdraw", LIST_ID, *broker]) == 0
     assert "withdrew gate" in capsys.readouterr().out
     config = load_config(device_config(tmp_path / "c.yaml", "x", mosquitto.port, pub_path))
-    client = tool_client(config, "test")
-    connect_and_wait(client, config)
+    client = tool_client(config.mqtt, "test")
+    connect_and_wait(client, config.mqtt)
     try:
         assert read_retained(client, ListTopics("edge/v1", LIST_ID).manifest, 0.5) is None
     finally:

@@ -8,7 +8,7 @@ import pytest
 from recognition_helpers import analyzer
 
 from edge.backends import open_session
-from edge.config import DetectorConfig
+from edge.config.recognition import DetectorConfig
 from edge.demo import DEMO_CLIP
 from edge.pipeline.capture import read_image
 from edge.pipeline.detect import FaceDetector

@@ -22,9 +22,9 @@ from edge import audit
 from edge.alerts.schema import validate_alert
 from edge.cli import main
 from edge.config import Config
+from edge.models import ModelPin
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import ModelPin
 from edge.watchlist.install import WatchlistStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,8 +157,8 @@ def test_a_newly_installed_list_is_picked_up(tmp_path: Path) -> None:
     import argparse
     import shutil
 
+    from edge.cli.run import installed_watchlist
     from edge.demo import DEMO_DIR
-    from edge.run_cli import installed_watchlist
 
     analyzer = FaceAnalyzer(Config())
     root = tmp_path / "state" / "watchlist"
@@ -169,7 +169,7 @@ def test_a_newly_installed_list_is_picked_up(tmp_path: Path) -> None:
     )
     store.install(DEMO_WATCHLIST)
     args = argparse.Namespace(pubkey=DEMO_PUBLIC_KEY, state_dir=tmp_path / "state")
-    watchlist, reload = installed_watchlist(args, Config(), analyzer)
+    watchlist, reload = installed_watchlist(args, Config())
     assert watchlist.version == 1 and reload() is None
     # The hub (here: the demo key) signs version 2 and the device installs it while running.
     person = tmp_path / "photos" / "Lin-Manuel Miranda"

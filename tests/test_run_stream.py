@@ -10,8 +10,8 @@ import pytest
 from video_helpers import DEMO_PUBLIC_KEY, DEMO_WATCHLIST, MjpegCamera, Plan
 
 from edge.alerts.schema import validate_alert
-from edge.app import EXIT_SOURCE_LOST
 from edge.cli import main
+from edge.services.recognizer import EXIT_SOURCE_LOST
 
 CLIP_FRAMES = 275
 

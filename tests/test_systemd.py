@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from edge.fleet.sdnotify import Notifier
+from edge.system.sdnotify import Notifier
 
 REPO = Path(__file__).resolve().parent.parent
 UNITS = sorted((REPO / "systemd").glob("*.service"))

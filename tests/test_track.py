@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from edge.config import Config
-from edge.pipeline.match import Decider
+from edge.config.run import TrackerConfig
+from edge.pipeline.decide import Decider
 from edge.pipeline.track import Box, Shot, Track, Tracker, iou
-from edge.runtime_config import TrackerConfig
-from edge.types import Detection
-from edge.watchlist.matcher import Match
+from edge.types import Detection, Match
 
 WALL = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 THRESHOLD = 0.45

@@ -18,14 +18,13 @@ from edge.watchlist.bundle import (
     INDEX,
     MANIFEST,
     SIGNATURE,
-    assemble,
-    diff,
     load_full,
     parse_entries,
     parse_manifest,
     read_bundle,
     read_unverified,
 )
+from edge.watchlist.writer import assemble, diff
 
 
 def test_full_bundle_layout_and_manifest(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from recognition_helpers import LFW_DIR as LFW
 from watchlist_helpers import build_full, people
 
 from edge.cli import main
-from edge.watchlist.bundle import INDEX, MANIFEST, ModelPin
+from edge.models import ModelPin
+from edge.watchlist.bundle import INDEX, MANIFEST
 
 needs_lfw = pytest.mark.skipif(not (LFW / "images").is_dir(), reason=f"LFW not found at {LFW}")
 

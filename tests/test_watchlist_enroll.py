@@ -17,8 +17,9 @@ from watchlist_helpers import (
 )
 
 from edge.errors import EnrollmentError
-from edge.watchlist.bundle import EntryFields, assemble
+from edge.pipeline.capture import decode_image
 from edge.watchlist.enroll import enroll, read_entries_csv, scan_photos
+from edge.watchlist.writer import EntryFields, assemble
 
 
 def _photos(root: Path) -> Path:
@@ -36,7 +37,7 @@ def _photos(root: Path) -> Path:
 def test_each_bad_photo_is_rejected_with_a_reason_and_the_build_goes_on(tmp_path: Path) -> None:
     people = scan_photos(_photos(tmp_path / "photos"))
     assert sorted(people) == ["Alice", "Bob", "Carol"]
-    specs, report = enroll(people, FakeAnalyzer(), "i8")
+    specs, report = enroll(people, FakeAnalyzer(), "i8", decode_image)
     assert [s.label for s in specs] == ["Alice", "Bob"]
     assert [len(s.templates) for s in specs] == [2, 1]  # several photos -> several templates
     reasons = {Path(p.path).name: p.reason for p in report.rejected}
@@ -53,11 +54,11 @@ def test_each_bad_photo_is_rejected_with_a_reason_and_the_build_goes_on(tmp_path
 
 def test_known_photos_are_not_embedded_again(tmp_path: Path) -> None:
     people = scan_photos(_photos(tmp_path / "photos"))
-    first, _ = enroll(people, FakeAnalyzer(), "i8")
+    first, _ = enroll(people, FakeAnalyzer(), "i8", decode_image)
     base, next_id = assemble(first, "i8", 192, NOW)
     known = {e.label: frozenset(t.photo for t in e.templates) for e in base.entries}
     analyzer = FakeAnalyzer()
-    again, report = enroll(people, analyzer, "i8", known_photos=known)
+    again, report = enroll(people, analyzer, "i8", decode_image, known_photos=known)
     assert analyzer.calls == 7 - 3 - 1  # the three accepted photos are reused; txt skipped
     assert sum(p.reused for p in report.photos) == 3
     content, _ = assemble(again, "i8", 192, NOW, base=base, base_next_entry_id=next_id)
@@ -150,7 +151,7 @@ def test_real_pipeline_enrolls_lfw_photos(tmp_path: Path) -> None:
             shutil.copy(src, root / name / src.name)
     cv2.imwrite(str(root / "Tony_Blair" / "blank.png"), np.full((200, 200, 3), 90, np.uint8))
     analyzer = FaceAnalyzer.from_config(Config())
-    specs, report = enroll(scan_photos(root), analyzer, "i8")
+    specs, report = enroll(scan_photos(root), analyzer, "i8", decode_image)
     assert [s.label for s in specs] == ["Colin_Powell", "Tony_Blair"]
     assert [len(s.templates) for s in specs] == [2, 2]
     assert [(Path(p.path).name, p.reason) for p in report.rejected] == [

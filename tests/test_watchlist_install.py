@@ -26,18 +26,13 @@ from watchlist_helpers import (
     store,
 )
 
+from edge.config.watchlist import WatchlistConfig
 from edge.errors import BundleError, WatchlistError
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import (
-    ENTRIES,
-    INDEX,
-    MANIFEST,
-    SIGNATURE,
-    canonical_json,
-    write_full,
-)
+from edge.watchlist.bundle import ENTRIES, INDEX, MANIFEST, SIGNATURE, canonical_json
 from edge.watchlist.install import CURRENT, RELEASES, WatchlistStore
 from edge.watchlist.matcher import Watchlist
+from edge.watchlist.writer import write_full
 
 
 @dataclass
@@ -65,7 +60,7 @@ def world(tmp_path: Path) -> World:
 
 
 def _load(s: WatchlistStore) -> Watchlist:
-    wl = s.load(lambda m: None)
+    wl = s.load(WatchlistConfig())
     assert wl is not None
     return wl
 
@@ -380,7 +375,7 @@ def test_corrupted_installed_release_is_detected_on_load(world: World) -> None:
     s.install(world.v1)
     _flip(s.root / CURRENT / ENTRIES)
     with pytest.raises(BundleError) as err:
-        s.load(lambda m: None)
+        s.load(WatchlistConfig())
     assert err.value.check == "hash"
 
 
@@ -390,7 +385,7 @@ def test_materialised_delta_release_is_verified_on_load(world: World) -> None:
     s.install(world.v2_delta)
     _flip(s.root / CURRENT / ENTRIES)
     with pytest.raises(BundleError) as err:
-        s.load(lambda m: None)
+        s.load(WatchlistConfig())
     assert err.value.check == "content"
 
 
@@ -437,7 +432,7 @@ def test_builder_refuses_bad_metadata(tmp_path: Path) -> None:
 def test_write_full_refuses_wrong_vector_type(tmp_path: Path) -> None:
     from watchlist_helpers import DIM, meta
 
-    from edge.watchlist.bundle import assemble
+    from edge.watchlist.writer import assemble
 
     priv, _, _, _ = make_keys(tmp_path)
     m = meta(1)

@@ -9,17 +9,16 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from edge.errors import WatchlistError
+from edge.clock import format_time, parse_time
+from edge.errors import TimeFormatError, WatchlistError
 from edge.watchlist.calibrate import compute_calibration
 from edge.watchlist.policy import (
     ThresholdPolicy,
     calibration_for,
     calibration_path,
-    format_time,
     is_expired,
     load_calibration,
     parse_calibration,
-    parse_time,
     predicted_fpir,
     threshold_for_fpir,
 )
@@ -133,7 +132,7 @@ def test_time_parsing_and_expiry() -> None:
     assert format_time(parse_time("2025-01-31")) == "2025-01-31T00:00:00Z"
     assert format_time(parse_time("2025-01-31T10:00:00+02:00")) == "2025-01-31T08:00:00Z"
     assert parse_time("2025-01-31T08:00:00Z") == datetime(2025, 1, 31, 8, tzinfo=UTC)
-    with pytest.raises(WatchlistError, match="ISO 8601"):
+    with pytest.raises(TimeFormatError, match="ISO 8601"):
         parse_time("31/01/2025")
     moment = datetime(2025, 1, 31, tzinfo=UTC)
     assert not is_expired(None, moment)

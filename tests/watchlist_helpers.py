@@ -9,24 +9,21 @@ from typing import Any
 
 import numpy as np
 
+from edge.models import ModelPin
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import (
-    EntryFields,
-    EntrySpec,
-    ListContent,
-    ListMeta,
-    ModelPin,
-    TemplateSpec,
-    VerifiedBundle,
-    assemble,
-    load_full,
-    read_bundle,
-    write_delta,
-    write_full,
-)
+from edge.watchlist.bundle import ListContent, VerifiedBundle, load_full, read_bundle
 from edge.watchlist.index import Dtype, quantize
 from edge.watchlist.install import WatchlistStore
 from edge.watchlist.policy import ThresholdPolicy
+from edge.watchlist.writer import (
+    EntryFields,
+    EntrySpec,
+    ListMeta,
+    TemplateSpec,
+    assemble,
+    write_delta,
+    write_full,
+)
 
 MODEL = ModelPin("mobilefacenet", "ab" * 32)
 OTHER_MODEL = ModelPin("arcface-r100", "cd" * 32)

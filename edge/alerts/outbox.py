@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from edge import audit as audit_kinds
-from edge.alerts.config import OutboxConfig
 from edge.alerts.schema import alert_summary, encode_alert, validate_alert
 from edge.audit import AuditLog
+from edge.config.alerts import OutboxConfig
 from edge.errors import AuditError, OutboxError
 
 log = logging.getLogger(__name__)

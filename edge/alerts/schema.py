@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import jsonschema  # type: ignore[import-untyped]
 
+from edge.clock import utc_rfc3339
 from edge.errors import AlertError
 
 log = logging.getLogger(__name__)
@@ -119,15 +120,6 @@ def uuid7_time(alert_id: str) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def utc_rfc3339(moment: datetime | None = None) -> str:
-    """``moment`` (default now) as RFC 3339 in UTC with millisecond precision and 'Z'."""
-    if moment is None:
-        moment = datetime.now(UTC)
-    elif moment.tzinfo is None:
-        raise AlertError("event time must be timezone-aware (naive datetimes are ambiguous)")
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 # --- alerts ------------------------------------------------------------------------------------
 
 
@@ -156,6 +148,8 @@ def build_alert(
     are left out). A crop larger than ``crop_max_bytes`` is left out (the alert matters more than
     the picture); one that is not a JPEG is an error.
     """
+    if event_time is not None and event_time.tzinfo is None:
+        raise AlertError("event time must be timezone-aware (naive datetimes are ambiguous)")
     alert: dict[str, Any] = {
         "schema": ALERT_SCHEMA,
         "alert_id": alert_id or uuid7(),

@@ -2,9 +2,10 @@
 
 with AlertService(config) as alerts:          # starts the publisher thread
     alerts.status(model_id="mobilefacenet-fp32", watchlist_id="wl", watchlist_version="7")
-    alerts.hit(watchlist_id="wl", watchlist_version="7", entry_id="e42", entry_label="...",
-               score=0.71, threshold=0.6, quality=0.83, track_id=12,
-               model_id="mobilefacenet-fp32", crop_jpeg=jpeg_bytes)
+    alert = alerts.hit(watchlist_id="wl", watchlist_version="7", entry_id="e42",
+                       entry_label="...", score=0.71, threshold=0.6, quality=0.83, track_id=12,
+                       model_id="mobilefacenet-fp32", crop_jpeg=jpeg_bytes)
+    alert["alert_id"]                         # committed to the outbox, sent in the background
 """
 
 from __future__ import annotations
@@ -15,27 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from edge import audit as audit_kinds
-from edge.alerts.config import resolve_state_dir
-from edge.alerts.mqtt import AlertPublisher, DeviceStatus
 from edge.alerts.outbox import Outbox
+from edge.alerts.publisher import AlertPublisher, DeviceStatus
 from edge.alerts.schema import Review, build_alert
 from edge.audit import AuditLog, Head
 from edge.config import Config
-
-OUTBOX_FILE = "outbox.db"
-AUDIT_FILE = "audit.jsonl"
-
-
-def outbox_path(config: Config, state_dir: Path | None = None) -> Path:
-    if config.outbox.path is not None:
-        return config.outbox.path
-    return resolve_state_dir(config.state_dir, state_dir) / OUTBOX_FILE
-
-
-def audit_path(config: Config, state_dir: Path | None = None) -> Path:
-    if config.audit.path is not None:
-        return config.audit.path
-    return resolve_state_dir(config.state_dir, state_dir) / AUDIT_FILE
 
 
 class AlertService:
@@ -58,9 +43,10 @@ class AlertService:
         on_review: Callable[[Review], None] | None = None,
     ) -> None:
         self.config = config
-        self.audit = AuditLog(audit_path(config, state_dir), fsync=config.audit.fsync)
+        paths = config.paths(state_dir)
+        self.audit = AuditLog(paths.audit, fsync=config.audit.fsync)
         try:
-            self.outbox = Outbox(outbox_path(config, state_dir), config.outbox, audit=self.audit)
+            self.outbox = Outbox(paths.outbox, config.outbox, audit=self.audit)
             self.publisher = AlertPublisher(
                 config.mqtt,
                 config.device,
@@ -113,9 +99,10 @@ class AlertService:
         event_time: datetime | None = None,
         crop_jpeg: bytes | None = None,
         test: bool = False,
-    ) -> str:
+    ) -> dict[str, Any]:
         """Build an alert for this device (location and crop policy from config), commit it to
-        the outbox and audit the hit; returns the alert id. Sending happens in the background."""
+        the outbox and audit the hit; returns the alert as committed (its ``alert_id`` among
+        the rest). Sending happens in the background."""
         location = self.config.device.location
         alert = build_alert(
             device_id=self.config.device.id,
@@ -125,7 +112,7 @@ class AlertService:
             entry_label=entry_label,
             score=score,
             threshold=threshold,
-            quality=quality,
+            quality=min(1.0, max(0.0, quality)),
             track_id=track_id,
             model_id=model_id,
             event_time=event_time,
@@ -134,7 +121,8 @@ class AlertService:
             crop_max_bytes=self.config.alerts.crop_max_bytes,
             test=test,
         )
-        return self.outbox.enqueue(alert)
+        self.outbox.enqueue(alert)
+        return alert
 
     def status(
         self,

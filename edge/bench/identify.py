@@ -21,8 +21,6 @@ Protocol (NIST FRVT/FRTE 1:N terms):
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -33,7 +31,6 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import EdgeError
-from edge.progress import progress_bar
 from edge.watchlist.index import IndexParams, TemplateIndex, make_key, quantize
 
 log = logging.getLogger(__name__)
@@ -327,78 +324,3 @@ def format_report(result: dict[str, Any]) -> Iterator[str]:
                 f"    with the calibrated threshold {c['threshold']:.4f}: FPIR {c['fpir']:.4f}, "
                 f"FNIR {c['fnir']:.4f}"
             )
-
-
-# --- CLI ----------------------------------------------------------------------------------------
-
-
-def _gallery_size(text: str) -> int | None:
-    if text == "max":
-        return None
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError("an integer or 'max'") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def register(bench_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from edge.recognition_cli import add_config_arguments
-
-    parser = bench_subparsers.add_parser(
-        "identify",
-        help="open-set 1:N identification on an LFW-style folder",
-        description=__doc__.splitlines()[0] if __doc__ else None,
-    )
-    parser.add_argument("--data", type=Path, required=True, help="folder with images/<Name>/")
-    parser.add_argument(
-        "--gallery-size",
-        type=_gallery_size,
-        default=None,
-        help="identities enrolled (default and 'max': every eligible one)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="which identities are enrolled")
-    parser.add_argument(
-        "--cache", type=Path, help="npz file to keep embeddings in between runs (e.g. in /tmp)"
-    )
-    parser.add_argument(
-        "--exclude",
-        type=lambda text: {n.strip() for n in text.split(",") if n.strip()},
-        default=set(),
-        metavar="NAMES",
-        help="comma-separated identities to leave out (e.g. known labelling errors)",
-    )
-    parser.add_argument("--json", action="store_true", help="one JSON object")
-    add_config_arguments(parser)
-    parser.set_defaults(handler=cmd_identify)
-
-
-def cmd_identify(args: argparse.Namespace) -> int:
-    from edge.recognition_cli import config_from_args
-    from edge.watchlist.policy import calibration_for
-
-    config = config_from_args(args)
-    data = embed_folder(
-        args.data, config, args.cache, lambda items: progress_bar(items, "embedding")
-    )
-    try:
-        calibration = calibration_for(data.model_name, data.model_sha256)
-    except EdgeError as exc:
-        log.warning("no calibrated thresholds in the report: %s", exc)
-        calibration = None
-    if args.exclude:
-        unknown = args.exclude - set(data.names.tolist())
-        if unknown:
-            raise EdgeError(f"--exclude: no such identity: {', '.join(sorted(unknown))}")
-        data = without(data, args.exclude)
-    result = run(data, args.gallery_size, seed=args.seed, calibration=calibration)
-    if args.exclude:
-        result["excluded_identities"] = sorted(args.exclude)
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    else:
-        for line in format_report(result):
-            print(line)
-    return 0

@@ -22,7 +22,6 @@ with ids in the list's range) plus manifest and signature.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import logging
@@ -37,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import EdgeError
-from edge.watchlist.index import Dtype, IndexParams, TemplateIndex, make_key, quantize
+from edge.watchlist.index import IndexParams, TemplateIndex, make_key, quantize
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ class Spectrum:
 
 
 def face_spectrum() -> Spectrum | None:
-    from edge.pipeline.analyzer import EMBEDDING_MODEL
+    from edge.models import EMBEDDING_MODEL
     from edge.watchlist.policy import calibration_path
 
     try:
@@ -121,8 +120,8 @@ def noisy_copies(
 def _entries_bytes_per_entry(size: int) -> float:
     from datetime import UTC, datetime
 
+    from edge.clock import format_time
     from edge.watchlist.bundle import Entry, Template, entries_bytes
-    from edge.watchlist.policy import format_time
 
     added = format_time(datetime(2025, 1, 1, tzinfo=UTC))
     first = max(size - ENTRY_SAMPLE, 0)
@@ -275,89 +274,3 @@ HEADER = (
     f"{'entries':>9} {'add rate':>12} {'resident':>11} {'bundle/e':>9} {'ef':>5} {'p50':>8} "
     f"{'p99':>11} {'recall@1':>8}"
 )
-
-
-# --- CLI ----------------------------------------------------------------------------------------
-
-
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError("comma-separated integers, e.g. 1000,100000") from exc
-    if not sizes or any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError("sizes must be >= 1")
-    return sizes
-
-
-def register(bench_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = bench_subparsers.add_parser(
-        "index",
-        help="template index: add rate, memory, bundle size, latency, recall@1",
-        description=(__doc__ or "").splitlines()[0],
-    )
-    parser.add_argument(
-        "--sizes",
-        type=_sizes,
-        default=[1000, 100_000, 1_000_000],
-        help="comma-separated entry counts (default 1000,100000,1000000)",
-    )
-    parser.add_argument("--queries", type=int, default=1000, help="timed queries per size")
-    parser.add_argument(
-        "--distribution", choices=["face", "isotropic"], default="face", help="templates drawn"
-    )
-    parser.add_argument("--dtype", choices=["i8", "f16"], help="default: watchlist.index_dtype")
-    parser.add_argument("--connectivity", type=int, help="default: watchlist.connectivity")
-    parser.add_argument("--expansion-add", type=int, help="default: watchlist.expansion_add")
-    parser.add_argument(
-        "--expansion-search",
-        type=_sizes,
-        help="one value or a comma-separated sweep (default: watchlist.expansion_search)",
-    )
-    parser.add_argument(
-        "--load",
-        choices=["view", "copy"],
-        default="view",
-        help="how the saved index is opened: memory-mapped as a device does (default) or copied",
-    )
-    parser.add_argument("--threads", type=int, default=2, help="threads for building")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--config", type=Path, help="YAML config file (defaults otherwise)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per size (lines)")
-    parser.set_defaults(handler=cmd_index)
-
-
-def cmd_index(args: argparse.Namespace) -> int:
-    from edge.config import load_config
-    from edge.pipeline.embed import EMBEDDING_DIM
-
-    wl = load_config(args.config).watchlist
-    dtype: Dtype = args.dtype or wl.index_dtype
-    params = IndexParams(
-        ndim=EMBEDDING_DIM,
-        dtype=dtype,
-        connectivity=args.connectivity or wl.connectivity,
-        expansion_add=args.expansion_add or wl.expansion_add,
-        expansion_search=wl.expansion_search,
-    )
-    sweep = args.expansion_search or [wl.expansion_search]
-    if not args.json:
-        print(
-            f"index cos/{params.dtype}, connectivity {params.connectivity}, expansion_add "
-            f"{params.expansion_add}; index "
-            f"{'memory-mapped' if args.load == 'view' else 'copied'}; "
-            f"{args.distribution} templates; queries at cosine 0.7-0.8 to an enrolled one, k=1"
-        )
-        print(HEADER)
-    for result in run(
-        args.sizes,
-        params=params,
-        distribution=args.distribution,
-        queries=args.queries,
-        threads=args.threads,
-        seed=args.seed,
-        expansion_searches=sweep,
-        view=args.load == "view",
-    ):
-        print(json.dumps(result, sort_keys=True) if args.json else format_row(result), flush=True)
-    return 0

@@ -23,25 +23,23 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
 
-from edge.alerts.mqtt import connect_and_wait, tool_client
+from edge.clock import format_time, parse_time, utc_now
 from edge.config import Config
-from edge.errors import BrokerError, SyncError
-from edge.fleet.protocol import (
-    Announcement,
-    ListTopics,
-    TransferInfo,
-    make_transfer,
-    now_text,
-    parse_announcement,
+from edge.errors import SyncError
+from edge.fleet.protocol import Announcement, TransferInfo, make_transfer, parse_announcement
+from edge.mqtt.oneshot import (
+    close,
+    connect_and_wait,
+    read_retained,
+    subscribe_and_wait,
+    tool_client,
+    wait_published,
 )
+from edge.mqtt.topics import ListTopics, every_device, parse_device_topic
 from edge.watchlist.bundle import read_bundle, read_unverified
-from edge.watchlist.policy import parse_time, utc_now
 
 log = logging.getLogger(__name__)
-
-RETAINED_WAIT_S = 1.0  # how long to wait for a retained message after the SUBACK
 
 
 @dataclass(frozen=True)
@@ -82,47 +80,11 @@ def _load_bundles(
     announcement = Announcement(
         list_id=list_id,
         version=version,
-        published=now_text(),
+        published=format_time(utc_now()),
         transfers=tuple(infos),
         publisher=socket.gethostname(),
     )
     return announcement, archives
-
-
-def read_retained(client: paho.Client, topic: str, wait_s: float = RETAINED_WAIT_S) -> bytes | None:
-    """The retained message on ``topic`` (the client is connected, loop running), or None."""
-    got: list[bytes] = []
-    arrived = threading.Event()
-    subscribed = threading.Event()
-
-    def on_message(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        if message.topic == topic and message.retain:
-            got.append(bytes(message.payload))
-            arrived.set()
-
-    client.on_message = on_message
-    client.on_subscribe = lambda *args: subscribed.set()
-    client.subscribe(topic, qos=1)
-    if not subscribed.wait(10.0):
-        raise BrokerError(f"no SUBACK for {topic}")
-    arrived.wait(wait_s)
-    client.unsubscribe(topic)
-    client.on_message = None
-    return got[-1] if got else None
-
-
-def _wait_all(infos: list[paho.MQTTMessageInfo], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    for info in infos:
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            raise BrokerError(f"publishing {what} failed: {paho.error_string(info.rc)}")
-        left = deadline - time.monotonic()
-        try:
-            info.wait_for_publish(max(left, 0.001))
-        except (RuntimeError, ValueError) as exc:
-            raise BrokerError(f"publishing {what} failed: {exc}") from exc
-        if not info.is_published():
-            raise BrokerError(f"the broker did not acknowledge {what} within {timeout_s:g}s")
 
 
 def publish(
@@ -157,8 +119,8 @@ def publish_prepared(
     """Chunks first (each acknowledged), then the announcement, then clear stale chunks."""
     started = time.monotonic()
     topics = ListTopics(config.mqtt.topic_prefix, announcement.list_id)
-    client = tool_client(config, "hub")
-    connect_and_wait(client, config)
+    client = tool_client(config.mqtt, "hub")
+    connect_and_wait(client, config.mqtt)
     try:
         previous: Announcement | None = None
         raw = read_retained(client, topics.manifest)
@@ -180,10 +142,10 @@ def publish_prepared(
                 chunk = data[offset : offset + length]
                 pending.append(client.publish(topics.chunk(info.sha256, n), chunk, 1, True))
                 if len(pending) >= 256:
-                    _wait_all(pending, timeout_s, "the chunks")
+                    wait_published(pending, timeout_s, "the chunks")
                     pending = []
-        _wait_all(pending, timeout_s, "the chunks")
-        _wait_all(
+        wait_published(pending, timeout_s, "the chunks")
+        wait_published(
             [client.publish(topics.manifest, announcement.to_bytes(), 1, True)],
             timeout_s,
             "the announcement",
@@ -197,11 +159,10 @@ def publish_prepared(
                     continue
                 for n in range(len(old.chunks)):
                     stale.append(client.publish(topics.chunk(old.sha256, n), b"", 1, True))
-            _wait_all(stale, timeout_s, "the removal of old chunks")
+            wait_published(stale, timeout_s, "the removal of old chunks")
             cleared = len(stale)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close(client)
     return PublishResult(
         list_id=announcement.list_id,
         version=announcement.version,
@@ -216,8 +177,8 @@ def publish_prepared(
 def withdraw(config: Config, list_id: str, timeout_s: float = 60.0) -> int:
     """Clear a list's announcement and chunks from the broker (devices keep what they hold)."""
     topics = ListTopics(config.mqtt.topic_prefix, list_id)
-    client = tool_client(config, "hub")
-    connect_and_wait(client, config)
+    client = tool_client(config.mqtt, "hub")
+    connect_and_wait(client, config.mqtt)
     try:
         raw = read_retained(client, topics.manifest)
         if not raw:
@@ -229,14 +190,16 @@ def withdraw(config: Config, list_id: str, timeout_s: float = 60.0) -> int:
             for n in range(len(t.chunks))
         ]
         cleared.append(client.publish(topics.manifest, b"", 1, True))
-        _wait_all(cleared, timeout_s, "the removal")
+        wait_published(cleared, timeout_s, "the removal")
         return len(cleared)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close(client)
 
 
 # --- devices -------------------------------------------------------------------------------------
+
+
+DEVICE_ROW_KINDS = ("status", "heartbeat", "sync")  # what every device keeps retained
 
 
 @dataclass
@@ -303,17 +266,16 @@ def collect_devices(config: Config, wait_s: float = 2.0, quiet_s: float = 0.5) -
     """Every device with a retained status, heartbeat or sync report, sorted by id.
 
     Waits until no retained message has arrived for ``quiet_s`` (at most ``wait_s``)."""
-    prefix = config.mqtt.topic_prefix.rstrip("/")
+    prefix = config.mqtt.topic_prefix
     rows: dict[str, DeviceRow] = {}
     lock = threading.Lock()
     last = [time.monotonic()]
-    subscribed = threading.Event()
 
     def on_message(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        parts = message.topic[len(prefix) + 1 :].split("/")
-        if len(parts) != 2 or not message.payload:
+        parsed = parse_device_topic(message.topic, prefix)
+        if parsed is None or parsed[1] not in DEVICE_ROW_KINDS or not message.payload:
             return
-        device_id, kind = parts
+        device_id, kind = parsed
         try:
             document = json.loads(bytes(message.payload).decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
@@ -326,14 +288,11 @@ def collect_devices(config: Config, wait_s: float = 2.0, quiet_s: float = 0.5) -
             setattr(row, kind, document)
             last[0] = time.monotonic()
 
-    client = tool_client(config, "hub")
+    client = tool_client(config.mqtt, "hub")
     client.on_message = on_message
-    client.on_subscribe = lambda *args: subscribed.set()
-    connect_and_wait(client, config)
+    connect_and_wait(client, config.mqtt)
     try:
-        client.subscribe([(f"{prefix}/+/{kind}", 1) for kind in ("status", "heartbeat", "sync")])
-        if not subscribed.wait(10.0):
-            raise BrokerError("no SUBACK for the device topics")
+        subscribe_and_wait(client, [(every_device(prefix, kind), 1) for kind in DEVICE_ROW_KINDS])
         started = last[0] = time.monotonic()
         while True:
             now = time.monotonic()
@@ -341,7 +300,6 @@ def collect_devices(config: Config, wait_s: float = 2.0, quiet_s: float = 0.5) -
                 break
             time.sleep(0.05)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close(client)
     with lock:
         return [rows[k] for k in sorted(rows)]

@@ -1,6 +1,6 @@
-"""The watchlist sync protocol: topics, the retained announcement, bundles as chunks.
+"""The watchlist sync protocol: the retained announcement, bundles as chunks.
 
-Topics (``P`` is ``mqtt.topic_prefix``, default ``edge/v1``)::
+Topics (built in :mod:`edge.mqtt.topics`; ``P`` is ``mqtt.topic_prefix``, default ``edge/v1``)::
 
     P/watchlist/<list-id>/manifest                  retained: the announcement (JSON, below)
     P/watchlist/<list-id>/chunk/<sha256>/<n>        retained: chunk n of the transfer <sha256>
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import io
 import json
 import math
@@ -40,8 +39,8 @@ from edge.watchlist.bundle import (
     MAX_MANIFEST_BYTES,
     SIGNATURE,
     read_unverified,
+    sha256_bytes,
 )
-from edge.watchlist.policy import format_time, utc_now
 
 SYNC_FORMAT = "edge-sync/1"
 BUNDLE_FILES = frozenset({MANIFEST, SIGNATURE, INDEX, ENTRIES, DELTA_INDEX, DELTA_ENTRIES})
@@ -51,48 +50,6 @@ MAX_ANNOUNCEMENT_BYTES = 16 * 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 TransferKind = Literal["full", "delta"]
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-# --- topics --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ListTopics:
-    """The topics of one watchlist."""
-
-    prefix: str
-    list_id: str
-
-    @property
-    def base(self) -> str:
-        return f"{self.prefix.rstrip('/')}/watchlist/{self.list_id}"
-
-    @property
-    def manifest(self) -> str:
-        return f"{self.base}/manifest"
-
-    def chunk(self, transfer: str, n: int) -> str:
-        return f"{self.base}/chunk/{transfer}/{n}"
-
-
-def sync_topic(prefix: str, device_id: str) -> str:
-    """The device's retained sync report."""
-    return f"{prefix.rstrip('/')}/{device_id}/sync"
-
-
-def parse_chunk_topic(topic: str, prefix: str) -> tuple[str, str, int] | None:
-    """``(list_id, transfer sha256, n)`` of a chunk topic, or None."""
-    head = f"{prefix.rstrip('/')}/watchlist/"
-    if not topic.startswith(head):
-        return None
-    parts = topic[len(head) :].split("/")
-    if len(parts) != 4 or parts[1] != "chunk" or not parts[3].isdigit():
-        return None
-    return parts[0], parts[2], int(parts[3])
 
 
 # --- the announcement ------------------------------------------------------------------------
@@ -271,10 +228,12 @@ def make_transfer(path: Path, chunk_bytes: int) -> tuple[TransferInfo, bytes]:
     """Pack a bundle and describe it for an announcement; returns the info and the archive."""
     manifest = read_unverified(path)
     data = pack_bundle(path)
-    chunks = tuple(sha256_hex(data[i : i + chunk_bytes]) for i in range(0, len(data), chunk_bytes))
+    chunks = tuple(
+        sha256_bytes(data[i : i + chunk_bytes]) for i in range(0, len(data), chunk_bytes)
+    )
     info = TransferInfo(
         kind=manifest.kind,
-        sha256=sha256_hex(data),
+        sha256=sha256_bytes(data),
         size=len(data),
         chunk_bytes=chunk_bytes,
         chunks=chunks,
@@ -316,7 +275,3 @@ def unpack_bundle(archive: Path, dest: Path, transfer: TransferInfo) -> None:
         raise SyncError(f"transfer {transfer.sha256[:12]} has no {MANIFEST}") from exc
     if manifest != transfer.manifest_bytes:
         raise SyncError(f"transfer {transfer.sha256[:12]}: its {MANIFEST} is not the announced one")
-
-
-def now_text() -> str:
-    return format_time(utc_now())

@@ -17,12 +17,9 @@ retained ``P/<device>/sync`` topic.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import random
 import shutil
 import threading
 import time
@@ -34,35 +31,19 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge import __version__
-from edge.alerts.mqtt import (
-    PASSWORD_SECRET,
-    connect_client,
-    describe_connect_error,
-    describe_refusal,
-    make_client,
-)
-from edge.config import Config, read_secret
-from edge.errors import BundleError, EdgeError, SyncError, WatchlistError
-from edge.fleet.protocol import (
-    Announcement,
-    ListTopics,
-    TransferInfo,
-    now_text,
-    parse_announcement,
-    parse_chunk_topic,
-    sync_topic,
-    unpack_bundle,
-)
-from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import Manifest, ModelPin, parse_manifest
+from edge.clock import format_time, parse_time, utc_now
+from edge.config import Config
+from edge.errors import BundleError, EdgeError, SyncError, TimeFormatError, WatchlistError
+from edge.fleet.protocol import Announcement, TransferInfo, parse_announcement, unpack_bundle
+from edge.fleet.transfer import Installed, PartialTransfer, plan
+from edge.mqtt.connection import Connection
+from edge.mqtt.topics import DeviceTopics, ListTopics, parse_chunk_topic
 from edge.watchlist.install import InstallResult, WatchlistStore
-from edge.watchlist.policy import format_time, is_expired, parse_time, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -70,224 +51,6 @@ SETTLE_S = 0.3  # act on announcements once none has arrived for this long (reta
 REPLAN_S = 5.0  # look at the store again this often (another installer, retry timers)
 REPORT_MIN_S = 1.0  # progress reports at most this often
 _LOOP_S = 0.02
-
-
-# --- checks before fetching -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Installed:
-    """The list the device holds now (from the store's signed manifest)."""
-
-    list_id: str
-    version: int
-    entries_sha256: str
-    templates_sha256: str
-
-    @classmethod
-    def of(cls, manifest: Manifest) -> Installed:
-        return cls(
-            manifest.list_id, manifest.version, manifest.entries_sha256, manifest.templates_sha256
-        )
-
-
-def verify_transfer(
-    info: TransferInfo, announcement: Announcement, public_key: Ed25519PublicKey
-) -> Manifest:
-    """Check the announced bundle manifest's signature and that it is what the announcement
-    says it is. Raises :class:`BundleError` (``signature``/``manifest``) or :class:`SyncError`."""
-    keyring.verify_signature(public_key, info.manifest_bytes, info.signature, None)
-    manifest = parse_manifest(info.manifest_bytes)
-    if (manifest.list_id, manifest.version, manifest.kind) != (
-        announcement.list_id,
-        announcement.version,
-        info.kind,
-    ):
-        raise SyncError(
-            f"announcement of {announcement.list_id} v{announcement.version} ({info.kind}) "
-            f"carries the manifest of {manifest.list_id} v{manifest.version} ({manifest.kind})"
-        )
-    return manifest
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to do about one announced list: ``fetch`` a transfer, or ``skip`` (with state)."""
-
-    action: str  # "fetch" | "skip"
-    state: str
-    detail: str = ""
-    transfer: TransferInfo | None = None
-    replace_list: bool = False
-
-
-def plan(
-    announcement: Announcement,
-    installed: Installed | None,
-    lists: list[str],
-    public_key: Ed25519PublicKey,
-    model: ModelPin,
-    *,
-    refused: frozenset[str] = frozenset(),
-) -> Plan:
-    """Decide what a device following ``lists`` (most preferred first) does about an
-    announcement, given the list it holds. Pure: no I/O."""
-    lid = announcement.list_id
-    if lid not in lists:
-        return Plan("skip", "not followed")
-    if (
-        installed is not None
-        and installed.list_id != lid
-        and installed.list_id in lists
-        and lists.index(installed.list_id) < lists.index(lid)
-    ):
-        return Plan("skip", "standby", f"holding the preferred list {installed.list_id}")
-    same_list = installed is not None and installed.list_id == lid
-    if same_list and installed is not None and installed.version >= announcement.version:
-        return Plan("skip", "current", f"version {installed.version} installed")
-    candidates: list[TransferInfo] = []
-    delta = announcement.transfer("delta")
-    full = announcement.transfer("full")
-    if (
-        delta is not None
-        and same_list
-        and installed is not None
-        and delta.base_version == installed.version
-        and delta.sha256 not in refused
-    ):
-        candidates.append(delta)
-    if full is not None and full.sha256 not in refused:
-        candidates.append(full)
-    if not candidates:
-        if full is None and delta is not None:
-            have = f"version {installed.version}" if same_list and installed else "no version"
-            return Plan(
-                "skip",
-                "waiting",
-                f"only a delta against version {delta.base_version} is announced and this "
-                f"device has {have}: publish the full bundle too",
-            )
-        return Plan("skip", "refused", "every announced transfer was refused")
-    errors: list[str] = []
-    for transfer in candidates:
-        try:
-            manifest = verify_transfer(transfer, announcement, public_key)
-        except BundleError as exc:
-            errors.append(str(exc))
-            continue
-        except SyncError as exc:
-            errors.append(str(exc))
-            continue
-        if manifest.model != model:
-            errors.append(
-                f"watchlist refused (model check): list made with {manifest.model.name} "
-                f"{manifest.model.sha256[:12]}..., this device runs {model.name} "
-                f"{model.sha256[:12]}..."
-            )
-            continue
-        if is_expired(manifest.valid_until_at, utc_now()):
-            errors.append(f"watchlist refused (validity check): expired at {manifest.valid_until}")
-            continue
-        if transfer.kind == "delta" and installed is not None and manifest.delta is not None:
-            d = manifest.delta
-            if (d.base_entries_sha256, d.base_templates_sha256) != (
-                installed.entries_sha256,
-                installed.templates_sha256,
-            ):
-                errors.append("the delta's base content differs from the installed list")
-                continue
-        return Plan(
-            "fetch",
-            "fetching",
-            f"{transfer.kind} v{announcement.version}",
-            transfer,
-            replace_list=installed is not None and installed.list_id != lid,
-        )
-    return Plan("skip", "refused", "; ".join(errors))
-
-
-# --- a transfer on disk ---------------------------------------------------------------------------
-
-
-class PartialTransfer:
-    """The chunks of one transfer received so far, in a sparse file of the archive's size."""
-
-    def __init__(self, directory: Path, info: TransferInfo) -> None:
-        self.info = info
-        self.directory = directory
-        self.path = directory / f"{info.sha256}.part"
-        self.have: set[int] = set()
-        self._fd: int | None = None
-
-    def open(self) -> int:
-        """Open (or create) the file; returns how many verified chunks it already holds."""
-        existed = self.path.exists()
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            if os.fstat(fd).st_size != self.info.size:
-                os.ftruncate(fd, self.info.size)
-        except OSError as exc:
-            raise SyncError(f"cannot use {self.path}: {exc.strerror or exc}") from exc
-        self._fd = fd
-        if not existed:
-            return 0
-        for n, digest in enumerate(self.info.chunks):
-            offset, length = self.info.chunk_span(n)
-            data = os.pread(fd, length, offset)
-            if hashlib.sha256(data).hexdigest() == digest:
-                self.have.add(n)
-        return len(self.have)
-
-    def missing(self) -> list[int]:
-        return [n for n in range(len(self.info.chunks)) if n not in self.have]
-
-    @property
-    def complete(self) -> bool:
-        return len(self.have) == len(self.info.chunks)
-
-    def put(self, n: int, data: bytes) -> bool:
-        """Store chunk ``n`` if it is the announced one; False (nothing written) if not."""
-        offset, length = self.info.chunk_span(n)
-        if len(data) != length or hashlib.sha256(data).hexdigest() != self.info.chunks[n]:
-            return False
-        assert self._fd is not None
-        try:
-            os.pwrite(self._fd, data, offset)
-        except OSError as exc:
-            raise SyncError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-        self.have.add(n)
-        return True
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def finish(self) -> Path:
-        """fsync and check the whole archive's sha256; returns the archive path."""
-        assert self._fd is not None
-        os.fsync(self._fd)
-        digest = hashlib.sha256()
-        with self.path.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-        if digest.hexdigest() != self.info.sha256:
-            raise SyncError(
-                f"transfer {self.info.sha256[:12]}: the reassembled archive has sha256 "
-                f"{digest.hexdigest()[:12]}..."
-            )
-        return self.path
-
-    def discard(self) -> None:
-        self.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        shutil.rmtree(self.unpacked, ignore_errors=True)
-
-    @property
-    def unpacked(self) -> Path:
-        return self.directory / f"{self.info.sha256}.d"
 
 
 # --- the sync client ------------------------------------------------------------------------------
@@ -352,24 +115,27 @@ class WatchlistSync:
         self.lists = list(config.sync.lists)
         self.prefix = config.mqtt.topic_prefix
         self.device_id = config.device.id
-        self.work_dir = state_dir / config.sync.subdir
+        self.work_dir = config.paths(state_dir).sync
         self.on_installed = on_installed
         self.client_id = (config.mqtt.client_id or f"edge-{config.device.id}") + "-sync"
-        self.broker = f"{config.mqtt.host}:{config.mqtt.effective_port}"
         self.topics = {lid: ListTopics(self.prefix, lid) for lid in self.lists}
-        self.report_topic = sync_topic(self.prefix, self.device_id)
+        device_topics = DeviceTopics(self.prefix, self.device_id)
+        self.report_topic = device_topics.sync
         # The recognizer's (retained) heartbeat: its fps, latencies and queues for the local API.
-        self.heartbeat_topic = f"{self.prefix.rstrip('/')}/{self.device_id}/heartbeat"
+        self.heartbeat_topic = device_topics.heartbeat
         self.heartbeat: dict[str, Any] | None = None
         self.counters = SyncCounters()
-        self.last_error: str | None = None
         self.started_at = time.monotonic()
-        self._client = make_client(
+        self._connection = Connection(
             config.mqtt,
             self.client_id,
             persistent_session=False,
-            password=password if password is not None else read_secret(PASSWORD_SECRET),
+            password=password,
+            name="watchlist sync",
+            on_lost=self._forget_connection,
         )
+        self.broker = self._connection.broker
+        self._client = self._connection.client
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._states = {lid: ListState() for lid in self.lists}
@@ -379,11 +145,7 @@ class WatchlistSync:
         self._installing: Future[InstallResult] | None = None
         self._install_fetch: Fetch | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-install")
-        self._stop = threading.Event()
-        self._connected = threading.Event()
         self._thread: threading.Thread | None = None
-        self._socket_open = False
-        self._failures = 0
         self._replan = True
         self._next_plan = 0.0
         self._report_dirty = True
@@ -399,11 +161,13 @@ class WatchlistSync:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="watchlist-sync", daemon=True)
+        self._thread = threading.Thread(
+            target=self._connection.run, args=(self._step,), name="watchlist-sync", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
+        self._connection.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
             self._thread = None
@@ -420,10 +184,14 @@ class WatchlistSync:
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._connection.connected.is_set()
+
+    @property
+    def last_error(self) -> str | None:
+        return self._connection.last_error
 
     def wait_connected(self, timeout_s: float) -> bool:
-        return self._connected.wait(timeout_s)
+        return self._connection.connected.wait(timeout_s)
 
     @property
     def alive(self) -> bool:
@@ -435,57 +203,16 @@ class WatchlistSync:
 
     # --- the loop --------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if not self._socket_open:
-                    self._connect_once()
-                    continue
-                rc = self._client.loop(timeout=_LOOP_S)
-                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    self._connection_ended(rc)
-                    continue
-                self._tick()
-            except EdgeError as exc:
-                self.last_error = str(exc)
-                log.error("watchlist sync: %s; going on in 1s", exc)
-                self._stop.wait(1.0)
-            except Exception:
-                log.exception("unexpected error in watchlist sync; going on in 1s")
-                self._stop.wait(1.0)
-        if self._socket_open:
-            with contextlib.suppress(Exception):
-                self._client.disconnect()
-                self._client.loop(timeout=0.1)
-        self._connected.clear()
-
-    def _connect_once(self) -> None:
-        try:
-            connect_client(self._client, self.config.mqtt, persistent_session=False)
-        except (OSError, ValueError) as exc:
-            self.last_error = describe_connect_error(exc, self.config.mqtt)
-            self._backoff(f"watchlist sync: cannot connect to {self.broker}: {self.last_error}")
+    def _step(self) -> None:
+        rc = self._client.loop(timeout=_LOOP_S)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._connection.ended(rc)
             return
-        self._socket_open = True
+        self._tick()
 
-    def _backoff(self, why: str) -> None:
-        mqtt = self.config.mqtt
-        delay = min(mqtt.reconnect_max_s, mqtt.reconnect_min_s * 2**self._failures)
-        delay *= random.uniform(0.5, 1.0)  # a fleet must not reconnect in lock-step
-        self._failures = min(self._failures + 1, 30)
-        log.warning("%s; retrying in %.2fs", why, delay)
-        self._stop.wait(delay)
-
-    def _connection_ended(self, rc: MQTTErrorCode) -> None:
-        was = self._connected.is_set()
-        self._connected.clear()
-        self._socket_open = False
+    def _forget_connection(self) -> None:
         if self._fetch is not None:
             self._fetch.forget_requests()  # subscriptions died with the (clean) session
-        if was:
-            self._failures = 0
-            self.last_error = f"connection lost ({paho.error_string(rc)})"
-        self._backoff(f"watchlist sync: {self.broker} {self.last_error or paho.error_string(rc)}")
 
     def _on_connect(
         self,
@@ -495,12 +222,9 @@ class WatchlistSync:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if reason.is_failure:
-            self.last_error = f"refused the connection: {describe_refusal(reason)}"
+        if not self._connection.accept(reason):
             return
-        self._failures = 0
         self.counters.connections += 1
-        self.last_error = None
         if self._fetch is not None:
             self._fetch.forget_requests()
         client.subscribe(
@@ -509,7 +233,7 @@ class WatchlistSync:
         self._last_manifest_at = time.monotonic()
         self._report_dirty = True
         self._last_report_body = None  # republish: the broker may have lost it
-        self._connected.set()
+        self._connection.connected.set()
         log.info(
             "watchlist sync connected to %s as %s; following %s",
             self.broker,
@@ -547,7 +271,7 @@ class WatchlistSync:
             return None, None
         try:
             age = (utc_now() - parse_time(str(heartbeat.get("time")))).total_seconds()
-        except WatchlistError:
+        except TimeFormatError:
             return None, None
         pipeline = heartbeat.get("pipeline")
         if age > max_age_s or not isinstance(pipeline, dict):
@@ -695,7 +419,7 @@ class WatchlistSync:
         self._replan = True
 
     def _unsubscribe_all(self, fetch: Fetch) -> None:
-        if fetch.requested and self._connected.is_set():
+        if fetch.requested and self.connected:
             topics = ListTopics(self.prefix, fetch.list_id)
             self._client.unsubscribe(
                 [topics.chunk(fetch.partial.info.sha256, n) for n in fetch.requested]
@@ -897,7 +621,7 @@ class WatchlistSync:
 
     def _tick(self) -> None:
         now = time.monotonic()
-        if not self._connected.is_set():
+        if not self.connected:
             return
         if self._pending and now - self._last_manifest_at >= SETTLE_S:
             self._take_announcements()
@@ -950,7 +674,7 @@ class WatchlistSync:
         if body == self._last_report_body:
             return
         self._last_report_body = body
-        document = dict(self.report, time=now_text())
+        document = dict(self.report, time=format_time(utc_now()))
         payload = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
         self._client.publish(self.report_topic, payload, qos=1, retain=True)
 

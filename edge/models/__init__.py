@@ -16,6 +16,10 @@ from pathlib import Path
 from edge.errors import ModelError
 
 MODELS_DIR = Path(__file__).resolve().parent
+# The embedding model family. Its shipped variants (tflite, onnx, int8) all derive from the
+# original weights, whose sha256 pins the model: their embeddings interchange.
+EMBEDDING_MODEL = "mobilefacenet"
+EMBEDDING_SOURCE_FILE = f"{EMBEDDING_MODEL}.tflite"
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,14 @@ class ModelInfo:
     name: str
     source: str
     licence: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelPin:
+    """The embedding model a list was made with: templates only compare within one model."""
+
+    name: str
     sha256: str
 
 
@@ -58,3 +70,13 @@ def verified_path(name: str, models_dir: Path = MODELS_DIR) -> Path:
             f"{info.sha256[:12]}... (reinstall the package or run scripts/fetch-models)"
         )
     return path
+
+
+def embedding_pin() -> ModelPin:
+    """The pin of the embedding model this build runs, from the catalogue (no model loaded)."""
+    return ModelPin(EMBEDDING_MODEL, catalog()[EMBEDDING_SOURCE_FILE].sha256)
+
+
+def embedding_model_id(precision: str) -> str:
+    """The ``model_id`` that alerts and the device status report, e.g. 'mobilefacenet-fp32'."""
+    return f"{EMBEDDING_MODEL}-{precision}"

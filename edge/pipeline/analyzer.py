@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from edge.backends import open_session
 from edge.config import Config
-from edge.models import catalog
+from edge.models import EMBEDDING_MODEL, ModelPin, embedding_pin
 from edge.pipeline.align import KeypointAligner, MeshAligner
 from edge.pipeline.detect import FaceDetector
 from edge.pipeline.embed import Embedder
 from edge.pipeline.quality import assess
 from edge.types import AlignedFace, Detection, Face, FloatArray, Image
-
-EMBEDDING_MODEL = "mobilefacenet"
 
 
 class FaceAnalyzer:
@@ -41,14 +39,17 @@ class FaceAnalyzer:
         return cls(config)
 
     @property
+    def model_pin(self) -> ModelPin:
+        """The embedding model; fp32 and int8 share it (their embeddings interchange)."""
+        return embedding_pin()
+
+    @property
     def model_name(self) -> str:
-        """The embedding model family; fp32 and int8 share it (their embeddings interchange)."""
-        return EMBEDDING_MODEL
+        return self.model_pin.name
 
     @property
     def model_sha256(self) -> str:
-        """sha256 of the original weights every shipped variant was derived from."""
-        return catalog()[f"{EMBEDDING_MODEL}.tflite"].sha256
+        return self.model_pin.sha256
 
     def detect(self, image: Image) -> list[Detection]:
         return self.detector.detect(image)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from edge.errors import EdgeError
-from edge.pipeline.video import FaceView
+from edge.pipeline.frames import FaceView
 from edge.types import Image
 
 log = logging.getLogger(__name__)

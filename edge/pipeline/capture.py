@@ -22,9 +22,9 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
+from edge.config.run import CaptureConfig
 from edge.errors import CaptureError, EdgeError, ImageError, SourceError
 from edge.pipeline.metrics import StageStats
-from edge.runtime_config import CaptureConfig
 from edge.types import Image
 
 log = logging.getLogger(__name__)

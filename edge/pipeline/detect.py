@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from edge.backends import InferenceSession
-from edge.config import DetectorConfig
+from edge.config.recognition import DetectorConfig
 from edge.errors import ModelError
 from edge.types import Detection, FloatArray, Image
 

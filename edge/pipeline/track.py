@@ -20,9 +20,8 @@ from datetime import datetime
 
 import numpy as np
 
-from edge.runtime_config import TrackerConfig
-from edge.types import Detection, FloatArray
-from edge.watchlist.matcher import Match
+from edge.config.run import TrackerConfig
+from edge.types import Detection, FloatArray, Match
 
 Box = tuple[float, float, float, float]
 _VELOCITY_SMOOTHING = 0.5  # weight of the newest velocity measurement

@@ -1,4 +1,4 @@
-"""The watchlist bundle: format, signing, verification, full bundles and deltas.
+"""The watchlist bundle: its format, and reading and verifying it (building: :mod:`writer`).
 
 A bundle is a directory:
 
@@ -22,8 +22,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,9 +29,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge.clock import format_time, parse_time
+from edge.config.base import TOPIC_ID_PATTERN
 from edge.errors import BundleError, WatchlistError
+from edge.models import ModelPin, file_sha256
 from edge.watchlist import keys as keyring
 from edge.watchlist.index import (
     DTYPES,
@@ -45,10 +46,9 @@ from edge.watchlist.index import (
     StoredArray,
     TemplateIndex,
     make_key,
-    numpy_dtype,
     templates_digest,
 )
-from edge.watchlist.policy import ThresholdPolicy, format_time, parse_time
+from edge.watchlist.policy import ThresholdPolicy
 
 FORMAT = "edge-watchlist/1"
 ENTRIES_FORMAT = "edge-watchlist-entries/1"
@@ -59,7 +59,6 @@ ENTRIES = "entries.json"
 DELTA_INDEX = "delta-index.usearch"
 DELTA_ENTRIES = "delta-entries.json"
 KEY_LAYOUT = "entry_id<<8|template"
-LIST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PHOTO = re.compile(r"^[0-9a-f]{32}$")
 MAX_MANIFEST_BYTES = 1 << 20
@@ -82,22 +81,6 @@ def canonical_json(obj: object) -> bytes:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class ModelPin:
-    """The embedding model a list was made with: templates only compare within one model."""
-
-    name: str
-    sha256: str
 
 
 # --- entries --------------------------------------------------------------------------------
@@ -420,10 +403,7 @@ def _sha(value: Any, name: str) -> str:
 
 def _time(value: Any, name: str) -> str:
     _require(isinstance(value, str), f"{name} must be a string")
-    try:
-        canonical = format_time(parse_time(value, name))
-    except WatchlistError as exc:
-        raise ValueError(str(exc)) from exc
+    canonical = format_time(parse_time(value, name))  # TimeFormatError is a ValueError
     _require(canonical == value, f"{name} {value!r} is not a canonical UTC time")
     return str(value)
 
@@ -440,7 +420,7 @@ def parse_manifest(raw: bytes) -> Manifest:
         _require(kind in ("full", "delta"), "kind must be 'full' or 'delta'")
         list_id = data["list_id"]
         _require(
-            isinstance(list_id, str) and bool(re.match(LIST_ID_PATTERN, list_id)),
+            isinstance(list_id, str) and bool(re.match(TOPIC_ID_PATTERN, list_id)),
             "list_id must be 1-64 letters, digits, '.', '_' or '-'",
         )
         embedding = data["embedding"]
@@ -571,7 +551,7 @@ def check_files(path: Path, manifest: Manifest) -> None:
                 "hash", f"{name} is {size} bytes, the manifest says {ref.bytes} (truncated?)"
             )
         try:
-            actual = sha256_file(file)
+            actual = file_sha256(file)
         except OSError as exc:
             raise BundleError("files", f"cannot read {file}: {exc.strerror or exc}") from exc
         if actual != ref.sha256:
@@ -700,40 +680,10 @@ def apply_delta(base: ListContent, base_manifest: Manifest, delta: VerifiedBundl
     return result
 
 
-# --- writing (the hub) ----------------------------------------------------------------------
+# --- durable files ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ListMeta:
-    """What a build says about the list, apart from its contents."""
-
-    list_id: str
-    version: int
-    created: datetime
-    valid_from: datetime
-    valid_until: datetime
-    model: ModelPin
-    dim: int
-    dtype: Dtype
-    policy: ThresholdPolicy
-    connectivity: int = 20
-    expansion_add: int = 128
-
-    def check(self) -> None:
-        if not re.match(LIST_ID_PATTERN, self.list_id):
-            raise WatchlistError(
-                f"list id {self.list_id!r}: use 1-64 letters, digits, '.', '_' or '-'"
-            )
-        if self.version < 1:
-            raise WatchlistError("version must be >= 1")
-        if self.valid_until <= self.valid_from:
-            raise WatchlistError("the list must expire after it becomes valid")
-
-    def params(self) -> IndexParams:
-        return IndexParams(self.dim, self.dtype, self.connectivity, self.expansion_add)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
+def write_synced(path: Path, data: bytes) -> None:
     with path.open("wb") as fh:
         fh.write(data)
         fh.flush()
@@ -746,271 +696,3 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _finish(
-    out: Path,
-    work: Path,
-    manifest: Manifest,
-    private_key: Ed25519PrivateKey,
-) -> VerifiedBundle:
-    raw = canonical_json(manifest.to_json())
-    signature = keyring.sign(private_key, raw)
-    _write_synced(work / MANIFEST, raw)
-    _write_synced(work / SIGNATURE, signature)
-    fsync_path(work)
-    try:
-        os.rename(work, out)
-    except OSError as exc:
-        raise WatchlistError(f"cannot create {out}: {exc.strerror or exc}") from exc
-    fsync_path(out.parent)
-    return VerifiedBundle(out, manifest, raw, signature)
-
-
-def _workdir(out: Path) -> Path:
-    if out.exists():
-        raise WatchlistError(f"{out} already exists: choose a new output path")
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    except OSError as exc:
-        raise WatchlistError(f"cannot write in {parent}: {exc.strerror or exc}") from exc
-
-
-def _write_part(
-    work: Path, index_name: str, entries_name: str, content: ListContent, params: IndexParams
-) -> dict[str, FileRef]:
-    content.build_index(params).save(work / index_name)
-    with (work / index_name).open("rb") as fh:
-        os.fsync(fh.fileno())
-    _write_synced(work / entries_name, content.entries_bytes())
-    return {
-        name: FileRef(sha256_file(work / name), (work / name).stat().st_size)
-        for name in (index_name, entries_name)
-    }
-
-
-def _manifest(
-    meta: ListMeta,
-    content: ListContent,
-    next_entry_id: int,
-    files: dict[str, FileRef],
-    signer: str,
-    kind: Literal["full", "delta"],
-    delta: DeltaInfo | None,
-) -> Manifest:
-    return Manifest(
-        kind=kind,
-        list_id=meta.list_id,
-        version=meta.version,
-        created=format_time(meta.created),
-        valid_from=format_time(meta.valid_from),
-        valid_until=format_time(meta.valid_until),
-        signing_key_id=signer,
-        model=meta.model,
-        dim=meta.dim,
-        dtype=meta.dtype,
-        connectivity=meta.connectivity,
-        expansion_add=meta.expansion_add,
-        policy=meta.policy,
-        entry_count=len(content.entries),
-        template_count=content.template_count,
-        entries_sha256=sha256_bytes(content.entries_bytes()),
-        templates_sha256=content.templates_digest(),
-        next_entry_id=next_entry_id,
-        files=files,
-        delta=delta,
-    )
-
-
-def write_full(
-    out: Path,
-    content: ListContent,
-    meta: ListMeta,
-    next_entry_id: int,
-    private_key: Ed25519PrivateKey,
-) -> VerifiedBundle:
-    """Write and sign a full bundle at ``out`` (which must not exist)."""
-    meta.check()
-    _check_vectors(content, meta)
-    work = _workdir(out)
-    try:
-        files = _write_part(work, INDEX, ENTRIES, content, meta.params())
-        signer = keyring.key_id(private_key.public_key())
-        manifest = _manifest(meta, content, next_entry_id, files, signer, "full", None)
-        return _finish(out, work, manifest, private_key)
-    except BaseException as exc:
-        shutil.rmtree(work, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise WatchlistError(f"cannot write {out}: {exc.strerror or exc}") from exc
-        raise
-
-
-def diff(base: ListContent, new: ListContent) -> tuple[list[int], ListContent]:
-    """Entries to remove from ``base`` and the entries (with templates) to add."""
-    base_by_id = {e.id: e for e in base.entries}
-    new_by_id = {e.id: e for e in new.entries}
-    removes = []
-    for entry_id, entry in base_by_id.items():
-        other = new_by_id.get(entry_id)
-        if (
-            other is None
-            or other != entry
-            or not np.array_equal(base.vectors_of(entry), new.vectors_of(other))
-        ):
-            removes.append(entry_id)
-    removed = set(removes)
-    adds = [e for e in new.entries if e.id not in base_by_id or e.id in removed]
-    add_keys = np.asarray(sorted(t.key for e in adds for t in e.templates), dtype=np.uint64)
-    rows = np.searchsorted(new.keys, add_keys)
-    return sorted(removes), ListContent.create(adds, add_keys, new.vectors[rows])
-
-
-def write_delta(
-    out: Path,
-    base: VerifiedBundle,
-    base_content: ListContent,
-    content: ListContent,
-    meta: ListMeta,
-    next_entry_id: int,
-    private_key: Ed25519PrivateKey,
-) -> VerifiedBundle:
-    """Write and sign a delta that turns ``base`` into ``content``."""
-    meta.check()
-    _check_vectors(content, meta)
-    bm = base.manifest
-    if meta.version <= bm.version:
-        raise WatchlistError(f"version {meta.version} must be above the base's {bm.version}")
-    if meta.list_id != bm.list_id:
-        raise WatchlistError(f"list id {meta.list_id!r} differs from the base's {bm.list_id!r}")
-    if (meta.model, meta.dim, meta.dtype) != (bm.model, bm.dim, bm.dtype):
-        raise WatchlistError("a delta must keep the base's embedding model and index dtype")
-    removes, adds = diff(base_content, content)
-    work = _workdir(out)
-    try:
-        files = _write_part(work, DELTA_INDEX, DELTA_ENTRIES, adds, meta.params())
-        info = DeltaInfo(
-            base_version=bm.version,
-            base_entries_sha256=bm.entries_sha256,
-            base_templates_sha256=bm.templates_sha256,
-            remove_entries=tuple(removes),
-            add_entries=len(adds.entries),
-            add_templates=adds.template_count,
-        )
-        signer = keyring.key_id(private_key.public_key())
-        manifest = _manifest(meta, content, next_entry_id, files, signer, "delta", info)
-        return _finish(out, work, manifest, private_key)
-    except BaseException as exc:
-        shutil.rmtree(work, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise WatchlistError(f"cannot write {out}: {exc.strerror or exc}") from exc
-        raise
-
-
-def _check_vectors(content: ListContent, meta: ListMeta) -> None:
-    v = content.vectors
-    if v.dtype != numpy_dtype(meta.dtype) or v.ndim != 2 or v.shape[1] != meta.dim:
-        raise WatchlistError(
-            f"templates are {v.dtype} {v.shape}, the list stores {meta.dtype} x {meta.dim}"
-        )
-
-
-# --- assembling a list from enrollment results (the hub) ------------------------------------
-
-
-@dataclass(frozen=True)
-class EntryFields:
-    """Per-entry fields from the entries CSV; ``expires`` is a canonical UTC time string."""
-
-    reason: str | None = None
-    legal_basis: str | None = None
-    case_ref: str | None = None
-    expires: str | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class TemplateSpec:
-    """One accepted photo. ``vector`` None means: reuse the base list's template of ``photo``."""
-
-    photo: str
-    quality: float
-    vector: StoredArray | None
-
-
-@dataclass(frozen=True)
-class EntrySpec:
-    label: str
-    fields: EntryFields
-    templates: tuple[TemplateSpec, ...]
-
-
-def assemble(
-    specs: Sequence[EntrySpec],
-    dtype: Dtype,
-    dim: int,
-    now: datetime,
-    base: ListContent | None = None,
-    base_next_entry_id: int = 0,
-) -> tuple[ListContent, int]:
-    """Turn enrolled people into a list, keeping the base's entry ids, dates and templates.
-
-    A person already on the base list keeps its id and ``added`` date; a photo the base already
-    holds keeps its stored template, so an unchanged person is unchanged in a delta. New people
-    get new ids, in label order. Returns the list and the next free entry id.
-    """
-    base_by_label = base.by_label() if base is not None else {}
-    next_id = base_next_entry_id
-    entries: list[Entry] = []
-    keys: list[int] = []
-    rows: list[StoredArray] = []
-    empty: StoredArray = np.zeros((0, dim), dtype=numpy_dtype(dtype))
-    labels = [s.label for s in specs]
-    if len(set(labels)) != len(labels):
-        raise WatchlistError("two entries share one label")
-    for spec in sorted(specs, key=lambda s: s.label):
-        if not spec.templates:
-            raise WatchlistError(f"entry {spec.label!r} has no template")
-        if len(spec.templates) > MAX_TEMPLATES_PER_ENTRY:
-            raise WatchlistError(
-                f"entry {spec.label!r} has {len(spec.templates)} photos; at most "
-                f"{MAX_TEMPLATES_PER_ENTRY}"
-            )
-        old = base_by_label.get(spec.label)
-        reusable: dict[str, tuple[StoredArray, float]] = {}
-        if old is not None and base is not None:
-            entry_id, added = old.id, old.added
-            for t, vec in zip(old.templates, base.vectors_of(old), strict=True):
-                reusable[t.photo] = (vec, t.quality)
-        else:
-            entry_id, added = next_id, format_time(now)
-            next_id += 1
-        templates = []
-        for number, spec_t in enumerate(spec.templates):
-            if spec_t.photo in reusable:
-                vec, quality = reusable[spec_t.photo]
-            elif spec_t.vector is not None:
-                vec, quality = spec_t.vector, round(float(spec_t.quality), 4)
-            else:
-                raise WatchlistError(f"entry {spec.label!r}: no template for photo {spec_t.photo}")
-            if vec.dtype != numpy_dtype(dtype) or vec.shape != (dim,):
-                raise WatchlistError(f"entry {spec.label!r}: template is {vec.dtype} {vec.shape}")
-            key = make_key(entry_id, number)
-            templates.append(Template(key, spec_t.photo, quality))
-            keys.append(key)
-            rows.append(vec)
-        entries.append(
-            Entry(
-                id=entry_id,
-                label=spec.label,
-                added=added,
-                templates=tuple(templates),
-                expires=spec.fields.expires,
-                reason=spec.fields.reason,
-                legal_basis=spec.fields.legal_basis,
-                case_ref=spec.fields.case_ref,
-            )
-        )
-    vectors: StoredArray = np.stack(rows) if rows else empty
-    content = ListContent.create(entries, np.asarray(keys, dtype=np.uint64), vectors)
-    return content, next_id

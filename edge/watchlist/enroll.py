@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from edge.clock import format_time, parse_time
 from edge.errors import EdgeError, EnrollmentError
 from edge.types import Face, Image
-from edge.watchlist.bundle import MAX_TEXT, EntryFields, EntrySpec, TemplateSpec
+from edge.watchlist.bundle import MAX_TEXT
 from edge.watchlist.index import Dtype, quantize
-from edge.watchlist.policy import format_time, parse_time
+from edge.watchlist.writer import EntryFields, EntrySpec, TemplateSpec
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 CSV_COLUMNS = ("label", "reason", "legal_basis", "case_ref", "expires")
@@ -200,15 +201,16 @@ def enroll(
     people: dict[str, list[Path]],
     analyzer: Analyzer,
     dtype: Dtype,
+    decode: Callable[[bytes, str], Image],
     fields: dict[str, EntryFields] | None = None,
     known_photos: Mapping[str, frozenset[str]] | None = None,
     progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda it: it,
 ) -> tuple[list[EntrySpec], EnrollReport]:
     """Embed every photo. A photo whose digest is in ``known_photos[label]`` (the base list
     already holds it for that person) is not embedded again: its template is reused (see
-    :func:`edge.watchlist.bundle.assemble`)."""
-    from edge.pipeline.capture import decode_image
-
+    :func:`edge.watchlist.writer.assemble`). ``decode(data, name)`` turns a photo file's
+    bytes into an image (:func:`edge.pipeline.capture.decode_image`), raising an
+    :class:`EdgeError` for anything that is not one."""
     fields = fields or {}
     known_photos = known_photos or {}
     report = EnrollReport()
@@ -234,7 +236,7 @@ def enroll(
             report.photos.append(PhotoOutcome(label, str(path), True, reused=True))
             continue
         try:
-            image = decode_image(data, str(path))
+            image = decode(data, str(path))
         except EdgeError as exc:
             report.photos.append(PhotoOutcome(label, str(path), False, f"unreadable: {exc}"))
             continue

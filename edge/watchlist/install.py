@@ -34,7 +34,12 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge.audit import WATCHLIST_CHANGE
+from edge.clock import format_time, utc_now
+from edge.config import Config
+from edge.config.watchlist import WatchlistConfig
 from edge.errors import BundleError, WatchlistError
+from edge.models import ModelPin, embedding_pin
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import (
     ENTRIES,
@@ -44,7 +49,6 @@ from edge.watchlist.bundle import (
     SIGNATURE,
     ListContent,
     Manifest,
-    ModelPin,
     VerifiedBundle,
     apply_delta,
     check_content,
@@ -56,10 +60,11 @@ from edge.watchlist.bundle import (
     parse_manifest,
     read_bundle,
     sha256_bytes,
+    write_synced,
 )
 from edge.watchlist.index import TemplateIndex
-from edge.watchlist.matcher import Watchlist
-from edge.watchlist.policy import Calibration, format_time, is_expired, utc_now
+from edge.watchlist.matcher import Watchlist, calibration_of
+from edge.watchlist.policy import is_expired
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +73,6 @@ RELEASES = "releases"
 HIGHWATER = "highwater.json"
 LOCK = ".lock"
 STAGING_PREFIX = ".staging-"
-WATCHLIST_CHANGE = "watchlist_change"
 
 
 class AuditSink(Protocol):
@@ -109,13 +113,6 @@ def _copy_synced(src: Path, dst: Path) -> None:
         raise BundleError("files", f"{src.name} is missing from {src.parent}") from exc
     except OSError as exc:
         raise WatchlistError(f"cannot copy {src} to {dst}: {exc.strerror or exc}") from exc
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with path.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 class WatchlistStore:
@@ -204,15 +201,9 @@ class WatchlistStore:
         keyring.verify_signature(self.public_key, raw, signature, None)
         return parse_manifest(raw), sha256_bytes(raw)
 
-    def load(
-        self,
-        calibration_for: Callable[[Manifest], Calibration | None],
-        *,
-        top_k: int = 3,
-        expansion_search: int = 96,
-        exact_search_max: int = 10_000,
-    ) -> Watchlist | None:
+    def load(self, settings: WatchlistConfig, *, top_k: int | None = None) -> Watchlist | None:
         """The active list as a :class:`Watchlist`, or None if none is installed."""
+        expansion_search = settings.expansion_search
         release = self.active(expansion_search)
         if release is None:
             return None
@@ -229,12 +220,32 @@ class WatchlistStore:
             release.manifest_sha256,
             release.content,
             serving,
-            calibration_for(release.manifest),
-            top_k=top_k,
-            exact_search_max=exact_search_max,
+            calibration_of(release.manifest),
+            top_k=top_k or settings.top_k,
+            exact_search_max=settings.exact_search_max,
             clock_skew_s=int(self.clock_skew.total_seconds()),
             clock=self.clock,
         )
+
+    def follow(
+        self, settings: WatchlistConfig
+    ) -> tuple[Watchlist | None, Callable[[], Watchlist | None]]:
+        """The active list, and a function that returns the list installed since, or None
+        while the active release is still the one last returned (a running recognizer polls
+        it to switch lists without a restart)."""
+        loaded_from = self.current_path()
+        watchlist = self.load(settings)
+
+        def newer() -> Watchlist | None:
+            nonlocal loaded_from
+            current = self.current_path()
+            if current is None or current == loaded_from:
+                return None
+            fresh = self.load(settings)
+            loaded_from = current
+            return fresh
+
+        return watchlist, newer
 
     def _highwater(self) -> dict[str, int]:
         try:
@@ -371,9 +382,9 @@ class WatchlistStore:
                 index.save(staging / INDEX)
                 with (staging / INDEX).open("rb") as fh:
                     os.fsync(fh.fileno())
-                _write_synced(staging / ENTRIES, content.entries_bytes())
-                _write_synced(staging / MANIFEST, vb.manifest_bytes)
-                _write_synced(staging / SIGNATURE, vb.signature)
+                write_synced(staging / ENTRIES, content.entries_bytes())
+                write_synced(staging / MANIFEST, vb.manifest_bytes)
+                write_synced(staging / SIGNATURE, vb.signature)
             release = self.load_release(staging)  # exactly as the runtime will load it
             if release.manifest_sha256 != vb.manifest_sha256:
                 raise BundleError("files", "the bundle changed while it was being installed")
@@ -419,7 +430,7 @@ class WatchlistStore:
         marks = self._highwater()
         marks[list_id] = max(version, marks.get(list_id, 0))
         tmp = self.root / f"{HIGHWATER}.tmp"
-        _write_synced(tmp, json.dumps(marks, sort_keys=True).encode())
+        write_synced(tmp, json.dumps(marks, sort_keys=True).encode())
         os.replace(tmp, self.root / HIGHWATER)
         fsync_path(self.root)
 
@@ -432,3 +443,23 @@ class WatchlistStore:
         releases.sort(key=lambda p: p.stat().st_mtime, reverse=True)
         for old in releases[self.keep_releases - 1 :]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def open_store(
+    config: Config,
+    *,
+    state_dir: Path | None = None,
+    public_key: Path | None = None,
+    audit: AuditSink | None = None,
+) -> WatchlistStore:
+    """This device's store, as the config says: trusted key (``public_key`` overrides
+    ``watchlist.public_key``), state directory, and the embedding model this build runs."""
+    wl = config.watchlist
+    return WatchlistStore(
+        config.paths(state_dir).watchlist,
+        keyring.trusted_key(public_key, wl.public_key),
+        embedding_pin(),
+        clock_skew_s=wl.clock_skew_s,
+        keep_releases=wl.keep_releases,
+        audit=audit,
+    )

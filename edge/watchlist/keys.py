@@ -84,6 +84,16 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
+def trusted_key(given: Path | None, configured: Path | None) -> Ed25519PublicKey:
+    """The hub key bundles must be signed with: ``--pubkey``, else ``watchlist.public_key``."""
+    path = given or configured
+    if path is None:
+        raise WatchlistError(
+            "no trusted public key: pass --pubkey or set watchlist.public_key in the config"
+        )
+    return load_public_key(path)
+
+
 def sign(private_key: Ed25519PrivateKey, message: bytes) -> bytes:
     return private_key.sign(message)
 

@@ -1,4 +1,4 @@
-"""A loaded watchlist: what faces are matched against.
+"""A loaded watchlist: what faces are matched against, and loading one from a bundle.
 
 Expired entries are never returned: from the moment they expire (checked on every search) they
 are filtered from the results, and the search widens until it has ``k`` live entries or has
@@ -13,57 +13,30 @@ import bisect
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge.clock import utc_now
+from edge.config.watchlist import WatchlistConfig
 from edge.errors import WatchlistError
-from edge.watchlist.bundle import Entry, ListContent, Manifest
+from edge.models import ModelPin
+from edge.types import Identification, Match
+from edge.watchlist.bundle import Entry, ListContent, Manifest, load_full, read_bundle
 from edge.watchlist.index import TemplateIndex, entry_of
-from edge.watchlist.policy import Calibration, is_expired, utc_now
+from edge.watchlist.policy import Calibration, calibration_for, is_expired
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Match:
-    """One watchlist entry as a candidate for a face, with its best template's score."""
-
-    entry_id: int
-    label: str
-    score: float
-    template_key: int
-    reason: str | None = None
-    case_ref: str | None = None
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "entry_id": self.entry_id,
-            "label": self.label,
-            "score": round(self.score, 4),
-        }
-        if self.reason is not None:
-            out["reason"] = self.reason
-        if self.case_ref is not None:
-            out["case_ref"] = self.case_ref
-        return out
-
-
-@dataclass(frozen=True)
-class Identification:
-    """The best entries for one face and the decision at the list's threshold."""
-
-    candidates: tuple[Match, ...]
-    threshold: float
-
-    @property
-    def match(self) -> Match | None:
-        """The best candidate if it reaches the threshold, else None."""
-        if self.candidates and self.candidates[0].score >= self.threshold:
-            return self.candidates[0]
+def calibration_of(manifest: Manifest) -> Calibration | None:
+    """The shipped calibration for the list's model, when its policy needs one."""
+    if manifest.policy.mode != "fpir":
         return None
+    return calibration_for(manifest.model.name, manifest.model.sha256)
 
 
 class Watchlist:
@@ -122,6 +95,37 @@ class Watchlist:
             top_k=top_k,
             clock_skew_s=clock_skew_s,
             clock=clock,
+        )
+
+    @classmethod
+    def from_bundle(
+        cls,
+        path: Path,
+        public_key: Ed25519PublicKey,
+        settings: WatchlistConfig,
+        model: ModelPin,
+        *,
+        top_k: int | None = None,
+        view: bool = False,
+    ) -> Watchlist:
+        """Verify a full bundle and load it for matching with this device's ``model``."""
+        bundle = read_bundle(path, public_key)
+        m = bundle.manifest
+        if m.model != model:
+            raise WatchlistError(
+                f"{path} was made with model {m.model.name} {m.model.sha256[:12]}..., this "
+                f"device runs {model.name} {model.sha256[:12]}..."
+            )
+        index, content = load_full(bundle, settings.expansion_search, view=view)
+        return cls.from_content(
+            m,
+            bundle.manifest_sha256,
+            content,
+            index,
+            calibration_of(m),
+            top_k=top_k or settings.top_k,
+            exact_search_max=settings.exact_search_max,
+            clock_skew_s=settings.clock_skew_s,
         )
 
     # --- state ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import itertools
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -31,9 +31,9 @@ from typing import Any, Literal
 import numpy as np
 
 from edge.errors import WatchlistError
+from edge.models import MODELS_DIR
 
 CALIBRATION_FORMAT = "edge-impostor-calibration/1"
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 MAX_THRESHOLD = 0.999
 
 
@@ -199,29 +199,7 @@ class ThresholdPolicy:
         return threshold_for_fpir(calibration, self.target_fpir, n_templates)
 
 
-# --- time and expiry ------------------------------------------------------------------------
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str, what: str = "time") -> datetime:
-    """An ISO 8601 date or date-time; naive values are UTC; a date alone means 00:00 UTC."""
-    value = text.strip()
-    try:
-        if value.endswith(("Z", "z")):
-            value = value[:-1] + "+00:00"
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise WatchlistError(f"{what} {text!r} is not an ISO 8601 date or date-time") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+# --- expiry -----------------------------------------------------------------------------------
 
 
 def is_expired(expires: datetime | None, now: datetime) -> bool:

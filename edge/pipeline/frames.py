@@ -5,7 +5,7 @@ quality, then the embedding for faces above the quality floor) run for a track o
 new, when a cheap quality estimate says its face got clearly better than before, or every
 ``tracker.assess_every`` frames; at most ``tracker.max_assess_per_frame`` faces per frame. Each
 embedding is searched in the watchlist on its own and becomes a shot of its track; the decision
-stage (:mod:`edge.pipeline.match`) turns enough evidence into a :class:`~edge.pipeline.match.Hit`.
+stage (:mod:`edge.pipeline.decide`) turns enough evidence into a :class:`~edge.pipeline.decide.Hit`.
 
 Only shots that matched an entry get a JPEG crop, and only in memory; everything else about a
 face is dropped with its track.
@@ -24,12 +24,11 @@ from edge.config import Config
 from edge.pipeline.align import KeypointAligner
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import Frame
-from edge.pipeline.match import Decider, Hit
+from edge.pipeline.decide import Decider, Gallery, Hit
 from edge.pipeline.metrics import StageSet
 from edge.pipeline.quality import assess
 from edge.pipeline.track import Box, Shot, Track, Tracker
 from edge.types import Detection, FloatArray, Image
-from edge.watchlist.matcher import Watchlist
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ class FrameProcessor:
     def __init__(
         self,
         analyzer: FaceAnalyzer,
-        watchlist: Watchlist,
+        watchlist: Gallery,
         config: Config,
         *,
         stages: StageSet | None = None,

@@ -13,10 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.cli_types import positive_float, positive_int
+from edge.cli.args import add_common, config_from_args, positive_float, positive_int
 from edge.config import Config, config_from_dict
 from edge.demo import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
-from edge.errors import ConfigError, WatchlistError
+from edge.errors import WatchlistError
+from edge.pipeline.analyzer import FaceAnalyzer
+from edge.pipeline.capture import parse_source
+from edge.services.recognizer import Runner, RunOptions
+from edge.watchlist import keys as keyring
+from edge.watchlist.install import open_store
+from edge.watchlist.matcher import Watchlist
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +36,14 @@ def demo_state_dir() -> Path:
 
 def run_config(args: argparse.Namespace) -> Config:
     """The config file (or defaults) with ``edge run``'s command-line overrides applied."""
-    from edge.recognition_cli import config_from_args
-
-    data = config_from_args(args).model_dump()
+    capture: dict[str, Any] = {}
     if args.realtime:
-        data["capture"]["file_pacing"] = "realtime"
+        capture["file_pacing"] = "realtime"
     if args.max_fps is not None:
-        data["capture"]["max_fps"] = args.max_fps
+        capture["max_fps"] = args.max_fps
     if args.max_reconnects is not None:
-        data["capture"]["max_reconnects"] = args.max_reconnects
-    if args.broker:
-        host, sep, port = args.broker.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ConfigError(f"--broker {args.broker!r}: expected HOST:PORT, e.g. 127.0.0.1:1883")
-        data["mqtt"]["host"], data["mqtt"]["port"] = host, int(port)
-    return config_from_dict(data)
+        capture["max_reconnects"] = args.max_reconnects
+    return config_from_args(args, {"capture": capture} if capture else None)
 
 
 def analyzer_config(config: Config) -> Config:
@@ -57,116 +56,38 @@ def analyzer_config(config: Config) -> Config:
     return config_from_dict(data)
 
 
-def watchlist_from_bundle(path: Path, public_key: Any, config: Config, analyzer: Any) -> Any:
-    """Verify a full bundle and load it for matching with this device's model."""
-    from edge.watchlist.bundle import ModelPin, load_full, read_bundle
-    from edge.watchlist.cli import calibration_of
-    from edge.watchlist.matcher import Watchlist
-
-    wl = config.watchlist
-    bundle = read_bundle(path, public_key)
-    m = bundle.manifest
-    if m.kind != "full":
-        raise WatchlistError(f"{path} is a delta: `edge run` needs a full bundle")
-    pin = ModelPin(analyzer.model_name, analyzer.model_sha256)
-    if m.model != pin:
-        raise WatchlistError(
-            f"{path} was made with model {m.model.name} {m.model.sha256[:12]}..., this device "
-            f"runs {pin.name} {pin.sha256[:12]}..."
-        )
-    index, content = load_full(bundle, wl.expansion_search)
-    return Watchlist.from_content(
-        m,
-        bundle.manifest_sha256,
-        content,
-        index,
-        calibration_of(m),
-        top_k=wl.top_k,
-        exact_search_max=wl.exact_search_max,
-        clock_skew_s=wl.clock_skew_s,
-    )
-
-
 def installed_watchlist(
-    args: argparse.Namespace, config: Config, analyzer: Any
-) -> tuple[Any, Callable[[], Any]]:
+    args: argparse.Namespace, config: Config
+) -> tuple[Watchlist, Callable[[], Watchlist | None]]:
     """The device's installed list and a function that returns a newer one once installed."""
-    from edge.alerts.config import resolve_state_dir
-    from edge.watchlist import keys as keyring
-    from edge.watchlist.bundle import ModelPin
-    from edge.watchlist.cli import calibration_of
-    from edge.watchlist.install import WatchlistStore
-
-    wl = config.watchlist
-    key_path = args.pubkey or wl.public_key
-    if key_path is None:
-        raise WatchlistError(
-            "no trusted public key: pass --pubkey or set watchlist.public_key in the config"
-        )
-    store = WatchlistStore(
-        resolve_state_dir(config.state_dir, args.state_dir) / wl.subdir,
-        keyring.load_public_key(key_path),
-        ModelPin(analyzer.model_name, analyzer.model_sha256),
-        clock_skew_s=wl.clock_skew_s,
-        keep_releases=wl.keep_releases,
-    )
-
-    def load() -> Any:
-        return store.load(
-            calibration_of,
-            top_k=wl.top_k,
-            expansion_search=wl.expansion_search,
-            exact_search_max=wl.exact_search_max,
-        )
-
-    loaded_from = store.current_path()
-    watchlist = load()
+    store = open_store(config, state_dir=args.state_dir, public_key=args.pubkey)
+    watchlist, newer = store.follow(config.watchlist)
     if watchlist is None:
         raise WatchlistError(
             f"no watchlist installed in {store.root}: install one (`edge watchlist install`) or "
             "pass --watchlist BUNDLE"
         )
-
-    def reload() -> Any:
-        nonlocal loaded_from
-        current = store.current_path()
-        if current is None or current == loaded_from:
-            return None
-        fresh = load()
-        loaded_from = current
-        return fresh
-
-    return watchlist, reload
+    return watchlist, newer
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge.app import Runner, RunOptions
-    from edge.pipeline.analyzer import FaceAnalyzer
-    from edge.pipeline.capture import parse_source
-    from edge.watchlist import keys as keyring
-
     config = run_config(args)
     source_text = args.source or config.capture.source
     demo = source_text is None and args.watchlist is None
     spec = parse_source(source_text if source_text is not None else str(DEMO_CLIP))
     analyzer = FaceAnalyzer.from_config(analyzer_config(config))
     reload = None
-    if args.watchlist is not None:
-        key_path = args.pubkey or config.watchlist.public_key
-        if key_path is None:
-            raise WatchlistError(
-                "no trusted public key for --watchlist: pass --pubkey or set "
-                "watchlist.public_key in the config"
-            )
-        watchlist = watchlist_from_bundle(
-            args.watchlist, keyring.load_public_key(key_path), config, analyzer
+    if args.watchlist is not None or demo:
+        key = (
+            keyring.load_public_key(DEMO_PUBLIC_KEY)
+            if demo
+            else keyring.trusted_key(args.pubkey, config.watchlist.public_key)
         )
-    elif demo:
-        watchlist = watchlist_from_bundle(
-            DEMO_WATCHLIST, keyring.load_public_key(DEMO_PUBLIC_KEY), config, analyzer
+        watchlist = Watchlist.from_bundle(
+            DEMO_WATCHLIST if demo else args.watchlist, key, config.watchlist, analyzer.model_pin
         )
     else:
-        watchlist, reload = installed_watchlist(args, config, analyzer)
+        watchlist, reload = installed_watchlist(args, config)
     watchlist.require_active()
 
     state_dir = args.state_dir
@@ -197,8 +118,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from edge.recognition_cli import add_config_arguments
-
     run = subparsers.add_parser(
         "run",
         help="watch a camera, stream or video and alert on watchlisted people",
@@ -220,7 +139,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "for the demo)",
     )
     run.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
-    run.add_argument("--state-dir", type=Path, help="outbox, audit log and installed list")
     run.add_argument(
         "--alerts-jsonl", type=Path, metavar="FILE", help="also append each alert as a JSON line"
     )
@@ -251,10 +169,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="give up on a lost source after N failed reconnects (capture.max_reconnects)",
     )
-    run.add_argument("--broker", metavar="HOST:PORT", help="MQTT broker (default: mqtt.host/port)")
     run.add_argument(
         "--no-publish", action="store_true", help="keep alerts in the outbox, do not connect"
     )
     run.add_argument("--no-status", action="store_true", help="no live status line")
-    add_config_arguments(run)
+    add_common(run, recognition=True, broker=True, state_dir="outbox, audit log and installed list")
     run.set_defaults(handler=cmd_run)

@@ -1,8 +1,8 @@
-"""The MQTT side: connect (TLS, credentials, backoff), status/LWT, heartbeat, reviews, and
-publishing the outbox with delete-on-PUBACK.
+"""The device's MQTT presence: publishing the outbox with delete-on-PUBACK, the retained status
+and its last will, the heartbeat, and review decisions.
 
-Everything that touches the paho client runs on one thread (:meth:`AlertPublisher._run`), which
-drives ``Client.loop()`` itself. Callbacks therefore run on that thread too, and the map from
+Everything that touches the paho client runs on one thread (:class:`edge.mqtt.connection.Connection`
+drives ``Client.loop()`` itself). Callbacks therefore run on that thread too, and the map from
 message id (``MQTTMessageInfo.mid``) to alert id needs no lock: a PUBACK can never be handled
 before the publish that it acknowledges has been recorded.
 
@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import secrets
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -26,53 +23,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge import __version__
 from edge import audit as audit_kinds
-from edge.alerts.config import DeviceConfig, MqttConfig
 from edge.alerts.outbox import Outbox
-from edge.alerts.schema import ALERT_SCHEMA, Review, decode_review, utc_rfc3339
+from edge.alerts.schema import ALERT_SCHEMA, Review, decode_review
 from edge.audit import AuditLog
-from edge.config import Config, read_secret
-from edge.errors import AuditError, BrokerError, EdgeError
+from edge.clock import utc_rfc3339
+from edge.config.device import DeviceConfig
+from edge.config.mqtt import MqttConfig
+from edge.errors import AuditError, EdgeError
+from edge.mqtt.connection import Connection
+from edge.mqtt.topics import DeviceTopics
 
 log = logging.getLogger(__name__)
 
-PASSWORD_SECRET = "mqtt_password"
 _IDLE_LOOP_S = 0.05
 _POLL_OUTBOX_S = 0.5
 _RETRY_HELD_S = 5.0
-
-
-@dataclass(frozen=True)
-class Topics:
-    """The topics of one device: ``<prefix>/<device id>/<name>``."""
-
-    prefix: str
-    device_id: str
-
-    def _topic(self, name: str) -> str:
-        return f"{self.prefix.rstrip('/')}/{self.device_id}/{name}"
-
-    @property
-    def alert(self) -> str:
-        return self._topic("alert")
-
-    @property
-    def status(self) -> str:
-        return self._topic("status")
-
-    @property
-    def heartbeat(self) -> str:
-        return self._topic("heartbeat")
-
-    @property
-    def review(self) -> str:
-        return self._topic("review")
 
 
 @dataclass(frozen=True)
@@ -82,97 +53,6 @@ class DeviceStatus:
     model_id: str | None = None
     watchlist_id: str | None = None
     watchlist_version: str | None = None
-
-
-def make_client(
-    mqtt: MqttConfig,
-    client_id: str,
-    *,
-    persistent_session: bool,
-    password: str | None,
-) -> paho.Client:
-    """A configured (not yet connected) paho client; raises :class:`BrokerError` for bad TLS."""
-    v5 = mqtt.protocol == "5"
-    protocol = MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        # MQTT 5 has clean_start (given on connect) instead; paho refuses clean_session there.
-        clean_session=None if v5 else not persistent_session,
-        protocol=protocol,
-    )
-    client.connect_timeout = mqtt.connect_timeout_s
-    # Room for status messages on top of the alerts window, so paho never holds alerts back.
-    client.max_inflight_messages_set(mqtt.max_inflight + 8)
-    if mqtt.username is not None:
-        if password is None:
-            log.warning(
-                "mqtt.username is set but no password was found (systemd credential %r or "
-                "$EDGE_%s); connecting without one",
-                PASSWORD_SECRET,
-                PASSWORD_SECRET.upper(),
-            )
-        client.username_pw_set(mqtt.username, password)
-    if mqtt.tls is not None:
-        tls = mqtt.tls
-        for what, path in (
-            ("ca_file", tls.ca_file),
-            ("cert_file", tls.cert_file),
-            ("key_file", tls.key_file),
-        ):
-            if path is not None and not path.is_file():
-                raise BrokerError(f"mqtt.tls.{what} {path} does not exist or is not a file")
-        try:
-            client.tls_set(
-                ca_certs=str(tls.ca_file),
-                certfile=None if tls.cert_file is None else str(tls.cert_file),
-                keyfile=None if tls.key_file is None else str(tls.key_file),
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise BrokerError(f"cannot load the TLS files in mqtt.tls: {exc}") from exc
-        client.tls_insecure_set(not tls.verify_hostname)
-    return client
-
-
-def connect_client(client: paho.Client, mqtt: MqttConfig, *, persistent_session: bool) -> None:
-    """Open the connection (blocking: TCP, TLS handshake, CONNECT sent; CONNACK comes later)."""
-    if mqtt.protocol == "5":
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = mqtt.session_expiry_s if persistent_session else 0
-        client.connect(
-            mqtt.host,
-            mqtt.effective_port,
-            mqtt.keepalive_s,
-            clean_start=not persistent_session,
-            properties=properties,
-        )
-    else:
-        client.connect(mqtt.host, mqtt.effective_port, mqtt.keepalive_s)
-
-
-def describe_connect_error(exc: BaseException, mqtt: MqttConfig) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate check failed ({text}): check mqtt.tls.ca_file and mqtt.host"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed ({text}): check mqtt.tls and that the port speaks TLS"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"connection refused ({text}): is the broker running on that port?"
-    if isinstance(exc, TimeoutError):
-        return f"timed out after {mqtt.connect_timeout_s:g}s"
-    return text
-
-
-def describe_refusal(reason: ReasonCode) -> str:
-    name = str(reason)
-    hint = ""
-    if reason.value in (4, 5, 0x86, 0x87):
-        hint = f" (check mqtt.username and the {PASSWORD_SECRET} credential)"
-    elif reason.value in (2, 0x85):
-        hint = " (check mqtt.client_id)"
-    return f"{name}{hint}"
 
 
 class AlertPublisher:
@@ -204,24 +84,25 @@ class AlertPublisher:
         self.device = device
         self.outbox = outbox
         self.audit = audit
-        self.topics = Topics(mqtt.topic_prefix, device.id)
+        self.topics = DeviceTopics(mqtt.topic_prefix, device.id)
         self.client_id = (mqtt.client_id or f"edge-{device.id}") + client_id_suffix
-        self._persistent = (
-            mqtt.persistent_session if persistent_session is None else (persistent_session)
-        )
         self._publish_status = publish_status
         self._subscribe_reviews = subscribe_reviews
         self._heartbeat = heartbeat
         self._status = status or DeviceStatus()
         self._stats_provider = stats_provider
         self._on_review = on_review
-        self.broker = f"{mqtt.host}:{mqtt.effective_port}"
-        self._client = make_client(
+        self._connection = Connection(
             mqtt,
             self.client_id,
-            persistent_session=self._persistent,
-            password=password if password is not None else read_secret(PASSWORD_SECRET),
+            persistent_session=(
+                mqtt.persistent_session if persistent_session is None else persistent_session
+            ),
+            password=password,
+            on_lost=self._forget_connection,
         )
+        self.broker = self._connection.broker
+        self._client = self._connection.client
         if publish_status:
             self._client.will_set(
                 self.topics.status,
@@ -236,16 +117,11 @@ class AlertPublisher:
         self._client.on_subscribe = self._on_subscribe
 
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._wake = threading.Event()
         self._status_dirty = threading.Event()
-        self._connected = threading.Event()
         self._started_at = time.monotonic()
 
         # Loop-thread state.
-        self._socket_open = False
-        self._failures = 0
-        self._refused = False
         self._window = mqtt.max_inflight
         self._inflight: dict[int, str] = {}
         self._cursor = 0
@@ -257,17 +133,19 @@ class AlertPublisher:
         self._last_retry_held = 0.0
 
         # Counters, read by other threads (ints: atomic enough for monitoring).
-        self.connections = 0
         self.sent = 0
         self.acked = 0
-        self.last_error: str | None = None
 
     # --- public, any thread --------------------------------------------------------------------
 
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name=f"mqtt-{self.client_id}")
+        self._thread = threading.Thread(
+            target=self._connection.run,
+            args=(self._step, self._shutdown),
+            name=f"mqtt-{self.client_id}",
+        )
         self._thread.daemon = True
         self._thread.start()
 
@@ -276,7 +154,7 @@ class AlertPublisher:
         acknowledged for up to ``drain_timeout_s``, disconnect. Unacknowledged alerts stay in the
         outbox."""
         self._drain_timeout = drain_timeout_s
-        self._stop.set()
+        self._connection.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=drain_timeout_s + self.mqtt.connect_timeout_s + 5.0)
             self._thread = None
@@ -294,10 +172,22 @@ class AlertPublisher:
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        return self._connection.connected.is_set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def connections(self) -> int:
+        return self._connection.connections
+
+    @property
+    def last_error(self) -> str | None:
+        return self._connection.last_error
 
     def wait_connected(self, timeout_s: float) -> bool:
-        return self._connected.wait(timeout_s)
+        return self._connection.connected.wait(timeout_s)
 
     def set_status(self, status: DeviceStatus) -> None:
         """Report new model or watchlist versions: the retained status is republished."""
@@ -328,47 +218,16 @@ class AlertPublisher:
 
     _drain_timeout = 2.0
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if not self._socket_open:
-                    self._connect_once()
-                    continue
-                self._step()
-            except EdgeError as exc:
-                # E.g. the outbox database is locked for longer than its timeout: say so, retry.
-                self.last_error = str(exc)
-                log.error("%s; retrying in 1s", exc)
-                self._stop.wait(1.0)
-            except Exception:
-                log.exception("unexpected error in the MQTT publisher; retrying in 1s")
-                self._stop.wait(1.0)
-        self._shutdown()
-
-    def _connect_once(self) -> None:
-        try:
-            connect_client(self._client, self.mqtt, persistent_session=self._persistent)
-        except (OSError, ValueError) as exc:
-            self.last_error = describe_connect_error(exc, self.mqtt)
-            self._backoff(f"cannot connect to MQTT broker {self.broker}: {self.last_error}")
-            return
-        self._socket_open = True
-
-    def _backoff(self, why: str, level: int = logging.WARNING) -> None:
-        delay = min(self.mqtt.reconnect_max_s, self.mqtt.reconnect_min_s * 2**self._failures)
-        delay *= random.uniform(0.5, 1.0)  # jitter: a fleet must not reconnect in lock-step
-        self._failures = min(self._failures + 1, 30)
-        log.log(level, "%s; retrying in %.2fs", why, delay)
-        self._stop.wait(delay)
-
     def _step(self) -> None:
         timeout = 0.0 if self._wake.is_set() else _IDLE_LOOP_S
         rc = self._client.loop(timeout=timeout)
         self._settle_acks()
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._connection_ended(rc)
+            self._connection.ended(
+                rc, "unacknowledged alerts stay in the outbox and are resent on reconnect"
+            )
             return
-        if not self._connected.is_set():
+        if not self.connected:
             return
         now = time.monotonic()
         if self._wake.is_set():
@@ -451,47 +310,25 @@ class AlertPublisher:
             self._more_to_send = True
         self._audit(records)
 
-    def _connection_ended(self, rc: MQTTErrorCode) -> None:
-        was_connected = self._connected.is_set()
-        self._connected.clear()
-        self._socket_open = False
+    def _forget_connection(self) -> None:
         self._inflight.clear()
         self._sent_held.clear()
         self._cursor = 0
-        if was_connected:
-            self.last_error = f"connection lost ({paho.error_string(rc)})"
-            self._failures = 0
-            self._backoff(
-                f"lost connection to MQTT broker {self.broker} ({paho.error_string(rc)}); "
-                "unacknowledged alerts stay in the outbox and are resent on reconnect"
-            )
-        else:
-            refused, self._refused = self._refused, False
-            self._backoff(
-                f"MQTT broker {self.broker} {self.last_error or paho.error_string(rc)}",
-                logging.ERROR if refused else logging.WARNING,
-            )
 
     def _shutdown(self) -> None:
-        if not self._socket_open:
-            return
-        if self._connected.is_set():
-            if self._publish_status:
-                self._client.publish(
-                    self.topics.status,
-                    self._status_payload("offline", "shutdown"),
-                    qos=1,
-                    retain=True,
-                )
-            deadline = time.monotonic() + self._drain_timeout
-            while self._inflight and time.monotonic() < deadline:
-                if self._client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    break
-                self._settle_acks()
-        self._client.disconnect()
-        self._client.loop(timeout=0.1)
-        self._connected.clear()
-        self._socket_open = False
+        """Still connected, stopping: say 'offline', let in-flight alerts be acknowledged."""
+        if self._publish_status:
+            self._client.publish(
+                self.topics.status,
+                self._status_payload("offline", "shutdown"),
+                qos=1,
+                retain=True,
+            )
+        deadline = time.monotonic() + self._drain_timeout
+        while self._inflight and time.monotonic() < deadline:
+            if self._client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            self._settle_acks()
 
     # --- paho callbacks (run on the loop thread, inside Client.loop) ---------------------------
 
@@ -503,21 +340,14 @@ class AlertPublisher:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if reason.is_failure:
-            # Logged once, with the retry delay, when loop() reports the refusal.
-            self.last_error = f"refused the connection: {describe_refusal(reason)}"
-            self._refused = True
+        if not self._connection.accept(reason):
             return
         # The outbox is the queue: paho must not resend its own copies on this connection.
         dropped = client.drop_out_messages()
         if dropped:
             log.debug("dropped %d messages of the previous connection", len(dropped))
-        self._inflight.clear()
-        self._sent_held.clear()
-        self._cursor = 0
+        self._forget_connection()
         self._more_to_send = True
-        self._failures = 0
-        self.connections += 1
         window = self.mqtt.max_inflight
         receive_maximum = getattr(properties, "ReceiveMaximum", None) if properties else None
         if isinstance(receive_maximum, int) and receive_maximum > 0:
@@ -537,13 +367,12 @@ class AlertPublisher:
             flags.session_present,
             depth,
         )
-        self.last_error = None
         if self._publish_status:
             self._publish_online()
         if self._subscribe_reviews:
             client.subscribe(self.topics.review, qos=1)
         self._last_heartbeat = 0.0
-        self._connected.set()
+        self._connection.connected.set()
 
     def _on_disconnect(
         self,
@@ -672,85 +501,5 @@ class AlertPublisher:
         self._client.publish(self.topics.heartbeat, payload.encode("utf-8"), qos=0, retain=True)
 
     def _audit(self, records: list[tuple[str, Mapping[str, Any]]]) -> None:
-        if self.audit is None or not records:
-            return
-        try:
-            self.audit.append_many(records)
-        except AuditError as exc:
-            log.error("%s (records: %s)", exc, ", ".join(kind for kind, _ in records))
-
-
-# --- short-lived clients for tools (tail, review, bench) -----------------------------------------
-
-
-def tool_client(config: Config, role: str) -> paho.Client:
-    """A clean-session client with a random id, using the device's broker, TLS and credentials."""
-    client_id = f"edge-{role}-{secrets.token_hex(4)}"
-    return make_client(
-        config.mqtt, client_id, persistent_session=False, password=read_secret(PASSWORD_SECRET)
-    )
-
-
-def connect_and_wait(client: paho.Client, config: Config) -> None:
-    """Connect, start paho's thread and wait for CONNACK; :class:`BrokerError` says why not."""
-    mqtt = config.mqtt
-    broker = f"{mqtt.host}:{mqtt.effective_port}"
-    outcome: list[ReasonCode] = []
-    ready = threading.Event()
-
-    def on_connect(
-        client: paho.Client,
-        userdata: Any,
-        flags: paho.ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        outcome.append(reason)
-        ready.set()
-
-    client.on_connect = on_connect
-    try:
-        connect_client(client, mqtt, persistent_session=False)
-    except (OSError, ValueError) as exc:
-        raise BrokerError(
-            f"cannot connect to MQTT broker {broker}: {describe_connect_error(exc, mqtt)}"
-        ) from exc
-    client.loop_start()
-    if not ready.wait(mqtt.connect_timeout_s):
-        client.loop_stop()
-        raise BrokerError(f"MQTT broker {broker} did not answer within {mqtt.connect_timeout_s:g}s")
-    if outcome[0].is_failure:
-        client.disconnect()
-        client.loop_stop()
-        raise BrokerError(
-            f"MQTT broker {broker} refused the connection: {describe_refusal(outcome[0])}"
-        )
-
-
-def subscriber_client(
-    config: Config,
-    topic: str,
-    on_message: Callable[[paho.Client, Any, paho.MQTTMessage], None],
-) -> paho.Client:
-    """A connected client subscribed (QoS 1, SUBACK received) to ``topic``; loop running."""
-    client = tool_client(config, "sub")
-    subscribed = threading.Event()
-
-    def on_subscribe(
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reasons: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        subscribed.set()
-
-    client.on_message = on_message
-    client.on_subscribe = on_subscribe
-    connect_and_wait(client, config)
-    client.subscribe(topic, qos=1)
-    if not subscribed.wait(config.mqtt.connect_timeout_s):
-        client.disconnect()
-        client.loop_stop()
-        raise BrokerError(f"no SUBACK for {topic} within {config.mqtt.connect_timeout_s:g}s")
-    return client
+        if self.audit is not None:
+            self.audit.append_or_log(records)

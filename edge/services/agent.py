@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
-from edge.alerts.config import resolve_state_dir
+from edge.alerts.outbox import Outbox
+from edge.alerts.service import AlertService
 from edge.api.app import (
     TOKEN_SECRET,
     ApiServer,
@@ -33,50 +34,20 @@ from edge.api.app import (
     StageLatency,
     create_app,
 )
-from edge.config import Config, read_secret
+from edge.audit import AuditLog
+from edge.clock import utc_now
+from edge.config import Config
+from edge.config.secrets import read_secret
 from edge.errors import EdgeError, SyncError, WatchlistError
-from edge.fleet.sdnotify import Notifier
 from edge.fleet.sync import WatchlistSync
-from edge.models import catalog
-from edge.signals import stop_on_signals
-from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import ModelPin
-from edge.watchlist.install import InstallResult, WatchlistStore
-from edge.watchlist.policy import utc_now
+from edge.models import embedding_model_id
+from edge.system.sdnotify import Notifier
+from edge.system.signals import stop_on_signals
+from edge.watchlist.install import InstallResult, WatchlistStore, open_store
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_MODEL = "mobilefacenet"  # edge.pipeline.analyzer.EMBEDDING_MODEL, without its imports
 MIN_FREE_BYTES = 64 * 1024 * 1024
-
-
-def device_model_pin() -> ModelPin:
-    """The embedding-model pin of this build (the sha256 of the original weights), read from
-    the shipped catalogue without loading any model."""
-    return ModelPin(EMBEDDING_MODEL, catalog()[f"{EMBEDDING_MODEL}.tflite"].sha256)
-
-
-def device_model_id(config: Config) -> str:
-    return f"{EMBEDDING_MODEL}-{config.embedder.precision}"
-
-
-def open_store(
-    config: Config, state_dir: Path, public_key_path: Path | None = None, audit: Any = None
-) -> WatchlistStore:
-    path = public_key_path or config.watchlist.public_key
-    if path is None:
-        raise WatchlistError(
-            "no trusted public key: set watchlist.public_key in the config or pass --pubkey"
-        )
-    wl = config.watchlist
-    return WatchlistStore(
-        state_dir / wl.subdir,
-        keyring.load_public_key(path),
-        device_model_pin(),
-        clock_skew_s=wl.clock_skew_s,
-        keep_releases=wl.keep_releases,
-        audit=audit,
-    )
 
 
 def pipeline_fields(run_metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,7 +227,7 @@ class DeviceProvider:
         return {
             "device_id": self.config.device.id,
             "software": __version__,
-            "model": device_model_id(self.config),
+            "model": embedding_model_id(self.config.embedder.precision),
             "uptime_s": round(time.monotonic() - self.started, 1),
             "watchlist": None
             if active is None
@@ -285,7 +256,7 @@ class DeviceProvider:
         manifest = active[0] if active is not None else None
         return MetricsSnapshot(
             device_id=self.config.device.id,
-            model=device_model_id(self.config),
+            model=embedding_model_id(self.config.embedder.precision),
             uptime_s=time.monotonic() - self.started,
             ready=self.health().ready,
             outbox_depth=outbox.get("depth"),
@@ -317,27 +288,25 @@ class Agent:
         if not config.sync.lists:
             raise SyncError("sync.lists is empty: name the watchlist(s) this device follows")
         self.config = config
-        self.state_dir = resolve_state_dir(config.state_dir, state_dir)
+        self.paths = config.paths(state_dir)
+        self.state_dir = self.paths.root
         self.agent = agent
         self.serve_api = config.api.enabled if serve_api is None else serve_api
         self.public_key = public_key
         self.notifier = Notifier.from_environment()
         self._stop = threading.Event()
         self._signal: str | None = None
-        self.alerts: Any = None
-        self.outbox: Any = None
-        self.audit: Any = None
+        self.alerts: AlertService | None = None
+        self.outbox: Outbox | None = None
+        self.audit: AuditLog | None = None
         self.api: ApiServer | None = None
 
     def _threads_down(self) -> list[str]:
         down = []
         if not self.sync.alive:
             down.append("the watchlist sync thread")
-        publisher = getattr(self.alerts, "publisher", None)
-        if publisher is not None:
-            thread = getattr(publisher, "_thread", None)  # AlertPublisher has no public flag
-            if thread is None or not thread.is_alive():
-                down.append("the MQTT alert publisher")
+        if self.alerts is not None and not self.alerts.publisher.alive:
+            down.append("the MQTT alert publisher")
         if self.api is not None and not self.api.alive:
             down.append("the local API server")
         return down
@@ -351,17 +320,13 @@ class Agent:
     def _on_installed(self, result: InstallResult) -> None:
         if self.alerts is not None:
             self.alerts.status(
-                model_id=device_model_id(self.config),
+                model_id=embedding_model_id(self.config.embedder.precision),
                 watchlist_id=result.list_id,
                 watchlist_version=result.version,
             )
         self.notifier.status(f"watchlist {result.list_id} v{result.version}")
 
     def build(self) -> None:
-        from edge.alerts.mqtt import DeviceStatus
-        from edge.alerts.service import AlertService, audit_path, outbox_path
-        from edge.audit import AuditLog
-
         config = self.config
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.agent:
@@ -369,22 +334,20 @@ class Agent:
             self.audit = self.alerts.audit
             self.outbox = self.alerts.outbox
         else:
-            from edge.alerts.outbox import Outbox
-
-            self.audit = AuditLog(audit_path(config, self.state_dir), fsync=config.audit.fsync)
-            self.outbox = Outbox(outbox_path(config, self.state_dir), config.outbox)
-        self.store = open_store(config, self.state_dir, self.public_key, self.audit)
+            self.audit = AuditLog(self.paths.audit, fsync=config.audit.fsync)
+            self.outbox = Outbox(self.paths.outbox, config.outbox)
+        self.store = open_store(
+            config, state_dir=self.state_dir, public_key=self.public_key, audit=self.audit
+        )
         self.sync = WatchlistSync(
             config, self.store, self.state_dir, on_installed=self._on_installed
         )
         if self.alerts is not None:
             installed = self.sync.installed
-            self.alerts.publisher.set_status(
-                DeviceStatus(
-                    model_id=device_model_id(config),
-                    watchlist_id=installed.list_id if installed else None,
-                    watchlist_version=str(installed.version) if installed else None,
-                )
+            self.alerts.status(
+                model_id=embedding_model_id(config.embedder.precision),
+                watchlist_id=installed.list_id if installed else None,
+                watchlist_version=installed.version if installed else None,
             )
         self.provider = DeviceProvider(
             config,

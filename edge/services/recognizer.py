@@ -25,18 +25,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from edge.alerts.schema import build_alert, encode_alert, utc_rfc3339
+from edge.alerts.schema import encode_alert
 from edge.alerts.service import AlertService
+from edge.clock import utc_rfc3339
 from edge.config import Config
 from edge.errors import EdgeError
-from edge.fleet.sdnotify import Notifier
+from edge.models import embedding_model_id
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.annotate import Annotator
 from edge.pipeline.capture import Capture, FrameQueue, SourceSpec
-from edge.pipeline.match import Hit
+from edge.pipeline.decide import Hit
+from edge.pipeline.frames import FrameProcessor
 from edge.pipeline.metrics import StageSet
-from edge.pipeline.video import FrameProcessor
-from edge.signals import stop_on_signals
+from edge.system.sdnotify import Notifier
+from edge.system.signals import stop_on_signals
 from edge.watchlist.matcher import Watchlist
 
 log = logging.getLogger(__name__)
@@ -99,10 +101,6 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def model_id(analyzer: FaceAnalyzer, config: Config) -> str:
-    return f"{analyzer.model_name}-{config.embedder.precision}"
-
-
 class Runner:
     """One run over one source. Build it, call :meth:`run` once (from the main thread, for
     signal handling; from any other thread signals are left alone)."""
@@ -136,7 +134,7 @@ class Runner:
         self.processor = FrameProcessor(
             analyzer, watchlist, config, stages=self.stages, still_images=spec.kind == "folder"
         )
-        self.model_id = model_id(analyzer, config)
+        self.model_id = embedding_model_id(config.embedder.precision)
         self.alerts: list[AlertRecord] = []
         self.alert_failures = 0
         self._hits: queue.Queue[object] = queue.Queue(HIT_QUEUE)
@@ -352,28 +350,21 @@ class Runner:
     def _commit(self, hit: Hit) -> None:
         assert self._service is not None
         started = time.perf_counter()
-        config = self.config
-        watchlist = self.watchlist
-        location = config.device.location
-        # What AlertService.hit() does, keeping the document for --alerts-jsonl and the console.
-        alert = build_alert(
-            device_id=config.device.id,
-            watchlist_id=watchlist.list_id,
-            watchlist_version=watchlist.version,
+        alert = self._service.hit(
+            watchlist_id=self.watchlist.list_id,
+            watchlist_version=self.watchlist.version,
             entry_id=str(hit.entry_id),
             entry_label=hit.label,
             score=hit.score,
             threshold=hit.threshold,
-            quality=min(1.0, max(0.0, hit.quality)),
+            quality=hit.quality,
             track_id=hit.track_id,
             model_id=self.model_id,
             event_time=hit.wall,
-            location=None if location is None else location.model_dump(),
-            crop_jpeg=hit.crop_jpeg if config.alerts.include_crop else None,
-            crop_max_bytes=config.alerts.crop_max_bytes,
+            crop_jpeg=hit.crop_jpeg,
             test=self.options.test_alerts,
         )
-        alert_id = self._service.outbox.enqueue(alert)
+        alert_id = str(alert["alert_id"])
         self.stages["alert"].add((time.perf_counter() - started) * 1000)
         record = AlertRecord(
             alert_id=alert_id,

@@ -1,7 +1,9 @@
-"""The ``edge`` command.
+"""The front doors: the ``edge`` command, one module per command group.
 
-Each area of the product registers its own sub-commands (``register(subparsers)``), so this file
+Each command group is one module of this package with a ``register(subparsers)``; this file
 only wires them together and turns every :class:`EdgeError` into a one-line message and exit 2.
+Commands are wiring: they parse arguments, build what they need from the config and call into
+the features. Nothing below :mod:`edge.cli` imports it.
 """
 
 from __future__ import annotations
@@ -19,21 +21,29 @@ EXIT_ERROR = 2
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    from edge import audit, config_cli, doctor, recognition_cli, run_cli
-    from edge.alerts import cli as alerts_cli
-    from edge.bench import cli as bench_cli
-    from edge.fleet import cli as fleet_cli
-    from edge.watchlist import cli as watchlist_cli
+    from edge.cli import (
+        alerts,
+        audit,
+        bench,
+        config,
+        doctor,
+        fleet,
+        keys,
+        recognition,
+        run,
+        watchlist,
+    )
 
     return [
-        recognition_cli.register,
-        bench_cli.register,
-        alerts_cli.register,
+        recognition.register,
+        bench.register,
+        alerts.register,
         audit.register,
-        watchlist_cli.register,
-        config_cli.register,
-        run_cli.register,
-        fleet_cli.register,
+        keys.register,
+        watchlist.register,
+        config.register,
+        run.register,
+        fleet.register,
         doctor.register,
     ]
 

@@ -1,5 +1,9 @@
 """From a track's shots to a watchlist decision, and at most one alert per entry per cooldown.
 
+The watchlist itself is a :class:`Gallery`: whatever answers "who is this embedding?" (the
+device's installed :class:`edge.watchlist.matcher.Watchlist` fits; the wiring in
+:mod:`edge.services.recognizer` passes it in).
+
 Two policies (``tracker.decision``):
 
 - ``votes`` (default): a track matches entry E when ``min_votes`` of its shots (each above the
@@ -20,11 +24,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
+import numpy.typing as npt
+
+from edge.config.run import TrackerConfig
 from edge.pipeline.track import Box, Shot, Track
-from edge.runtime_config import TrackerConfig
+from edge.types import Identification
 
 log = logging.getLogger(__name__)
+
+
+class Gallery(Protocol):
+    """What the pipeline needs of a watchlist: the best entries for one embedding, and the
+    decision at the list's threshold."""
+
+    def identify(self, embedding: npt.ArrayLike, now: datetime | None = None) -> Identification: ...
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from edge.config_section import Section
+from edge.config.base import Section
 
 
 class WatchlistConfig(Section):

@@ -1,52 +1,17 @@
-"""Config sections for the device identity, MQTT link, outbox, audit log and alert contents.
+"""Config section ``mqtt``: the broker link shared by alerts, sync and the tools.
 
-They are fields of the root :class:`edge.config.Config` (``device``, ``mqtt``, ``outbox``,
-``audit``, ``alerts``). Secrets are not here: the MQTT password comes from
-:func:`edge.config.read_secret` (systemd credential ``mqtt_password`` or ``EDGE_MQTT_PASSWORD``).
+The password is never here: it comes from :func:`edge.config.secrets.read_secret` (systemd
+credential ``mqtt_password`` or ``EDGE_MQTT_PASSWORD``).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.config_section import Section
-
-# Device ids become one MQTT topic level, so they must not hold '/', '+', '#' or spaces.
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-STATE_DIR_ENV = "EDGE_STATE_DIR"
-DEFAULT_STATE_DIR: Path = Path("/var/lib/edge")
-
-
-class LocationConfig(Section):
-    name: str | None = Field(
-        None, max_length=200, description="Free-text place name, e.g. 'North gate, camera 2'."
-    )
-    lat: float | None = Field(None, ge=-90.0, le=90.0, description="Latitude, WGS 84 degrees.")
-    lon: float | None = Field(None, ge=-180.0, le=180.0, description="Longitude, WGS 84 degrees.")
-
-    @model_validator(mode="after")
-    def _lat_lon_together(self) -> LocationConfig:
-        if (self.lat is None) != (self.lon is None):
-            raise ValueError("lat and lon must be given together")
-        if self.name is None and self.lat is None:
-            raise ValueError("give a name, or lat and lon, or both")
-        return self
-
-
-class DeviceConfig(Section):
-    id: str = Field(
-        "edge-0",
-        pattern=DEVICE_ID_PATTERN,
-        description="Device id: one MQTT topic level (letters, digits, '.', '_', '-'; at most 64) "
-        "and the 'device_id' of every alert. Must be unique per broker.",
-    )
-    location: LocationConfig | None = Field(
-        None, description="Fixed location copied into every alert; omit for a moving device."
-    )
+from edge.config.base import Section
 
 
 class TlsConfig(Section):
@@ -145,62 +110,3 @@ class MqttConfig(Section):
         if self.port is not None:
             return self.port
         return 8883 if self.tls is not None else 1883
-
-
-class OutboxConfig(Section):
-    path: Path | None = Field(
-        None, description="SQLite file of unacknowledged alerts; default <state_dir>/outbox.db."
-    )
-    max_alerts: int = Field(
-        100_000, ge=1, description="At most this many unacknowledged alerts are kept."
-    )
-    max_bytes: int = Field(
-        256 * 1024 * 1024,
-        ge=64 * 1024,
-        description="At most this many payload bytes are kept (crops make alerts large).",
-    )
-    when_full: Literal["drop_oldest", "reject_new"] = Field(
-        "drop_oldest",
-        description="When a bound is reached: 'drop_oldest' evicts the oldest alerts to make "
-        "room, 'reject_new' refuses the new one (enqueue raises). Either way the alert is "
-        "written to the audit log, never dropped silently.",
-    )
-    memory_fallback: int = Field(
-        1000,
-        ge=0,
-        description="If the outbox cannot be written (disk full), keep up to this many alerts in "
-        "memory, still send them, and store them once there is room. 0 makes enqueue fail.",
-    )
-
-
-class AuditConfig(Section):
-    path: Path | None = Field(
-        None, description="Hash-chained JSON-lines audit log; default <state_dir>/audit.jsonl."
-    )
-    fsync: bool = Field(
-        True, description="fsync after every append, so an acknowledged record survives a crash."
-    )
-
-
-class AlertContentConfig(Section):
-    include_crop: bool = Field(
-        True, description="Attach the probe face as a JPEG crop (base64) to each alert."
-    )
-    crop_max_bytes: int = Field(
-        32 * 1024,
-        ge=1024,
-        le=192 * 1024,
-        description="Crops larger than this (JPEG bytes) are left out of the alert, which is "
-        "still sent.",
-    )
-
-
-def resolve_state_dir(configured: Path, override: Path | None = None) -> Path:
-    """The state directory: an explicit override (``--state-dir``), else ``$EDGE_STATE_DIR``,
-    else the config value."""
-    if override is not None:
-        return override
-    from_env = os.environ.get(STATE_DIR_ENV)
-    if from_env:
-        return Path(from_env)
-    return configured

@@ -1,4 +1,4 @@
-"""``edge keys generate``, ``edge watchlist build|verify|show|install|status``, ``edge identify``.
+"""``edge watchlist build|verify|show|install|status`` and ``edge identify``.
 
 Every failure is an :class:`EdgeError` with a one-line message (``edge: error: ...``, exit 2).
 """
@@ -12,105 +12,44 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from edge.audit import AuditLog
+from edge.cli.args import add_common, config_from_args
+from edge.cli.progress import progress_bar
+from edge.clock import parse_time, utc_now
 from edge.config import Config
 from edge.errors import EdgeError, EnrollmentError, WatchlistError
-from edge.progress import progress_bar
+from edge.pipeline.analyzer import FaceAnalyzer
+from edge.pipeline.capture import decode_image, read_image
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import (
     DELTA_ENTRIES,
     DELTA_INDEX,
     ListContent,
-    ListMeta,
     Manifest,
-    ModelPin,
     VerifiedBundle,
-    assemble,
     load_full,
     load_templates,
     parse_entries,
     read_bundle,
     read_unverified,
-    write_delta,
-    write_full,
 )
-from edge.watchlist.policy import (
-    Calibration,
-    ThresholdPolicy,
-    calibration_for,
-    parse_time,
-    predicted_fpir,
-    utc_now,
-)
+from edge.watchlist.install import WatchlistStore, open_store
+from edge.watchlist.matcher import Watchlist, calibration_of
+from edge.watchlist.policy import ThresholdPolicy, predicted_fpir
+from edge.watchlist.writer import ListMeta, assemble, write_delta, write_full
 
 # --- shared helpers -----------------------------------------------------------------------------
 
 
-def _config(args: argparse.Namespace) -> Config:
-    from edge.recognition_cli import config_from_args
-
-    return config_from_args(args)
-
-
-def _add_config(parser: argparse.ArgumentParser) -> None:
-    from edge.recognition_cli import add_config_arguments
-
-    add_config_arguments(parser)
-
-
-def device_model_pin(config: Config) -> ModelPin:
-    """The embedding model this device runs (loads, and so integrity-checks, the models)."""
-    from edge.pipeline.analyzer import FaceAnalyzer
-
-    analyzer = FaceAnalyzer.from_config(config)
-    return ModelPin(analyzer.model_name, analyzer.model_sha256)
-
-
-def calibration_of(manifest: Manifest) -> Calibration | None:
-    """The shipped calibration for the list's model, when its policy needs one."""
-    if manifest.policy.mode != "fpir":
-        return None
-    return calibration_for(manifest.model.name, manifest.model.sha256)
-
-
-def _public_key(args: argparse.Namespace, config: Config | None) -> Any:
-    path: Path | None = getattr(args, "pubkey", None)
-    if path is None and config is not None:
-        path = config.watchlist.public_key
-    if path is None:
-        raise WatchlistError(
-            "no trusted public key: pass --pubkey or set watchlist.public_key in the config"
-        )
-    return keyring.load_public_key(path)
-
-
-def _state_root(args: argparse.Namespace, config: Config) -> Path:
-    from edge.alerts.config import resolve_state_dir
-
-    return resolve_state_dir(config.state_dir, args.state_dir) / config.watchlist.subdir
-
-
-def _audit(args: argparse.Namespace, config: Config) -> Any:
-    from edge.alerts.config import resolve_state_dir
-    from edge.audit import AuditLog
-
-    path = config.audit.path or resolve_state_dir(config.state_dir, args.state_dir) / "audit.jsonl"
-    return AuditLog(path, fsync=config.audit.fsync)
+def _add_device_options(parser: argparse.ArgumentParser, *, recognition: bool = False) -> None:
+    parser.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
+    add_common(parser, recognition=recognition, state_dir="the installed list's state directory")
 
 
 def _store(
-    args: argparse.Namespace, config: Config, audit: Any = None, pin: ModelPin | None = None
-) -> Any:
-    from edge.watchlist.install import WatchlistStore
-
-    wl = config.watchlist
-    return WatchlistStore(
-        _state_root(args, config),
-        _public_key(args, config),
-        pin or device_model_pin(config),
-        clock_skew_s=wl.clock_skew_s,
-        keep_releases=wl.keep_releases,
-        audit=audit,
-    )
+    args: argparse.Namespace, config: Config, audit: AuditLog | None = None
+) -> WatchlistStore:
+    return open_store(config, state_dir=args.state_dir, public_key=args.pubkey, audit=audit)
 
 
 def _threshold_text(manifest: Manifest) -> str:
@@ -147,17 +86,6 @@ def _manifest_lines(m: Manifest) -> list[str]:
     return lines
 
 
-# --- keys ---------------------------------------------------------------------------------------
-
-
-def cmd_keys_generate(args: argparse.Namespace) -> int:
-    private_path, public_path = keyring.generate_keypair(args.out)
-    key = keyring.load_public_key(public_path)
-    print(f"private key {private_path} (mode 0600: keep it on the hub only)")
-    print(f"public key  {public_path} (install on devices; key id {keyring.key_id(key)})")
-    return 0
-
-
 # --- build --------------------------------------------------------------------------------------
 
 
@@ -171,11 +99,10 @@ def _version_stamp() -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from edge.pipeline.analyzer import FaceAnalyzer
     from edge.pipeline.embed import EMBEDDING_DIM
     from edge.watchlist.enroll import enroll, read_entries_csv, scan_photos
 
-    config = _config(args)
+    config = config_from_args(args)
     wl = config.watchlist
     now = utc_now()
     private_key = keyring.load_private_key(args.key)
@@ -193,7 +120,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     bm = base.manifest if base is not None else None
 
     analyzer = FaceAnalyzer.from_config(config)
-    pin = ModelPin(analyzer.model_name, analyzer.model_sha256)
+    pin = analyzer.model_pin
     if bm is not None and bm.model != pin:
         raise WatchlistError(
             f"base list was made with model {bm.model.name} {bm.model.sha256[:12]}..., this "
@@ -210,6 +137,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         people,
         analyzer,
         dtype,
+        decode_image,
         fields,
         known,
         lambda it: progress_bar(it, "enrolling", unit="photo"),
@@ -358,8 +286,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    config = _config(args)
-    audit = _audit(args, config)
+    config = config_from_args(args)
+    audit = AuditLog(config.paths(args.state_dir).audit, fsync=config.audit.fsync)
     try:
         store = _store(args, config, audit)
         result = store.install(args.bundle, replace_list=args.replace_list)
@@ -376,15 +304,9 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_from_args(args)
     store = _store(args, config)
-    wl = config.watchlist
-    watchlist = store.load(
-        calibration_of,
-        top_k=wl.top_k,
-        expansion_search=wl.expansion_search,
-        exact_search_max=wl.exact_search_max,
-    )
+    watchlist = store.load(config.watchlist)
     if watchlist is None:
         if args.json:
             print(json.dumps({"installed": False}))
@@ -421,51 +343,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 # --- identify -----------------------------------------------------------------------------------
 
 
-def _watchlist_from_bundle(args: argparse.Namespace, config: Config, pin: ModelPin) -> Any:
-    from edge.watchlist.matcher import Watchlist
-
-    wl = config.watchlist
-    bundle = read_bundle(args.watchlist, _public_key(args, config))
-    m = bundle.manifest
-    if m.kind != "full":
-        raise WatchlistError(f"{args.watchlist} is a delta: identify needs a full bundle")
-    if m.model != pin:
-        raise WatchlistError(
-            f"{args.watchlist} was made with model {m.model.name} {m.model.sha256[:12]}..., "
-            f"this device runs {pin.name} {pin.sha256[:12]}..."
-        )
-    index, content = load_full(bundle, wl.expansion_search, view=True)
-    return Watchlist.from_content(
-        m,
-        bundle.manifest_sha256,
-        content,
-        index,
-        calibration_of(m),
-        top_k=args.top_k or wl.top_k,
-        exact_search_max=wl.exact_search_max,
-        clock_skew_s=wl.clock_skew_s,
-    )
-
-
 def cmd_identify(args: argparse.Namespace) -> int:
-    from edge.pipeline.analyzer import FaceAnalyzer
-    from edge.pipeline.capture import read_image
-
-    config = _config(args)
-    wl = config.watchlist
+    config = config_from_args(args)
     analyzer = FaceAnalyzer.from_config(config)
-    pin = ModelPin(analyzer.model_name, analyzer.model_sha256)
     if args.watchlist is not None:
-        watchlist = _watchlist_from_bundle(args, config, pin)
-    else:
-        watchlist = _store(args, config, pin=pin).load(
-            calibration_of,
-            top_k=args.top_k or wl.top_k,
-            expansion_search=wl.expansion_search,
-            exact_search_max=wl.exact_search_max,
+        watchlist = Watchlist.from_bundle(
+            args.watchlist,
+            keyring.trusted_key(args.pubkey, config.watchlist.public_key),
+            config.watchlist,
+            analyzer.model_pin,
+            top_k=args.top_k,
+            view=True,
         )
-        if watchlist is None:
+    else:
+        installed = _store(args, config).load(config.watchlist, top_k=args.top_k)
+        if installed is None:
             raise WatchlistError("no watchlist installed: pass --watchlist BUNDLE")
+        watchlist = installed
     watchlist.require_active()
     image = read_image(args.image)
     faces = analyzer.analyze(image)
@@ -528,12 +422,6 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = subparsers.add_parser("keys", help="signing keys for watchlist bundles")
-    keys_sub = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", required=True)
-    gen = keys_sub.add_parser("generate", help="make an Ed25519 key pair for the hub")
-    gen.add_argument("--out", type=Path, required=True, help="folder for the two PEM files")
-    gen.set_defaults(handler=cmd_keys_generate)
-
     wl = subparsers.add_parser("watchlist", help="build, check and install watchlist bundles")
     sub = wl.add_subparsers(dest="watchlist_command", metavar="SUBCOMMAND", required=True)
 
@@ -560,7 +448,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     policy.add_argument("--threshold", type=float, help="fixed cosine threshold (override)")
     build.add_argument("--report", type=Path, help="write the per-photo report (JSON) here")
     build.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    _add_config(build)
+    add_common(build, recognition=True)
     build.set_defaults(handler=cmd_build)
 
     verify = sub.add_parser("verify", help="check a bundle's signature, hashes and contents")
@@ -577,19 +465,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     install = sub.add_parser("install", help="verify a bundle and make it this device's list")
     install.add_argument("bundle", type=Path)
-    install.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
-    install.add_argument("--state-dir", type=Path, help="state directory (default from config)")
     install.add_argument(
         "--replace-list", action="store_true", help="allow a bundle with another list id"
     )
-    _add_config(install)
+    _add_device_options(install, recognition=True)
     install.set_defaults(handler=cmd_install)
 
     status = sub.add_parser("status", help="the installed list, verified")
-    status.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
-    status.add_argument("--state-dir", type=Path, help="state directory (default from config)")
     status.add_argument("--json", action="store_true")
-    _add_config(status)
+    _add_device_options(status, recognition=True)
     status.set_defaults(handler=cmd_status)
 
     identify = subparsers.add_parser("identify", help="match the faces in a photo to a watchlist")
@@ -597,11 +481,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     identify.add_argument(
         "--watchlist", type=Path, metavar="BUNDLE", help="full bundle (default: the installed list)"
     )
-    identify.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
-    identify.add_argument("--state-dir", type=Path, help="state directory (default from config)")
     identify.add_argument(
         "--top-k", type=int, help="candidates per face (default: watchlist.top_k)"
     )
     identify.add_argument("--json", action="store_true")
-    _add_config(identify)
+    _add_device_options(identify, recognition=True)
     identify.set_defaults(handler=cmd_identify)

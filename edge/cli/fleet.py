@@ -11,29 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.cli_types import positive_float, positive_int
-from edge.config import Config
-
-
-def _config(args: argparse.Namespace) -> Config:
-    from edge.alerts.cli import config_from_args
-
-    return config_from_args(args)
-
-
-def _common(parser: argparse.ArgumentParser, *, state_dir: bool = False) -> None:
-    parser.add_argument("--config", type=Path, help="YAML config file (default: built-in)")
-    parser.add_argument(
-        "--broker", metavar="HOST:PORT", help="broker address (default: mqtt.host/port)"
-    )
-    if state_dir:
-        parser.add_argument(
-            "--state-dir",
-            type=Path,
-            help="installed list, transfers, outbox and audit log "
-            "(default: $EDGE_STATE_DIR, else state_dir from the config)",
-        )
-
+from edge.cli.args import add_common, config_from_args, positive_float, positive_int
 
 # --- hub ---------------------------------------------------------------------------------------
 
@@ -42,7 +20,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from edge.fleet.hub import publish
     from edge.watchlist import keys as keyring
 
-    config = _config(args)
+    config = config_from_args(args)
     key_path = args.pubkey or config.watchlist.public_key
     public_key = keyring.load_public_key(key_path) if key_path is not None else None
     result = publish(
@@ -97,7 +75,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_withdraw(args: argparse.Namespace) -> int:
     from edge.fleet.hub import withdraw
 
-    cleared = withdraw(_config(args), args.list_id)
+    cleared = withdraw(config_from_args(args), args.list_id)
     if cleared:
         print(f"withdrew {args.list_id}: cleared its announcement and {cleared - 1} chunks")
     else:
@@ -118,7 +96,7 @@ def _age(seconds: float | None) -> str:
 def cmd_devices(args: argparse.Namespace) -> int:
     from edge.fleet.hub import collect_devices
 
-    rows = collect_devices(_config(args), wait_s=args.wait)
+    rows = collect_devices(config_from_args(args), wait_s=args.wait)
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], sort_keys=True))
         return 0
@@ -154,13 +132,11 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from edge.fleet.agent import Agent
+    from edge.services.agent import Agent
 
-    config = _config(args)
+    config = config_from_args(args)
     if args.list:
-        config = config.model_copy(
-            update={"sync": config.sync.model_copy(update={"lists": list(args.list)})}
-        )
+        config = config_from_args(args, {"sync": {"lists": list(args.list)}})
     agent = Agent(
         config,
         state_dir=args.state_dir,
@@ -222,7 +198,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     pub.add_argument("--timeout", type=positive_float, default=300.0, help="broker acks (300 s)")
     pub.add_argument("--json", action="store_true")
-    _common(pub)
+    add_common(pub, broker=True)
     pub.set_defaults(handler=cmd_publish)
 
     devices = sub.add_parser(
@@ -235,14 +211,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="read retained messages for at most this long (3 s)",
     )
     devices.add_argument("--json", action="store_true")
-    _common(devices)
+    add_common(devices, broker=True)
     devices.set_defaults(handler=cmd_devices)
 
     withdraw = sub.add_parser(
         "withdraw", help="clear a list's announcement and chunks (devices keep their list)"
     )
     withdraw.add_argument("list_id", metavar="LIST_ID")
-    _common(withdraw)
+    add_common(withdraw, broker=True)
     withdraw.set_defaults(handler=cmd_withdraw)
 
     sync = subparsers.add_parser(
@@ -266,7 +242,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also own the device's status/heartbeat/outbox (never beside `edge run`)",
     )
     sync.add_argument("--no-api", action="store_true", help="do not serve the local API")
-    _common(sync, state_dir=True)
+    add_common(sync, broker=True, state_dir="installed list, transfers, outbox and audit log")
     sync.set_defaults(handler=cmd_sync)
 
     prov = subparsers.add_parser(

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.config_section import Section
+from edge.config.base import Section
 
 
 class CaptureConfig(Section):

@@ -10,34 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from edge.config import Config, config_from_dict, load_config
+from edge.cli.args import add_common, config_from_args
+from edge.cli.progress import progress_bar
 from edge.errors import EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import read_image
-from edge.progress import progress_bar
 from edge.types import Face
 
 # Cosine similarity at which `edge compare` calls two faces the same person: the threshold that
 # maximised 5-fold cross-validated LFW accuracy (`edge bench lfw` reports 0.374 for fp32).
 # Watchlist matching does not use it: its threshold comes from the list's size and target FPIR.
 SAME_PERSON_THRESHOLD = 0.37
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML config file (defaults otherwise)")
-    parser.add_argument("--backend", choices=["onnx", "litert"], help="override runtime.backend")
-    parser.add_argument("--precision", choices=["fp32", "int8"], help="override embedder.precision")
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The config file (or defaults) with the command-line overrides applied and re-validated."""
-    config = load_config(args.config)
-    data = config.model_dump()
-    if getattr(args, "backend", None):
-        data["runtime"]["backend"] = args.backend
-    if getattr(args, "precision", None):
-        data["embedder"]["precision"] = args.precision
-    return config_from_dict(data)
 
 
 def _round(values: Any, digits: int = 2) -> list[float]:
@@ -136,18 +119,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     detect = subparsers.add_parser("detect", help="find faces in an image")
     detect.add_argument("image", type=Path)
     detect.add_argument("--json", action="store_true", help="one JSON object")
-    add_config_arguments(detect)
+    add_common(detect, recognition=True)
     detect.set_defaults(handler=cmd_detect)
 
     compare = subparsers.add_parser("compare", help="are two photos the same person?")
     compare.add_argument("image_a", type=Path)
     compare.add_argument("image_b", type=Path)
     compare.add_argument("--json", action="store_true", help="one JSON object")
-    add_config_arguments(compare)
+    add_common(compare, recognition=True)
     compare.set_defaults(handler=cmd_compare)
 
     embed = subparsers.add_parser("embed", help="embeddings of every face, one JSON line per image")
     embed.add_argument("images", type=Path, nargs="+")
     embed.add_argument("--json", action="store_true", help="JSON lines (the useful form)")
-    add_config_arguments(embed)
+    add_common(embed, recognition=True)
     embed.set_defaults(handler=cmd_embed)

@@ -1,22 +1,21 @@
-"""``edge doctor``: check this machine for running edge, and say how to fix what fails.
+"""The machine checks behind ``edge doctor``: can this machine run edge, and how to fix it.
 
 Checks: CPU features, cores, memory, camera access, model hashes, backend speed, broker
-reachability, clock sync, disk space for the outbox, the watchlist key. Each gives ``ok``,
-``warn`` or ``fail`` with a detail and, unless ok, a fix. Exit status 1 if any check failed.
+reachability, clock sync, disk space for the outbox (the watchlist key check is added by
+:mod:`edge.cli.doctor`, since it needs the watchlist). Each gives ``ok``, ``warn`` or ``fail``
+with a detail and, unless ok, a fix.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -253,14 +252,14 @@ def check_backend(config: Config) -> Check:
 
 
 def check_broker(config: Config) -> Check:
-    from edge.alerts.mqtt import connect_and_wait, tool_client
+    from edge.mqtt.oneshot import close, connect_and_wait, tool_client
 
     mqtt = config.mqtt
     where = f"{mqtt.host}:{mqtt.effective_port}" + (" (TLS)" if mqtt.tls else "")
     started = time.monotonic()
     try:
-        client = tool_client(config, "doctor")
-        connect_and_wait(client, config)
+        client = tool_client(mqtt, "doctor")
+        connect_and_wait(client, mqtt)
     except EdgeError as exc:
         return Check(
             "broker",
@@ -269,8 +268,7 @@ def check_broker(config: Config) -> Check:
             "check mqtt.host/port, that the broker runs and the firewall lets the port through, "
             "mqtt.username and the mqtt_password credential, mqtt.tls.ca_file",
         )
-    client.disconnect()
-    client.loop_stop()
+    close(client)
     return Check(
         "broker", OK, f"{where} accepted us in {(time.monotonic() - started) * 1000:.0f} ms"
     )
@@ -357,24 +355,6 @@ def check_disk(config: Config, state_dir: Path) -> Check:
     return Check("disk", OK, text)
 
 
-def check_watchlist_key(config: Config) -> Check:
-    from edge.watchlist import keys as keyring
-
-    path = config.watchlist.public_key
-    if path is None:
-        return Check(
-            "watchlist-key",
-            WARN,
-            "watchlist.public_key is not set: no list can be installed",
-            "copy the hub's watchlist-signing.pub to the device and set watchlist.public_key",
-        )
-    try:
-        key = keyring.load_public_key(path)
-    except EdgeError as exc:
-        return Check("watchlist-key", FAIL, str(exc), "install the hub's public key (PEM)")
-    return Check("watchlist-key", OK, f"{path} (key id {keyring.key_id(key)})")
-
-
 CHECKS: dict[str, Callable[[Config, Path], Check]] = {
     "cpu": lambda c, s: check_cpu(c),
     "cores": lambda c, s: check_cores(c),
@@ -385,13 +365,17 @@ CHECKS: dict[str, Callable[[Config, Path], Check]] = {
     "broker": lambda c, s: check_broker(c),
     "clock": lambda c, s: check_clock(c),
     "disk": check_disk,
-    "watchlist-key": lambda c, s: check_watchlist_key(c),
 }
 
 
-def run_checks(config: Config, state_dir: Path, skip: set[str] | None = None) -> list[Check]:
+def run_checks(
+    config: Config,
+    state_dir: Path,
+    checks: Mapping[str, Callable[[Config, Path], Check]] = CHECKS,
+    skip: set[str] | None = None,
+) -> list[Check]:
     results = []
-    for name, check in CHECKS.items():
+    for name, check in checks.items():
         if skip and name in skip:
             results.append(Check(name, SKIP, "skipped (--skip)"))
             continue
@@ -414,39 +398,3 @@ def format_table(results: list[Check]) -> str:
     warned = sum(r.result == WARN for r in results)
     lines.append(f"{failed} failed, {warned} warnings, {len(results)} checks")
     return "\n".join(lines)
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from edge.alerts.cli import config_from_args
-    from edge.alerts.config import resolve_state_dir
-
-    config = config_from_args(args)
-    state_dir = resolve_state_dir(config.state_dir, args.state_dir)
-    unknown = set(args.skip or ()) - set(CHECKS)
-    if unknown:
-        raise EdgeError(f"--skip {', '.join(sorted(unknown))}: checks are {', '.join(CHECKS)}")
-    results = run_checks(config, state_dir, set(args.skip or ()))
-    if args.json:
-        print(json.dumps([asdict(r) for r in results], sort_keys=True))
-    else:
-        print(format_table(results))
-    return 1 if any(r.result == FAIL for r in results) else 0
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    doctor = subparsers.add_parser(
-        "doctor",
-        help="check this machine (CPU, memory, camera, models, speed, broker, clock, disk)",
-        description="Prints one row per check with a fix for each failure; exit 1 if any "
-        "check failed.",
-    )
-    doctor.add_argument("--config", type=Path, help="YAML config file (default: built-in)")
-    doctor.add_argument(
-        "--broker", metavar="HOST:PORT", help="broker address (default: mqtt.host/port)"
-    )
-    doctor.add_argument("--state-dir", type=Path, help="state directory to check")
-    doctor.add_argument(
-        "--skip", action="append", metavar="CHECK", help=f"skip a check ({', '.join(CHECKS)})"
-    )
-    doctor.add_argument("--json", action="store_true")
-    doctor.set_defaults(handler=cmd_doctor)

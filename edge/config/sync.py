@@ -1,6 +1,6 @@
 """Config section ``sync``: which watchlists a device follows over MQTT, and how it fetches them.
 
-A field of the root :class:`edge.config.Config`. The hub side (``edge hub publish``) reads
+The hub side (``edge hub publish``) reads
 ``chunk_bytes`` from here too. Topics and the protocol are in docs/fleet.md.
 """
 
@@ -10,9 +10,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from edge.config_section import Section
-
-LIST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+from edge.config.base import TOPIC_ID_PATTERN, Section
 
 
 class SyncConfig(Section):
@@ -76,7 +74,7 @@ class SyncConfig(Section):
     @classmethod
     def _list_ids(cls, value: list[str]) -> list[str]:
         for list_id in value:
-            if not re.match(LIST_ID_PATTERN, list_id):
+            if not re.match(TOPIC_ID_PATTERN, list_id):
                 raise ValueError(
                     f"list id {list_id!r}: 1-64 letters, digits, '.', '_' or '-' (one topic level)"
                 )

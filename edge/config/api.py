@@ -1,14 +1,14 @@
 """Config section ``api``: the device's local HTTP API (health, status, metrics, watchlist).
 
 The bearer token is never in the file: it is the systemd credential ``api_token`` or the
-environment variable ``EDGE_API_TOKEN`` (:func:`edge.config.read_secret`).
+environment variable ``EDGE_API_TOKEN`` (:func:`edge.config.secrets.read_secret`).
 """
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from edge.config_section import Section
+from edge.config.base import Section
 
 
 class ApiConfig(Section):

@@ -9,22 +9,30 @@ import re
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
 
-from edge.alerts.config import DEVICE_ID_PATTERN
-from edge.alerts.mqtt import Topics, connect_and_wait, subscriber_client, tool_client
 from edge.alerts.outbox import Outbox
-from edge.alerts.schema import Review, decode_alert, decode_review, encode_review, utc_rfc3339
-from edge.alerts.service import AlertService, outbox_path
-from edge.cli_types import positive_int
-from edge.config import Config, load_config
-from edge.errors import BrokerError, ConfigError, EdgeError
+from edge.alerts.schema import Review, decode_alert, decode_review, encode_review
+from edge.alerts.service import AlertService
+from edge.cli.args import add_common, config_from_args, positive_int
+from edge.clock import utc_rfc3339
+from edge.config import Config
+from edge.config.base import TOPIC_ID_PATTERN
+from edge.errors import ConfigError, EdgeError
+from edge.mqtt.oneshot import (
+    close,
+    connect_and_wait,
+    subscriber_client,
+    tool_client,
+    wait_published,
+)
+from edge.mqtt.topics import DeviceTopics
 
 log = logging.getLogger(__name__)
+
+_STATE_DIR = "directory of the outbox and audit log"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "exactly as real alerts are sent. Exit 0 once the broker has acknowledged all of them; "
         "1 if some are still waiting when --timeout runs out (they stay in the outbox).",
     )
-    _common(test)
+    add_common(test, broker=True, state_dir=_STATE_DIR)
     test.add_argument("--count", type=positive_int, default=1, help="alerts to send (1)")
     test.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for acks (30)")
     test.add_argument(
@@ -52,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="subscribe and print alerts (for dispatch and debugging)",
         description="Print alerts as they arrive: one summary line each, or the JSON with --json.",
     )
-    _common(tail)
+    add_common(tail, broker=True, state_dir=_STATE_DIR)
     tail.add_argument(
         "--device", help="device id to watch, or '+' for all (default: this device's id)"
     )
@@ -66,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="publish a dispatch decision (confirm/reject) for an alert",
         description="What a dispatch desk sends: a review-v1 message on the device's review topic.",
     )
-    _common(review)
+    add_common(review, broker=True, state_dir=_STATE_DIR)
     review.add_argument("alert_id")
     review.add_argument("decision", choices=["confirm", "reject"])
     review.add_argument("--device", help="device id (default: this device's id)")
@@ -79,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="measure durable enqueue, drain and sustained alerts/s against a broker",
         description="Runs in a temporary state directory (the device's outbox is not touched).",
     )
-    _common(bench, state_dir=False)
+    add_common(bench, broker=True)
     bench.add_argument("--count", type=positive_int, default=1000, help="alerts per phase")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
     bench.add_argument(
@@ -92,53 +100,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         dest="outbox_command", metavar="SUBCOMMAND", required=True
     )
     status = outbox_commands.add_parser("status", help="alerts waiting for acknowledgement")
-    _common(status, broker=False)
+    add_common(status, state_dir=_STATE_DIR)
     status.add_argument("--json", action="store_true", help="print as JSON")
     status.set_defaults(handler=_status_command)
     flush = outbox_commands.add_parser(
         "flush", help="send everything waiting now and exit when the outbox is empty"
     )
-    _common(flush)
+    add_common(flush, broker=True, state_dir=_STATE_DIR)
     flush.add_argument("--timeout", type=float, default=60.0, help="give up after (60) seconds")
     flush.set_defaults(handler=_flush_command)
-
-
-def _common(
-    parser: argparse.ArgumentParser, *, broker: bool = True, state_dir: bool = True
-) -> None:
-    parser.add_argument("--config", type=Path, help="YAML config file (default: built-in)")
-    if state_dir:
-        parser.add_argument(
-            "--state-dir",
-            type=Path,
-            help="directory of the outbox and audit log "
-            "(default: $EDGE_STATE_DIR, else state_dir from the config)",
-        )
-    if broker:
-        parser.add_argument(
-            "--broker", metavar="HOST:PORT", help="broker address (default: mqtt.host/port)"
-        )
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    config = load_config(getattr(args, "config", None))
-    broker = getattr(args, "broker", None)
-    if broker:
-        host, sep, port_text = broker.rpartition(":")
-        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ConfigError(f"--broker {broker!r}: expected HOST:PORT, e.g. 127.0.0.1:1883")
-        host = host.strip("[]")
-        config = config.model_copy(
-            update={"mqtt": config.mqtt.model_copy(update={"host": host, "port": int(port_text)})}
-        )
-    return config
 
 
 def _device_arg(args: argparse.Namespace, config: Config) -> str:
     device: str | None = getattr(args, "device", None)
     if device is None:
         return config.device.id
-    if device != "+" and not re.fullmatch(DEVICE_ID_PATTERN, device):
+    if device != "+" and not re.fullmatch(TOPIC_ID_PATTERN, device):
         raise ConfigError(f"--device {device!r} is not a valid device id")
     return device
 
@@ -154,7 +131,7 @@ def _test_command(args: argparse.Namespace) -> int:
         if not args.no_wait:
             service.start()
         for n in range(args.count):
-            alert_id = service.hit(
+            alert = service.hit(
                 watchlist_id="test",
                 watchlist_version="0",
                 entry_id="test",
@@ -166,6 +143,7 @@ def _test_command(args: argparse.Namespace) -> int:
                 model_id="test",
                 test=True,
             )
+            alert_id = str(alert["alert_id"])
             ids.append(alert_id)
             if args.print_ids:
                 print(alert_id, flush=True)
@@ -218,7 +196,7 @@ def _flush_command(args: argparse.Namespace) -> int:
 
 def _status_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    path = outbox_path(config, args.state_dir)
+    path = config.paths(args.state_dir).outbox
     if not path.exists():
         result: dict[str, Any] = {"path": str(path), "exists": False, "depth": 0, "bytes": 0}
         oldest: list[dict[str, Any]] = []
@@ -259,7 +237,7 @@ def _status_command(args: argparse.Namespace) -> int:
 
 def _tail_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    topic = Topics(config.mqtt.topic_prefix, _device_arg(args, config)).alert
+    topic = DeviceTopics(config.mqtt.topic_prefix, _device_arg(args, config)).alert
     received = 0
     done = threading.Event()
     lock = threading.Lock()
@@ -279,13 +257,12 @@ def _tail_command(args: argparse.Namespace) -> int:
             if args.count is not None and received >= args.count:
                 done.set()
 
-    client = subscriber_client(config, topic, on_message)
+    client = subscriber_client(config.mqtt, topic, on_message)
     try:
         print(f"edge: listening on {topic}", file=sys.stderr, flush=True)
         done.wait(args.timeout)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close(client)
     if args.count is not None and received < args.count:
         print(f"edge: {received}/{args.count} alerts before the timeout", file=sys.stderr)
         return 1
@@ -326,17 +303,17 @@ def _review_command(args: argparse.Namespace) -> int:
     )
     payload = encode_review(review)
     decode_review(payload)  # the same check the device makes: fail here, not silently there
-    topic = Topics(config.mqtt.topic_prefix, _device_arg(args, config)).review
-    client = tool_client(config, "review")
-    connect_and_wait(client, config)
+    topic = DeviceTopics(config.mqtt.topic_prefix, _device_arg(args, config)).review
+    client = tool_client(config.mqtt, "review")
+    connect_and_wait(client, config.mqtt)
     try:
-        info = client.publish(topic, payload, qos=1)
-        info.wait_for_publish(timeout=config.mqtt.connect_timeout_s)
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not info.is_published():
-            raise BrokerError(f"review for {args.alert_id} was not acknowledged by the broker")
+        wait_published(
+            [client.publish(topic, payload, qos=1)],
+            config.mqtt.connect_timeout_s,
+            f"the review of alert {args.alert_id}",
+        )
     finally:
-        client.disconnect()
-        client.loop_stop()
+        close(client)
     print(f"published {args.decision} for alert {args.alert_id} on {topic}")
     return 0
 
@@ -345,7 +322,7 @@ def _review_command(args: argparse.Namespace) -> int:
 
 
 def _bench_command(args: argparse.Namespace) -> int:
-    from edge.alerts.bench import format_report, run_alert_bench
+    from edge.bench.alerts import format_report, run_alert_bench
 
     config = config_from_args(args)
     report = run_alert_bench(config, count=args.count, audit_fsync=not args.no_fsync)

@@ -17,11 +17,13 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from edge.alerts.config import AuditConfig, DeviceConfig, OutboxConfig
-from edge.alerts.mqtt import Topics, subscriber_client
 from edge.alerts.service import AlertService
 from edge.config import Config
+from edge.config.alerts import AuditConfig, OutboxConfig
+from edge.config.device import DeviceConfig
 from edge.errors import BrokerError
+from edge.mqtt.oneshot import subscriber_client
+from edge.mqtt.topics import DeviceTopics
 
 
 class _Counter:
@@ -51,7 +53,7 @@ class _Counter:
 
 
 def _hit(service: AlertService, n: int) -> str:
-    return service.hit(
+    alert = service.hit(
         watchlist_id="bench",
         watchlist_version="0",
         entry_id=f"e{n % 100}",
@@ -63,6 +65,7 @@ def _hit(service: AlertService, n: int) -> str:
         model_id="bench",
         test=True,
     )
+    return str(alert["alert_id"])
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -84,7 +87,9 @@ def run_alert_bench(
         )
         counter = _Counter()
         subscriber = subscriber_client(
-            bench_config, Topics(config.mqtt.topic_prefix, device_id).alert, counter.on_message
+            bench_config.mqtt,
+            DeviceTopics(config.mqtt.topic_prefix, device_id).alert,
+            counter.on_message,
         )
         try:
             service = AlertService(bench_config, state_dir=state_dir, as_tool=True)

@@ -1,0 +1,94 @@
+"""What the sub-commands share: argument types, the common options, and the config they give.
+
+argparse turns the argument types' errors into usage messages; :func:`config_from_args` turns
+the common options into a validated :class:`Config` (a bad override is a one-line error).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from edge.config import Config, config_from_dict, load_config
+from edge.errors import ConfigError
+
+STATE_DIR_DEFAULT = "(default: $EDGE_STATE_DIR, else state_dir from the config)"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not value > 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError("must be above 0")
+    return value
+
+
+def add_common(
+    parser: argparse.ArgumentParser,
+    *,
+    recognition: bool = False,
+    broker: bool = False,
+    state_dir: str | None = None,
+) -> None:
+    """``--config`` always; ``--backend``/``--precision`` for commands that run the models;
+    ``--broker`` for those that talk MQTT; ``--state-dir`` naming what lives there."""
+    parser.add_argument("--config", type=Path, help="YAML config file (default: built-in)")
+    if recognition:
+        parser.add_argument(
+            "--backend", choices=["onnx", "litert"], help="override runtime.backend"
+        )
+        parser.add_argument(
+            "--precision", choices=["fp32", "int8"], help="override embedder.precision"
+        )
+    if broker:
+        parser.add_argument(
+            "--broker", metavar="HOST:PORT", help="broker address (default: mqtt.host/port)"
+        )
+    if state_dir is not None:
+        parser.add_argument("--state-dir", type=Path, help=f"{state_dir} {STATE_DIR_DEFAULT}")
+
+
+def parse_broker(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (an IPv6 host in brackets) -> (host, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"--broker {text!r}: expected HOST:PORT, e.g. 127.0.0.1:1883")
+    return host.strip("[]"), int(port_text)
+
+
+def config_from_args(
+    args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None
+) -> Config:
+    """The config file (or defaults) with the command-line overrides applied and re-validated.
+
+    ``overrides`` maps a section to the settings a command's own options set."""
+    config = load_config(getattr(args, "config", None))
+    changes: dict[str, dict[str, Any]] = {}
+    if getattr(args, "backend", None):
+        changes.setdefault("runtime", {})["backend"] = args.backend
+    if getattr(args, "precision", None):
+        changes.setdefault("embedder", {})["precision"] = args.precision
+    if getattr(args, "broker", None):
+        host, port = parse_broker(args.broker)
+        changes.setdefault("mqtt", {}).update(host=host, port=port)
+    for section, values in (overrides or {}).items():
+        changes.setdefault(section, {}).update(values)
+    if not changes:
+        return config
+    data = config.model_dump()
+    for section, values in changes.items():
+        data[section].update(values)
+    return config_from_dict(data)

@@ -1,0 +1,38 @@
+"""``edge audit verify``: check the hash chain of the device's audit log."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edge.audit import verify
+from edge.cli.args import add_common, config_from_args
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = subparsers.add_parser("audit", help="inspect the hash-chained audit log")
+    commands = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
+    check = commands.add_parser(
+        "verify",
+        help="check that no record was edited, removed or reordered",
+        description="Exit 0 if the chain is intact, 1 if any record was tampered with.",
+    )
+    add_common(check, state_dir="the audit log's directory")
+    check.add_argument("--path", type=Path, help="audit log file (default from config)")
+    check.set_defaults(handler=_verify_command)
+
+
+def _verify_command(args: argparse.Namespace) -> int:
+    path: Path = args.path or config_from_args(args).paths(args.state_dir).audit
+    result = verify(path)
+    if result.ok:
+        print(
+            f"audit log {path}: {result.records} records, chain intact; "
+            f"head seq {result.head.seq} hash {result.head.hash}"
+        )
+        return 0
+    print(f"audit log {path}: TAMPERED ({result.records} records read)", file=sys.stderr)
+    for problem in result.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1

@@ -1,0 +1,71 @@
+"""``edge doctor``: check this machine for running edge, and say how to fix what fails.
+
+Exit status 1 if any check failed. The checks are :mod:`edge.system.doctor`'s, plus the
+watchlist key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from edge.cli.args import add_common, config_from_args
+from edge.config import Config
+from edge.errors import EdgeError
+from edge.system import doctor
+from edge.system.doctor import FAIL, OK, WARN, Check, format_table, run_checks
+from edge.watchlist import keys as keyring
+
+
+def check_watchlist_key(config: Config) -> Check:
+    path = config.watchlist.public_key
+    if path is None:
+        return Check(
+            "watchlist-key",
+            WARN,
+            "watchlist.public_key is not set: no list can be installed",
+            "copy the hub's watchlist-signing.pub to the device and set watchlist.public_key",
+        )
+    try:
+        key = keyring.load_public_key(path)
+    except EdgeError as exc:
+        return Check("watchlist-key", FAIL, str(exc), "install the hub's public key (PEM)")
+    return Check("watchlist-key", OK, f"{path} (key id {keyring.key_id(key)})")
+
+
+CHECKS: dict[str, Callable[[Config, Path], Check]] = {
+    **doctor.CHECKS,
+    "watchlist-key": lambda c, s: check_watchlist_key(c),
+}
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    state_dir = config.paths(args.state_dir).root
+    unknown = set(args.skip or ()) - set(CHECKS)
+    if unknown:
+        raise EdgeError(f"--skip {', '.join(sorted(unknown))}: checks are {', '.join(CHECKS)}")
+    results = run_checks(config, state_dir, CHECKS, set(args.skip or ()))
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], sort_keys=True))
+    else:
+        print(format_table(results))
+    return 1 if any(r.result == FAIL for r in results) else 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    doctor = subparsers.add_parser(
+        "doctor",
+        help="check this machine (CPU, memory, camera, models, speed, broker, clock, disk)",
+        description="Prints one row per check with a fix for each failure; exit 1 if any "
+        "check failed.",
+    )
+    add_common(doctor, broker=True, state_dir="state directory to check")
+    doctor.add_argument(
+        "--skip", action="append", metavar="CHECK", help=f"skip a check ({', '.join(CHECKS)})"
+    )
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(handler=cmd_doctor)

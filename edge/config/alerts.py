@@ -1,0 +1,59 @@
+"""Config sections ``outbox``, ``audit`` and ``alerts``: where alerts wait, the audit log, and
+what an alert carries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from edge.config.base import Section
+
+
+class OutboxConfig(Section):
+    path: Path | None = Field(
+        None, description="SQLite file of unacknowledged alerts; default <state_dir>/outbox.db."
+    )
+    max_alerts: int = Field(
+        100_000, ge=1, description="At most this many unacknowledged alerts are kept."
+    )
+    max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=64 * 1024,
+        description="At most this many payload bytes are kept (crops make alerts large).",
+    )
+    when_full: Literal["drop_oldest", "reject_new"] = Field(
+        "drop_oldest",
+        description="When a bound is reached: 'drop_oldest' evicts the oldest alerts to make "
+        "room, 'reject_new' refuses the new one (enqueue raises). Either way the alert is "
+        "written to the audit log, never dropped silently.",
+    )
+    memory_fallback: int = Field(
+        1000,
+        ge=0,
+        description="If the outbox cannot be written (disk full), keep up to this many alerts in "
+        "memory, still send them, and store them once there is room. 0 makes enqueue fail.",
+    )
+
+
+class AuditConfig(Section):
+    path: Path | None = Field(
+        None, description="Hash-chained JSON-lines audit log; default <state_dir>/audit.jsonl."
+    )
+    fsync: bool = Field(
+        True, description="fsync after every append, so an acknowledged record survives a crash."
+    )
+
+
+class AlertContentConfig(Section):
+    include_crop: bool = Field(
+        True, description="Attach the probe face as a JPEG crop (base64) to each alert."
+    )
+    crop_max_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        le=192 * 1024,
+        description="Crops larger than this (JPEG bytes) are left out of the alert, which is "
+        "still sent.",
+    )

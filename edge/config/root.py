@@ -1,0 +1,139 @@
+"""The config root: every section, the YAML loader and the cross-section checks.
+
+Every section rejects unknown keys, so a typo in the YAML file is an error rather than a setting
+that silently does nothing. Secrets (MQTT password, API token) are never read from the file: they
+come from the environment or from systemd credentials (:mod:`edge.config.secrets`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from edge.config.alerts import AlertContentConfig, AuditConfig, OutboxConfig
+from edge.config.api import ApiConfig
+from edge.config.base import Section
+from edge.config.device import DeviceConfig
+from edge.config.mqtt import MqttConfig
+from edge.config.recognition import (
+    AlignConfig,
+    DetectorConfig,
+    EmbedderConfig,
+    QualityConfig,
+    RuntimeConfig,
+)
+from edge.config.run import CaptureConfig, RunConfig, TrackerConfig
+from edge.config.sync import SyncConfig
+from edge.config.watchlist import WatchlistConfig
+from edge.errors import ConfigError
+
+STATE_DIR_ENV = "EDGE_STATE_DIR"
+DEFAULT_STATE_DIR: Path = Path("/var/lib/edge")
+OUTBOX_FILE = "outbox.db"
+AUDIT_FILE = "audit.jsonl"
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    """Where this device keeps its state: one answer for every command and service."""
+
+    root: Path
+    outbox: Path
+    audit: Path
+    watchlist: Path  # the installed list (edge.watchlist.install)
+    sync: Path  # transfers in progress (edge.fleet.sync)
+
+
+def resolve_state_dir(configured: Path, override: Path | None = None) -> Path:
+    """The state directory: an explicit override (``--state-dir``), else ``$EDGE_STATE_DIR``,
+    else the config value."""
+    if override is not None:
+        return override
+    from_env = os.environ.get(STATE_DIR_ENV)
+    if from_env:
+        return Path(from_env)
+    return configured
+
+
+class Config(Section):
+    runtime: RuntimeConfig = RuntimeConfig()
+    detector: DetectorConfig = DetectorConfig()
+    align: AlignConfig = AlignConfig()
+    quality: QualityConfig = QualityConfig()
+    embedder: EmbedderConfig = EmbedderConfig()
+    state_dir: Path = Field(
+        DEFAULT_STATE_DIR,
+        description="Writable directory for the outbox and audit log; overridden by --state-dir "
+        "or $EDGE_STATE_DIR.",
+    )
+    device: DeviceConfig = DeviceConfig()
+    mqtt: MqttConfig = MqttConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    audit: AuditConfig = AuditConfig()
+    alerts: AlertContentConfig = AlertContentConfig()
+    watchlist: WatchlistConfig = WatchlistConfig()
+    capture: CaptureConfig = CaptureConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    run: RunConfig = RunConfig()
+    sync: SyncConfig = SyncConfig()
+    api: ApiConfig = ApiConfig()
+
+    @model_validator(mode="after")
+    def _int8_needs_onnx(self) -> Config:
+        if self.embedder.precision == "int8" and self.runtime.backend != "onnx":
+            raise ValueError(
+                "embedder.precision 'int8' needs runtime.backend 'onnx' (LiteRT runs fp32 only)"
+            )
+        return self
+
+    def paths(self, state_dir: Path | None = None) -> StatePaths:
+        """The state paths, with ``state_dir`` (``--state-dir``) overriding the configured one."""
+        root = resolve_state_dir(self.state_dir, state_dir)
+        return StatePaths(
+            root=root,
+            outbox=self.outbox.path or root / OUTBOX_FILE,
+            audit=self.audit.path or root / AUDIT_FILE,
+            watchlist=root / self.watchlist.subdir,
+            sync=root / self.sync.subdir,
+        )
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def config_from_dict(data: dict[str, Any], source: Path | None = None) -> Config:
+    """Validate a config mapping; ``source`` names the file it came from in the error."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        where = f" {source}" if source is not None else ""
+        raise ConfigError(f"invalid config{where}: {_one_line(exc)}") from exc
+
+
+def load_config(path: Path | None) -> Config:
+    """Read a YAML config file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: the top level must be a mapping")
+    return config_from_dict(data, path)
