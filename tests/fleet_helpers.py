@@ -18,12 +18,12 @@ from typing import Any
 import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from watchlist_helpers import Person, build_full, build_next
+from paths import REPO
+from watchlist_helpers import Person, build_full, build_next, make_keys, people
 
 from edge.models import embedding_pin
 from edge.watchlist.bundle import VerifiedBundle
 
-REPO = Path(__file__).resolve().parent.parent
 MODEL = embedding_pin()  # the real pin: device processes check it
 LIST_ID = "gate"
 
@@ -219,3 +219,22 @@ class Watcher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def two_versions(tmp_path: Path) -> dict[str, Any]:
+    """A v1 full bundle, and v2 as a full bundle and as a delta against v1, with their keys."""
+    private_key, public_key, _, pub_path = make_keys(tmp_path)
+    team = people(11, 12)
+    v1 = tmp_path / "v1"
+    full_bundle(v1, team, private_key, version=1)
+    v2_full, v2_delta = next_bundles(
+        v1, [*team, *people(12, 2, prefix="new")], private_key, public_key, 2, tmp_path
+    )
+    return {
+        "private": private_key,
+        "public": public_key,
+        "pub_path": pub_path,
+        "v1": v1,
+        "v2": v2_full,
+        "v2_delta": v2_delta,
+    }

@@ -6,11 +6,11 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from paths import SHARED_DATA
 
 from edge.config import Config, config_from_dict
 from edge.pipeline.analyzer import FaceAnalyzer
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data
 LFW_DIR = SHARED_DATA / "lfw"
 
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from edge.models import ModelPin
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import ListContent, VerifiedBundle, load_full, read_bundle
+from edge.watchlist.bundle import VerifiedBundle, load_full, read_bundle
+from edge.watchlist.entries import ListContent
 from edge.watchlist.index import Dtype, quantize
 from edge.watchlist.install import WatchlistStore
 from edge.watchlist.policy import ThresholdPolicy

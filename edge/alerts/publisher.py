@@ -99,6 +99,7 @@ class AlertPublisher:
                 mqtt.persistent_session if persistent_session is None else persistent_session
             ),
             password=password,
+            on_connected=self._on_connect,
             on_lost=self._forget_connection,
         )
         self.broker = self._connection.broker
@@ -110,7 +111,6 @@ class AlertPublisher:
                 qos=1,
                 retain=True,
             )
-        self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
@@ -333,15 +333,8 @@ class AlertPublisher:
     # --- paho callbacks (run on the loop thread, inside Client.loop) ---------------------------
 
     def _on_connect(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        flags: paho.ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
+        self, client: paho.Client, session_present: bool, properties: Properties | None
     ) -> None:
-        if not self._connection.accept(reason):
-            return
         # The outbox is the queue: paho must not resend its own copies on this connection.
         dropped = client.drop_out_messages()
         if dropped:
@@ -364,7 +357,7 @@ class AlertPublisher:
             self.broker,
             self.client_id,
             self.mqtt.protocol,
-            flags.session_present,
+            session_present,
             depth,
         )
         if self._publish_status:
@@ -372,7 +365,6 @@ class AlertPublisher:
         if self._subscribe_reviews:
             client.subscribe(self.topics.review, qos=1)
         self._last_heartbeat = 0.0
-        self._connection.connected.set()
 
     def _on_disconnect(
         self,

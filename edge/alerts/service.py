@@ -124,6 +124,25 @@ class AlertService:
         self.outbox.enqueue(alert)
         return alert
 
+    def test_hit(
+        self, label: str, track_id: int, *, source: str = "test", entry_id: str = "test"
+    ) -> str:
+        """Commit an alert marked ``test: true`` (``edge alerts test``, benchmarks); it travels
+        exactly as a real one. ``source`` names the watchlist and model. Returns its id."""
+        alert = self.hit(
+            watchlist_id=source,
+            watchlist_version="0",
+            entry_id=entry_id,
+            entry_label=label,
+            score=1.0,
+            threshold=1.0,
+            quality=1.0,
+            track_id=track_id,
+            model_id=source,
+            test=True,
+        )
+        return str(alert["alert_id"])
+
     def status(
         self,
         *,

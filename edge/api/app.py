@@ -127,6 +127,20 @@ def _metric_name(text: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in text).strip("_").lower()
 
 
+def _by_label(
+    family: type[GaugeMetricFamily] | type[CounterMetricFamily],
+    name: str,
+    documentation: str,
+    label: str,
+    values: Mapping[str, float],
+) -> Metric:
+    """One family with a sample per key of ``values`` (sorted), labelled ``label``."""
+    metric = family(name, documentation, labels=[label])
+    for key, value in sorted(values.items()):
+        metric.add_metric([key], float(value))
+    return metric
+
+
 class SnapshotCollector(Collector):
     """Turns one :class:`MetricsSnapshot` per scrape into Prometheus metric families."""
 
@@ -148,12 +162,13 @@ class SnapshotCollector(Collector):
                 "edge_frames_processed", "Frames through inference.", value=m.frames_processed
             )
         if m.frames_dropped:
-            dropped = CounterMetricFamily(
-                "edge_frames_dropped", "Frames not processed, by reason.", labels=["reason"]
+            yield _by_label(
+                CounterMetricFamily,
+                "edge_frames_dropped",
+                "Frames not processed, by reason.",
+                "reason",
+                m.frames_dropped,
             )
-            for reason, count in sorted(m.frames_dropped.items()):
-                dropped.add_metric([reason], count)
-            yield dropped
         if m.latency:
             mean = GaugeMetricFamily(
                 "edge_stage_latency_mean_seconds", "Mean latency per stage.", labels=["stage"]
@@ -200,23 +215,25 @@ class SnapshotCollector(Collector):
             if value is not None and math.isfinite(float(value)):
                 yield GaugeMetricFamily(name, doc, value=float(value))
         if m.queues:
-            queues = GaugeMetricFamily("edge_queue_depth", "Items waiting.", labels=["queue"])
-            for queue, depth in sorted(m.queues.items()):
-                queues.add_metric([queue], depth)
-            yield queues
+            yield _by_label(
+                GaugeMetricFamily, "edge_queue_depth", "Items waiting.", "queue", m.queues
+            )
         if m.mqtt_connected:
-            mqtt = GaugeMetricFamily(
-                "edge_mqtt_connected", "1 while the client is connected.", labels=["client"]
+            yield _by_label(
+                GaugeMetricFamily,
+                "edge_mqtt_connected",
+                "1 while the client is connected.",
+                "client",
+                {client: float(up) for client, up in m.mqtt_connected.items()},
             )
-            for client, up in sorted(m.mqtt_connected.items()):
-                mqtt.add_metric([client], float(up))
-            yield mqtt
         if m.watchlist_id is not None and m.watchlist_version is not None:
-            version = GaugeMetricFamily(
-                "edge_watchlist_version", "Version of the installed list.", labels=["list_id"]
+            yield _by_label(
+                GaugeMetricFamily,
+                "edge_watchlist_version",
+                "Version of the installed list.",
+                "list_id",
+                {m.watchlist_id: m.watchlist_version},
             )
-            version.add_metric([m.watchlist_id], m.watchlist_version)
-            yield version
         for name, count in sorted(m.sync_counters.items()):
             yield CounterMetricFamily(
                 f"edge_sync_{_metric_name(name)}", f"Watchlist sync: {name}.", value=count

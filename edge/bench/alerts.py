@@ -53,19 +53,7 @@ class _Counter:
 
 
 def _hit(service: AlertService, n: int) -> str:
-    alert = service.hit(
-        watchlist_id="bench",
-        watchlist_version="0",
-        entry_id=f"e{n % 100}",
-        entry_label="bench",
-        score=0.9,
-        threshold=0.6,
-        quality=0.8,
-        track_id=n,
-        model_id="bench",
-        test=True,
-    )
-    return str(alert["alert_id"])
+    return service.test_hit("bench", n, source="bench", entry_id=f"e{n % 100}")
 
 
 def _rate(count: int, seconds: float) -> float:

@@ -121,7 +121,7 @@ def _entries_bytes_per_entry(size: int) -> float:
     from datetime import UTC, datetime
 
     from edge.clock import format_time
-    from edge.watchlist.bundle import Entry, Template, entries_bytes
+    from edge.watchlist.entries import Entry, Template, entries_bytes
 
     added = format_time(datetime(2025, 1, 1, tzinfo=UTC))
     first = max(size - ENTRY_SAMPLE, 0)

@@ -14,13 +14,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from edge import __version__
+from edge.cli.args import Subparsers
 from edge.errors import EdgeError
 
 Handler = Callable[[argparse.Namespace], int]
 EXIT_ERROR = 2
 
 
-def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
+def _registrars() -> list[Callable[[Subparsers], None]]:
     from edge.cli import (
         alerts,
         audit,

@@ -16,7 +16,7 @@ import paho.mqtt.client as paho
 from edge.alerts.outbox import Outbox
 from edge.alerts.schema import Review, decode_alert, decode_review, encode_review
 from edge.alerts.service import AlertService
-from edge.cli.args import add_common, config_from_args, positive_int
+from edge.cli.args import Subparsers, add_common, command_group, config_from_args, positive_int
 from edge.clock import utc_rfc3339
 from edge.config import Config
 from edge.config.base import TOPIC_ID_PATTERN
@@ -35,9 +35,8 @@ log = logging.getLogger(__name__)
 _STATE_DIR = "directory of the outbox and audit log"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    alerts = subparsers.add_parser("alerts", help="send, watch and measure MQTT alerts")
-    commands = alerts.add_subparsers(dest="alerts_command", metavar="SUBCOMMAND", required=True)
+def register(subparsers: Subparsers) -> None:
+    commands = command_group(subparsers, "alerts", "send, watch and measure MQTT alerts")
 
     test = commands.add_parser(
         "test",
@@ -95,9 +94,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     bench.set_defaults(handler=_bench_command)
 
-    outbox = subparsers.add_parser("outbox", help="inspect or flush the durable alert outbox")
-    outbox_commands = outbox.add_subparsers(
-        dest="outbox_command", metavar="SUBCOMMAND", required=True
+    outbox_commands = command_group(
+        subparsers, "outbox", "inspect or flush the durable alert outbox"
     )
     status = outbox_commands.add_parser("status", help="alerts waiting for acknowledgement")
     add_common(status, state_dir=_STATE_DIR)
@@ -131,19 +129,7 @@ def _test_command(args: argparse.Namespace) -> int:
         if not args.no_wait:
             service.start()
         for n in range(args.count):
-            alert = service.hit(
-                watchlist_id="test",
-                watchlist_version="0",
-                entry_id="test",
-                entry_label=f"edge alerts test {n + 1}/{args.count}",
-                score=1.0,
-                threshold=1.0,
-                quality=1.0,
-                track_id=n,
-                model_id="test",
-                test=True,
-            )
-            alert_id = str(alert["alert_id"])
+            alert_id = service.test_hit(f"edge alerts test {n + 1}/{args.count}", n)
             ids.append(alert_id)
             if args.print_ids:
                 print(alert_id, flush=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from edge.config import Config, config_from_dict, load_config
 from edge.errors import ConfigError
@@ -34,6 +34,18 @@ def positive_float(text: str) -> float:
     if not value > 0:  # also refuses NaN
         raise argparse.ArgumentTypeError("must be above 0")
     return value
+
+
+# Not subscriptable at run time: a string alias.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def command_group(
+    subparsers: Subparsers, name: str, help_text: str, metavar: str = "SUBCOMMAND"
+) -> Subparsers:
+    """``edge NAME ...``: a command whose sub-commands are required."""
+    group = subparsers.add_parser(name, help=help_text)
+    return group.add_subparsers(dest=f"{name}_command", metavar=metavar, required=True)
 
 
 def add_common(

@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 from edge.audit import verify
-from edge.cli.args import add_common, config_from_args
+from edge.cli.args import Subparsers, add_common, command_group, config_from_args
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    audit = subparsers.add_parser("audit", help="inspect the hash-chained audit log")
-    commands = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
+def register(subparsers: Subparsers) -> None:
+    commands = command_group(subparsers, "audit", "inspect the hash-chained audit log")
     check = commands.add_parser(
         "verify",
         help="check that no record was edited, removed or reordered",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.bench import identify, index
-from edge.cli.args import add_common, config_from_args
+from edge.cli.args import Subparsers, add_common, command_group, config_from_args
 from edge.cli.progress import progress_bar
 from edge.errors import EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
@@ -77,9 +77,8 @@ def cmd_speed(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bench = subparsers.add_parser("bench", help="accuracy and speed benchmarks")
-    bench_sub = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+def register(subparsers: Subparsers) -> None:
+    bench_sub = command_group(subparsers, "bench", "accuracy and speed benchmarks", "BENCHMARK")
 
     lfw = bench_sub.add_parser("lfw", help="LFW verification accuracy (k-fold cross-validated)")
     lfw.add_argument("--data", type=Path, required=True, help="folder with images/ and pairs.txt")

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from edge.cli.args import Subparsers, command_group
 from edge.config import Config, load_config
 
 
@@ -61,9 +62,10 @@ def cmd_defaults(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    config = subparsers.add_parser("config", help="check a config file, or print the defaults")
-    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+def register(subparsers: Subparsers) -> None:
+    config_sub = command_group(
+        subparsers, "config", "check a config file, or print the defaults", "ACTION"
+    )
     check = config_sub.add_parser("check", help="validate a YAML config file")
     check.add_argument("file", type=Path)
     check.set_defaults(handler=cmd_check)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from edge.cli.args import add_common, config_from_args
+from edge.cli.args import Subparsers, add_common, config_from_args
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.system import doctor
@@ -56,7 +56,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if any(r.result == FAIL for r in results) else 0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     doctor = subparsers.add_parser(
         "doctor",
         help="check this machine (CPU, memory, camera, models, speed, broker, clock, disk)",

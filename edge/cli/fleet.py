@@ -11,7 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.cli.args import add_common, config_from_args, positive_float, positive_int
+from edge.cli.args import (
+    Subparsers,
+    add_common,
+    command_group,
+    config_from_args,
+    positive_float,
+    positive_int,
+)
 
 # --- hub ---------------------------------------------------------------------------------------
 
@@ -172,9 +179,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
 # --- registration --------------------------------------------------------------------------------
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    hub = subparsers.add_parser("hub", help="publish watchlists to the fleet, list devices")
-    sub = hub.add_subparsers(dest="hub_command", metavar="SUBCOMMAND", required=True)
+def register(subparsers: Subparsers) -> None:
+    sub = command_group(subparsers, "hub", "publish watchlists to the fleet, list devices")
 
     pub = sub.add_parser(
         "publish",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edge.cli.args import Subparsers, command_group
 from edge.watchlist import keys as keyring
 
 
@@ -16,9 +17,8 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = subparsers.add_parser("keys", help="signing keys for watchlist bundles")
-    keys_sub = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", required=True)
+def register(subparsers: Subparsers) -> None:
+    keys_sub = command_group(subparsers, "keys", "signing keys for watchlist bundles")
     gen = keys_sub.add_parser("generate", help="make an Ed25519 key pair for the hub")
     gen.add_argument("--out", type=Path, required=True, help="folder for the two PEM files")
     gen.set_defaults(handler=cmd_keys_generate)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.cli.args import add_common, config_from_args
+from edge.cli.args import Subparsers, add_common, config_from_args
 from edge.cli.progress import progress_bar
 from edge.errors import EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
@@ -115,7 +115,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return status
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     detect = subparsers.add_parser("detect", help="find faces in an image")
     detect.add_argument("image", type=Path)
     detect.add_argument("--json", action="store_true", help="one JSON object")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.cli.args import add_common, config_from_args, positive_float, positive_int
+from edge.cli.args import Subparsers, add_common, config_from_args, positive_float, positive_int
 from edge.config import Config, config_from_dict
 from edge.demo import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
 from edge.errors import WatchlistError
@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Runner(config, analyzer, watchlist, options).run().exit_code
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     run = subparsers.add_parser(
         "run",
         help="watch a camera, stream or video and alert on watchlisted people",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.audit import AuditLog
-from edge.cli.args import add_common, config_from_args
+from edge.cli.args import Subparsers, add_common, command_group, config_from_args
 from edge.cli.progress import progress_bar
 from edge.clock import parse_time, utc_now
 from edge.config import Config
@@ -24,15 +24,14 @@ from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import (
     DELTA_ENTRIES,
     DELTA_INDEX,
-    ListContent,
     Manifest,
     VerifiedBundle,
     load_full,
     load_templates,
-    parse_entries,
     read_bundle,
     read_unverified,
 )
+from edge.watchlist.entries import ListContent, parse_entries
 from edge.watchlist.install import WatchlistStore, open_store
 from edge.watchlist.matcher import Watchlist, calibration_of
 from edge.watchlist.policy import ThresholdPolicy, predicted_fpir
@@ -421,9 +420,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
 # --- registration -------------------------------------------------------------------------------
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    wl = subparsers.add_parser("watchlist", help="build, check and install watchlist bundles")
-    sub = wl.add_subparsers(dest="watchlist_command", metavar="SUBCOMMAND", required=True)
+def register(subparsers: Subparsers) -> None:
+    sub = command_group(subparsers, "watchlist", "build, check and install watchlist bundles")
 
     build = sub.add_parser(
         "build",

@@ -33,7 +33,6 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from edge import __version__
 from edge.clock import format_time, parse_time, utc_now
@@ -132,11 +131,11 @@ class WatchlistSync:
             persistent_session=False,
             password=password,
             name="watchlist sync",
+            on_connected=self._on_connect,
             on_lost=self._forget_connection,
         )
         self.broker = self._connection.broker
         self._client = self._connection.client
-        self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._states = {lid: ListState() for lid in self.lists}
         self._pending: dict[str, bytes] = {}
@@ -215,15 +214,8 @@ class WatchlistSync:
             self._fetch.forget_requests()  # subscriptions died with the (clean) session
 
     def _on_connect(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        flags: paho.ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
+        self, client: paho.Client, session_present: bool, properties: Properties | None
     ) -> None:
-        if not self._connection.accept(reason):
-            return
         self.counters.connections += 1
         if self._fetch is not None:
             self._fetch.forget_requests()
@@ -233,7 +225,6 @@ class WatchlistSync:
         self._last_manifest_at = time.monotonic()
         self._report_dirty = True
         self._last_report_body = None  # republish: the broker may have lost it
-        self._connection.connected.set()
         log.info(
             "watchlist sync connected to %s as %s; following %s",
             self.broker,

@@ -19,6 +19,7 @@ import random
 import ssl
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -139,9 +140,11 @@ def describe_refusal(reason: ReasonCode) -> str:
 class Connection:
     """A paho client, its connect attempts and the reconnect backoff, driven by one thread.
 
-    ``name`` prefixes the log lines of this connection (e.g. 'watchlist sync'); ``on_lost`` is
-    called on the loop thread whenever the connection (or an attempt) ends, so the owner can
-    forget what belonged to it (in-flight message ids, subscriptions of a clean session).
+    ``name`` prefixes the log lines of this connection (e.g. 'watchlist sync'). Both callbacks
+    run on the loop thread: ``on_connected(client, session_present, properties)`` once the
+    broker accepted the connection (subscribe, publish status, ...; :attr:`connected` is set
+    when it returns), and ``on_lost()`` whenever the connection or an attempt ends, so the owner
+    can forget what belonged to it (in-flight message ids, subscriptions of a clean session).
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class Connection:
         persistent_session: bool,
         password: str | None = None,
         name: str = "",
+        on_connected: Callable[[paho.Client, bool, Properties | None], None],
         on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.mqtt = mqtt
@@ -167,7 +171,9 @@ class Connection:
         self.connections = 0
         self.last_error: str | None = None
         self._prefix = f"{name}: " if name else ""
+        self._on_connected = on_connected
         self._on_lost = on_lost
+        self.client.on_connect = self._on_connect
         self._failures = 0
         self._refused = False
 
@@ -239,14 +245,21 @@ class Connection:
             logging.ERROR if refused else logging.WARNING,
         )
 
-    def accept(self, reason: ReasonCode) -> bool:
-        """For the owner's ``on_connect``: False (and the reason kept) if the broker refused."""
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         if reason.is_failure:
             # Logged once, with the retry delay, when loop() reports the refusal.
             self.last_error = f"refused the connection: {describe_refusal(reason)}"
             self._refused = True
-            return False
+            return
         self._failures = 0
         self.connections += 1
         self.last_error = None
-        return True
+        self._on_connected(client, flags.session_present, properties)
+        self.connected.set()

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from edge.clock import format_time, parse_time
 from edge.errors import EdgeError, EnrollmentError
 from edge.types import Face, Image
-from edge.watchlist.bundle import MAX_TEXT
+from edge.watchlist.entries import MAX_TEXT
 from edge.watchlist.index import Dtype, quantize
 from edge.watchlist.writer import EntryFields, EntrySpec, TemplateSpec
 

@@ -47,7 +47,6 @@ from edge.watchlist.bundle import (
     MANIFEST,
     MAX_MANIFEST_BYTES,
     SIGNATURE,
-    ListContent,
     Manifest,
     VerifiedBundle,
     apply_delta,
@@ -56,12 +55,12 @@ from edge.watchlist.bundle import (
     fsync_path,
     load_full,
     load_templates,
-    parse_entries,
     parse_manifest,
     read_bundle,
     sha256_bytes,
     write_synced,
 )
+from edge.watchlist.entries import ListContent, parse_entries
 from edge.watchlist.index import TemplateIndex
 from edge.watchlist.matcher import Watchlist, calibration_of
 from edge.watchlist.policy import is_expired

@@ -25,7 +25,8 @@ from edge.config.watchlist import WatchlistConfig
 from edge.errors import WatchlistError
 from edge.models import ModelPin
 from edge.types import Identification, Match
-from edge.watchlist.bundle import Entry, ListContent, Manifest, load_full, read_bundle
+from edge.watchlist.bundle import Manifest, load_full, read_bundle
+from edge.watchlist.entries import Entry, ListContent
 from edge.watchlist.index import TemplateIndex, entry_of
 from edge.watchlist.policy import Calibration, calibration_for, is_expired
 

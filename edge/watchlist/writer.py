@@ -33,17 +33,14 @@ from edge.watchlist.bundle import (
     MANIFEST,
     SIGNATURE,
     DeltaInfo,
-    Entry,
     FileRef,
-    ListContent,
     Manifest,
-    Template,
     VerifiedBundle,
-    canonical_json,
     fsync_path,
     sha256_bytes,
     write_synced,
 )
+from edge.watchlist.entries import Entry, ListContent, Template, canonical_json
 from edge.watchlist.index import (
     MAX_TEMPLATES_PER_ENTRY,
     Dtype,

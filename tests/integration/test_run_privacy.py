@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from paths import REPO
 from video_helpers import DEMO_CLIP
 
 from edge import audit
@@ -23,7 +24,6 @@ from edge.cli import main
 from edge.samples import OTHER_PERSON, SAME_PERSON
 from edge.watchlist import keys as keyring
 
-ROOT = Path(__file__).resolve().parents[1]
 STATE_FILES = {"outbox.db", "outbox.db-wal", "outbox.db-shm", "audit.jsonl"}
 MAGIC = {
     b"\xff\xd8\xff": "JPEG",
@@ -61,7 +61,7 @@ def _run_isolated(tmp: Path, source: Path, bundle: Path, pubkey: Path) -> dict[s
         "HOME": str(places["home"]),
         "XDG_STATE_HOME": str(places["home"] / ".local" / "state"),
         "XDG_CACHE_HOME": str(places["home"] / ".cache"),
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(REPO),
     }
     out = places["out"]
     result = subprocess.run(

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_helpers import LIST_ID, MODEL, device_config, full_bundle, next_bundles
-from mqtt_fixtures import Mosquitto
-from watchlist_helpers import make_keys, people
+from fleet_helpers import LIST_ID, MODEL, two_versions
 
-from edge.config import load_config
 from edge.errors import SyncError
 from edge.fleet.hub import prepare
 from edge.fleet.protocol import (
@@ -27,32 +22,15 @@ from edge.fleet.protocol import (
     parse_announcement,
     unpack_bundle,
 )
-from edge.fleet.sync import WatchlistSync
 from edge.fleet.transfer import Installed, PartialTransfer, plan
 from edge.models import ModelPin
-from edge.mqtt.oneshot import connect_and_wait, tool_client
 from edge.mqtt.topics import ListTopics, parse_chunk_topic
 from edge.watchlist.bundle import read_bundle
-from edge.watchlist.install import open_store
 
 
 @pytest.fixture
 def lists(tmp_path: Path) -> dict[str, Any]:
-    private_key, public_key, _, pub_path = make_keys(tmp_path)
-    team = people(11, 12)
-    v1 = tmp_path / "v1"
-    full_bundle(v1, team, private_key, version=1)
-    v2_full, v2_delta = next_bundles(
-        v1, [*team, *people(12, 2, prefix="new")], private_key, public_key, 2, tmp_path
-    )
-    return {
-        "private": private_key,
-        "public": public_key,
-        "pub_path": pub_path,
-        "v1": v1,
-        "v2": v2_full,
-        "v2_delta": v2_delta,
-    }
+    return two_versions(tmp_path)
 
 
 def test_pack_is_deterministic_and_unpacks_to_a_verifiable_bundle(
@@ -182,81 +160,3 @@ def test_partial_transfer_keeps_verified_chunks_across_reopen(
         assert again.put(n, data[offset : offset + length])
     assert again.complete and again.finish().read_bytes() == data
     again.discard()
-
-
-def test_interrupted_transfer_resumes_after_device_and_broker_restarts(
-    lists: dict[str, Any],
-    tmp_path: Path,
-    persistent_mosquitto: Mosquitto,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.INFO, logger="edge.fleet.sync")
-    broker = persistent_mosquitto
-    config = load_config(
-        device_config(
-            tmp_path / "cam.yaml",
-            "cam-r",
-            broker.port,
-            lists["pub_path"],
-            chunk_timeout_s=0.3,
-            chunk_retries=100,
-        )
-    )
-    announcement, archives = prepare([lists["v1"]], 1024)
-    info, data = announcement.transfers[0], archives[0]
-    withheld = 2
-    topics = ListTopics(config.mqtt.topic_prefix, LIST_ID)
-
-    def put(messages: list[tuple[str, bytes]]) -> None:
-        client = tool_client(config.mqtt, "test-hub")
-        connect_and_wait(client, config.mqtt)
-        try:
-            for topic, payload in messages:
-                client.publish(topic, payload, 1, True).wait_for_publish(10)
-        finally:
-            client.disconnect()
-            client.loop_stop()
-
-    def chunk(n: int) -> tuple[str, bytes]:
-        offset, length = info.chunk_span(n)
-        return topics.chunk(info.sha256, n), data[offset : offset + length]
-
-    total = len(info.chunks)
-    put(
-        [chunk(n) for n in range(total) if n != withheld]
-        + [(topics.manifest, announcement.to_bytes())]
-    )
-
-    state = tmp_path / "state"
-    first = WatchlistSync(config, open_store(config, state_dir=state), state)
-    first.start()
-    try:
-        deadline = time.monotonic() + 20
-        while first.counters.chunks_received < total - 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert first.counters.chunks_received == total - 1
-        time.sleep(0.5)
-        assert first.counters.chunk_timeouts >= 1 and first.installed is None
-    finally:
-        first.stop()  # the device goes down mid-transfer ...
-    broker.restart()  # ... and so does the broker (it keeps retained messages on disk)
-
-    second = WatchlistSync(config, open_store(config, state_dir=state), state)
-    second.start()
-    try:
-        assert second.wait_connected(10)
-        deadline = time.monotonic() + 10
-        while "resuming" not in caplog.text and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert f"({total - 1} of {total} chunks already here)" in caplog.text
-        broker.restart()  # the link drops again while the device waits for the last chunk
-        put([chunk(withheld)])
-        deadline = time.monotonic() + 20
-        while second.installed is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert second.installed is not None and second.installed.version == 1
-        assert second.counters.chunks_received == 1  # only the chunk it lacked
-        assert second.counters.connections >= 2
-    finally:
-        second.stop()
-    assert not any((state / "sync" / LIST_ID).iterdir())  # nothing left behind

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from paths import FIXTURES
 
 from edge.cli import main
 from edge.pipeline.capture import MAX_PIXELS, read_image
@@ -125,7 +126,7 @@ def test_sixteen_bit_png_is_converted_and_works(
 
 
 def test_cmyk_jpeg_is_converted_and_works(capsys: pytest.CaptureFixture[str]) -> None:
-    cmyk = Path(__file__).parent / "fixtures" / "cmyk.jpg"  # see fixtures/README.md
+    cmyk = FIXTURES / "cmyk.jpg"  # see fixtures/README.md
     status, out, _ = run_cli(capsys, "detect", str(cmyk), "--json")
     assert status == 0 and len(json.loads(out)["faces"]) == 1
 

@@ -6,11 +6,9 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from paths import REPO
 
 
 @pytest.mark.skipif(
@@ -19,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 )
 def test_fetch_models_reproduces_every_shipped_file() -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "fetch-models")],
+        [sys.executable, str(REPO / "scripts" / "fetch-models")],
         capture_output=True,
         text=True,
         timeout=600,

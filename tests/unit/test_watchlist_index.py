@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import REPO
 from watchlist_helpers import noisy, unit
 
 from edge.errors import BundleError, WatchlistError
@@ -125,7 +126,7 @@ def test_usearch_then_onnxruntime_import_does_not_crash() -> None:
     # usearch 2.26 loaded before onnxruntime makes onnxruntime segfault on import; the index
     # module loads onnxruntime first. Run in a fresh interpreter: a crash would kill pytest.
     code = "import edge.watchlist.index, onnxruntime; print('ok')"
-    root = Path(__file__).resolve().parent.parent
+    root = REPO
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
     )

@@ -4,20 +4,32 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from fleet_helpers import LIST_ID, Device, Watcher, device_config, full_bundle, next_bundles
+from fleet_helpers import (
+    LIST_ID,
+    Device,
+    Watcher,
+    device_config,
+    full_bundle,
+    next_bundles,
+    two_versions,
+)
 from mqtt_fixtures import Mosquitto
 from watchlist_helpers import make_keys, people
 
 from edge.cli import main
 from edge.config import load_config
 from edge.fleet.hub import prepare, publish_prepared
+from edge.fleet.sync import WatchlistSync
 from edge.mqtt.oneshot import connect_and_wait, read_retained, tool_client
 from edge.mqtt.topics import ListTopics
 from edge.watchlist import keys as keyring
+from edge.watchlist.install import open_store
 
 CHUNK = 4096  # small chunks, so every transfer has dozens of them
 
@@ -41,6 +53,11 @@ def _publish(capsys: pytest.CaptureFixture[str], port: int, *bundles: Path, pubk
     assert code == 0, out
     result: dict = json.loads(out)
     return result
+
+
+@pytest.fixture
+def lists(tmp_path: Path) -> dict[str, Any]:
+    return two_versions(tmp_path)
 
 
 @pytest.fixture
@@ -223,3 +240,81 @@ def test_hub_refuses_an_older_version_and_withdraw_clears_the_topics(
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def test_interrupted_transfer_resumes_after_device_and_broker_restarts(
+    lists: dict[str, Any],
+    tmp_path: Path,
+    persistent_mosquitto: Mosquitto,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="edge.fleet.sync")
+    broker = persistent_mosquitto
+    config = load_config(
+        device_config(
+            tmp_path / "cam.yaml",
+            "cam-r",
+            broker.port,
+            lists["pub_path"],
+            chunk_timeout_s=0.3,
+            chunk_retries=100,
+        )
+    )
+    announcement, archives = prepare([lists["v1"]], 1024)
+    info, data = announcement.transfers[0], archives[0]
+    withheld = 2
+    topics = ListTopics(config.mqtt.topic_prefix, LIST_ID)
+
+    def put(messages: list[tuple[str, bytes]]) -> None:
+        client = tool_client(config.mqtt, "test-hub")
+        connect_and_wait(client, config.mqtt)
+        try:
+            for topic, payload in messages:
+                client.publish(topic, payload, 1, True).wait_for_publish(10)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def chunk(n: int) -> tuple[str, bytes]:
+        offset, length = info.chunk_span(n)
+        return topics.chunk(info.sha256, n), data[offset : offset + length]
+
+    total = len(info.chunks)
+    put(
+        [chunk(n) for n in range(total) if n != withheld]
+        + [(topics.manifest, announcement.to_bytes())]
+    )
+
+    state = tmp_path / "state"
+    first = WatchlistSync(config, open_store(config, state_dir=state), state)
+    first.start()
+    try:
+        deadline = time.monotonic() + 20
+        while first.counters.chunks_received < total - 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first.counters.chunks_received == total - 1
+        time.sleep(0.5)
+        assert first.counters.chunk_timeouts >= 1 and first.installed is None
+    finally:
+        first.stop()  # the device goes down mid-transfer ...
+    broker.restart()  # ... and so does the broker (it keeps retained messages on disk)
+
+    second = WatchlistSync(config, open_store(config, state_dir=state), state)
+    second.start()
+    try:
+        assert second.wait_connected(10)
+        deadline = time.monotonic() + 10
+        while "resuming" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert f"({total - 1} of {total} chunks already here)" in caplog.text
+        broker.restart()  # the link drops again while the device waits for the last chunk
+        put([chunk(withheld)])
+        deadline = time.monotonic() + 20
+        while second.installed is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert second.installed is not None and second.installed.version == 1
+        assert second.counters.chunks_received == 1  # only the chunk it lacked
+        assert second.counters.connections >= 2
+    finally:
+        second.stop()
+    assert not any((state / "sync" / LIST_ID).iterdir())  # nothing left behind

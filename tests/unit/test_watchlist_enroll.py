@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from recognition_helpers import LFW_DIR as LFW
 from watchlist_helpers import (
     GOOD,
     LOW_QUALITY,
@@ -131,29 +130,3 @@ def test_entries_csv_not_utf8_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"label\n\xff\xfe\n")
     with pytest.raises(EnrollmentError, match="UTF-8"):
         read_entries_csv(path, ["Alice"])
-
-
-@pytest.mark.skipif(not (LFW / "images").is_dir(), reason=f"LFW not found at {LFW}")
-def test_real_pipeline_enrolls_lfw_photos(tmp_path: Path) -> None:
-    import shutil
-
-    import cv2
-    import numpy as np
-
-    from edge.config import Config
-    from edge.pipeline.analyzer import FaceAnalyzer
-
-    root = tmp_path / "photos"
-    for name in ("Colin_Powell", "Tony_Blair"):
-        for n in (1, 2):
-            src = LFW / "images" / name / f"{name}_{n:04d}.jpg"
-            (root / name).mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, root / name / src.name)
-    cv2.imwrite(str(root / "Tony_Blair" / "blank.png"), np.full((200, 200, 3), 90, np.uint8))
-    analyzer = FaceAnalyzer.from_config(Config())
-    specs, report = enroll(scan_photos(root), analyzer, "i8", decode_image)
-    assert [s.label for s in specs] == ["Colin_Powell", "Tony_Blair"]
-    assert [len(s.templates) for s in specs] == [2, 2]
-    assert [(Path(p.path).name, p.reason) for p in report.rejected] == [
-        ("blank.png", "no face found")
-    ]

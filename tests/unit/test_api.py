@@ -3,31 +3,23 @@ device's real provider over a real installed list), and once served live by ``ed
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from api_helpers import AUTH, TOKEN, metric_families
 from fastapi.testclient import TestClient
 from fleet_helpers import LIST_ID, device_config, full_bundle
-from mqtt_fixtures import Mosquitto, free_port
-from prometheus_client.parser import text_string_to_metric_families
+from mqtt_fixtures import free_port
 from watchlist_helpers import make_keys, people
 
 from edge.alerts.outbox import Outbox
 from edge.api.app import HealthReport, MetricsSnapshot, StageLatency, create_app
-from edge.clock import format_time, utc_now
 from edge.config import load_config
 from edge.fleet.sync import WatchlistSync
-from edge.mqtt.oneshot import connect_and_wait, tool_client
-from edge.services.agent import Agent, DeviceProvider, pipeline_fields
+from edge.services.agent import DeviceProvider, pipeline_fields
 from edge.watchlist.install import open_store
-
-TOKEN = "s3cret-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class FakeProvider:
@@ -72,10 +64,6 @@ class FakeProvider:
         return {"list_id": "gate", "version": 7, "state": "active"}
 
 
-def _families(text: str) -> dict[str, Any]:
-    return {f.name: f for f in text_string_to_metric_families(text)}
-
-
 def test_health_is_open_and_says_why_it_is_not_ready() -> None:
     provider = FakeProvider()
     client = TestClient(create_app(provider, token=TOKEN))
@@ -114,7 +102,7 @@ def test_metrics_are_valid_prometheus_text() -> None:
     client = TestClient(create_app(FakeProvider(), token=TOKEN))
     response = client.get("/metrics", headers=AUTH)
     assert response.headers["content-type"].startswith("text/plain; version=")
-    families = _families(response.text)
+    families = metric_families(response.text)
     assert families["edge_fps"].samples[0].value == pytest.approx(14.2)
     dropped = {s.labels["reason"]: s.value for s in families["edge_frames_dropped"].samples}
     assert dropped == {"queue_full": 7, "rate_cap": 0}
@@ -183,7 +171,7 @@ def test_device_provider_reports_the_real_installed_list(tmp_path: Path) -> None
     assert status["outbox"]["depth"] == 0 and status["queues"] == {"frames": 1}
     assert status["sync"]["connected"] is False
 
-    families = _families(client.get("/metrics", headers=AUTH).text)
+    families = metric_families(client.get("/metrics", headers=AUTH).text)
     assert families["edge_watchlist_version"].samples[0].value == 3
     assert families["edge_watchlist_entries"].samples[0].value == 6
     assert families["edge_fps"].samples[0].value == 11.0
@@ -203,87 +191,3 @@ def test_pipeline_fields_map_edge_run_metrics() -> None:
     assert fields["frames_dropped"] == {"queue_full": 3, "rate_cap": 4, "stopped": 0}
     assert fields["latency"]["detect"] == StageLatency(0, None, None)
     assert (fields["alerts_raised"], fields["alerts_failed"]) == (2, 1)
-
-
-def test_edge_sync_serves_the_api_live(
-    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("EDGE_API_TOKEN", TOKEN)
-    _, _, _, pub_path = make_keys(tmp_path)
-    port = free_port()
-    config = load_config(
-        device_config(tmp_path / "cam.yaml", "cam-live", mosquitto.port, pub_path, api_port=port)
-    )
-    agent = Agent(config, state_dir=tmp_path / "state", agent=True)
-    agent.start()
-    try:
-        assert agent.sync.wait_connected(10)
-        base = f"http://127.0.0.1:{port}"
-        health = httpx.get(f"{base}/health", timeout=5)
-        assert health.status_code == 503  # nothing installed yet
-        assert httpx.get(f"{base}/health?probe=live", timeout=5).status_code == 200
-        assert httpx.get(f"{base}/status", timeout=5).status_code == 401
-        status = httpx.get(f"{base}/status", headers=AUTH, timeout=5).json()
-        assert status["device_id"] == "cam-live" and status["sync"]["connected"] is True
-        metrics = httpx.get(f"{base}/metrics", headers=AUTH, timeout=5).text
-        assert "edge_mqtt_connected" in _families(metrics)
-    finally:
-        agent.stop()
-
-
-def test_edge_sync_reports_the_recognizers_numbers_from_its_heartbeat(
-    tmp_path: Path, mosquitto: Mosquitto
-) -> None:
-    """Beside `edge run`, /metrics shows the recognizer's fps, latencies, drops and alerts, read
-    from its retained heartbeat; a stale heartbeat is left out and warned about."""
-    _, _, _, pub_path = make_keys(tmp_path)
-    config = load_config(device_config(tmp_path / "cam.yaml", "cam-hb", mosquitto.port, pub_path))
-
-    def heartbeat(when: str) -> None:
-        document = {
-            "device_id": "cam-hb",
-            "time": when,
-            "pipeline": {
-                "fps": 10.0,
-                "fps_now": 12.5,
-                "frames": {"processed": 500, "dropped": 4, "skipped": 0, "discarded_at_stop": 0},
-                "alerts": {"raised": 2, "suppressed_by_cooldown": 1, "failed": 0},
-                "latency_ms": {"detect": {"count": 500, "mean_ms": 8.0, "p90_ms": 11.0}},
-                "queues": {"frames": 1, "alerts": 0},
-            },
-        }
-        client = tool_client(config.mqtt, "recognizer")
-        connect_and_wait(client, config.mqtt)
-        client.publish(
-            "edge/v1/cam-hb/heartbeat", json.dumps(document), qos=1, retain=True
-        ).wait_for_publish(5)
-        client.disconnect()
-        client.loop_stop()
-
-    heartbeat(format_time(utc_now()))
-    agent = Agent(config, state_dir=tmp_path / "state", serve_api=False)
-    agent.start()
-    try:
-        assert agent.sync.wait_connected(10)
-        client = TestClient(create_app(agent.provider, token=TOKEN))
-        deadline = 50
-        while agent.sync.heartbeat is None and deadline:
-            time.sleep(0.1)
-            deadline -= 1
-        families = _families(client.get("/metrics", headers=AUTH).text)
-        assert families["edge_fps"].samples[0].value == 12.5
-        dropped = {s.labels["reason"]: s.value for s in families["edge_frames_dropped"].samples}
-        assert dropped["queue_full"] == 4
-        assert families["edge_alerts"].samples[0].value == 2
-        p90 = families["edge_stage_latency_seconds"].samples[0]
-        assert p90.labels["stage"] == "detect" and p90.value == pytest.approx(0.011)
-        status = client.get("/status", headers=AUTH).json()
-        assert status["queues"] == {"frames": 1, "alerts": 0}
-
-        heartbeat("2020-01-01T00:00:00Z")  # the recognizer went quiet long ago
-        time.sleep(0.5)
-        assert "edge_fps" not in _families(client.get("/metrics", headers=AUTH).text)
-        warnings = client.get("/health").json()["warnings"]
-        assert any("no recent heartbeat from the recognizer" in w for w in warnings)
-    finally:
-        agent.stop()

@@ -16,6 +16,7 @@ import cv2
 import pytest
 from alerts_helpers import Collector
 from mqtt_fixtures import Mosquitto
+from paths import REPO
 from video_helpers import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
 
 from edge import audit
@@ -27,7 +28,6 @@ from edge.pipeline.analyzer import FaceAnalyzer
 from edge.watchlist import keys as keyring
 from edge.watchlist.install import WatchlistStore
 
-ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--no-publish", "--no-status"]
 
 
@@ -116,7 +116,7 @@ def test_no_installed_list_and_a_wrong_key_are_refused(
 
 
 def test_sigterm_stops_the_run_cleanly(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [
             sys.executable,

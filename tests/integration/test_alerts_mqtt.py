@@ -18,14 +18,13 @@ import paho.mqtt.client as paho
 import pytest
 from alerts_helpers import Collector, audit_kinds_for, make_config
 from mqtt_fixtures import BrokerFactory, Mosquitto, make_tls_files
+from paths import REPO
 
 from edge import audit as kinds
 from edge.alerts.schema import Review, decode_alert, uuid7
 from edge.alerts.service import AlertService
 from edge.audit import read_records, verify
 from edge.errors import BrokerError
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _hit(service: AlertService, n: int, **extra: Any) -> str:

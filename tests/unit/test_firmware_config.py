@@ -11,13 +11,13 @@ from types import ModuleType
 
 import pytest
 import yaml
+from paths import REPO
 
 from edge.cli import main
 from edge.config import load_config
 from edge.errors import ConfigError
 from edge.fleet.profiles import compose
 
-REPO = Path(__file__).resolve().parent.parent
 FIRMWARE = REPO / "firmware-config"
 PROFILES = sorted((FIRMWARE / "profiles").glob("*.yaml"))
 SITE = FIRMWARE / "site.example.yaml"

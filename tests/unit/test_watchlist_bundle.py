@@ -19,11 +19,11 @@ from edge.watchlist.bundle import (
     MANIFEST,
     SIGNATURE,
     load_full,
-    parse_entries,
     parse_manifest,
     read_bundle,
     read_unverified,
 )
+from edge.watchlist.entries import parse_entries
 from edge.watchlist.writer import assemble, diff
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import REPO
 
 from edge.system.sdnotify import Notifier
 
-REPO = Path(__file__).resolve().parent.parent
 UNITS = sorted((REPO / "systemd").glob("*.service"))
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
