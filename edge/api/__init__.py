@@ -1,4 +1,5 @@
 """The device's local HTTP API (:func:`edge.api.app.create_app`).
 
-This package imports nothing at load time: :mod:`edge.config` imports its config section.
+It reads what it reports through the :class:`~edge.api.app.RuntimeProvider` Protocol; the
+device agent (:mod:`edge.services.agent`) provides it.
 """

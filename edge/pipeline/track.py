@@ -80,7 +80,7 @@ class Track:
         self.assessed = False
         self.since_assess = 0  # frames seen since the last assessment
         self.best_proxy = -1.0  # best cheap quality estimate at an assessment
-        # Decision state (see edge.pipeline.match).
+        # Decision state (see edge.pipeline.decide).
         self.votes: dict[int, list[Shot]] = {}
         self.evidence = 0  # shots since the last decision
         self.window: Shot | None = None  # best shot of the current 'best' window

@@ -144,7 +144,7 @@ def test_review_decisions_are_delivered_audited_and_malformed_ones_logged(
         alert_id = _hit(service, 0)
         assert service.publisher.wait_acked([alert_id], 10) == set()
         time.sleep(0.2)  # the review subscription is made on connect
-        with caplog.at_level(logging.WARNING, logger="edge.alerts.mqtt"):
+        with caplog.at_level(logging.WARNING, logger="edge.alerts.publisher"):
             _publish(mosquitto.port, "edge/v1/cam-1/review", b"{not json")
             _publish(
                 mosquitto.port,
@@ -195,7 +195,7 @@ def test_broker_down_at_start_then_everything_is_sent(
     broker = broker_factory("late")
     config = make_config(broker.port)
     with (
-        caplog.at_level(logging.WARNING, logger="edge.alerts.mqtt"),
+        caplog.at_level(logging.WARNING, logger="edge.mqtt.connection"),
         AlertService(config, state_dir=tmp_path / "state") as service,
     ):
         ids = [_hit(service, n) for n in range(20)]
@@ -364,7 +364,7 @@ def test_wrong_password_is_logged_and_alerts_wait_for_the_right_one(
     config = make_config(broker.port, mqtt={"username": "cam-1"})
     monkeypatch.setenv("EDGE_MQTT_PASSWORD", "wrong")
     with (
-        caplog.at_level(logging.ERROR, logger="edge.alerts.mqtt"),
+        caplog.at_level(logging.ERROR, logger="edge.mqtt.connection"),
         AlertService(config, state_dir=tmp_path) as service,
     ):
         ids = [_hit(service, n) for n in range(3)]
@@ -410,7 +410,7 @@ def test_tls_with_client_certificate_delivers_and_a_bad_ca_is_refused(
     )
 
     with (
-        caplog.at_level(logging.WARNING, logger="edge.alerts.mqtt"),
+        caplog.at_level(logging.WARNING, logger="edge.mqtt.connection"),
         AlertService(bad_ca, state_dir=tmp_path / "state") as service,
     ):
         ids = [_hit(service, n) for n in range(3)]

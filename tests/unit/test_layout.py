@@ -111,3 +111,10 @@ def test_modules_stay_small_and_few_files_are_loose() -> None:
     assert not long, f"over {MAX_LINES} lines (find the second job inside): {long}"
     loose = [p.name for p in PACKAGE.iterdir() if p.is_file()]
     assert len(loose) <= MAX_LOOSE_FILES, sorted(loose)
+
+
+def test_fleet_builds_on_the_watchlist_alone() -> None:
+    features = LAYERS[RANK["pipeline"]][1]
+    for path in sorted((PACKAGE / "fleet").rglob("*.py")):
+        used = {_unit(module) for module in _imports(path)} & features
+        assert used <= {"watchlist"}, f"{path.name} imports {used - {'watchlist'}}"
