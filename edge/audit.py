@@ -39,7 +39,10 @@ HIT_REJECTED = "hit_rejected"
 STORED = "stored"
 EVICT = "evict"
 SEND = "send"
-ACK = "ack"
+ACK = "ack"  # the broker's PUBACK (with alerts.require_dispatch_ack false it removes the alert)
+DISPATCH_ACK = "dispatch_ack"  # dispatch stored the alerts: they leave the outbox
+UNDELIVERED = "undelivered"  # MQTT 5 PUBACK 'no matching subscribers': nobody received it
+ACK_INVALID = "ack_invalid"
 REFUSED = "refused"
 REVIEW = "review"
 REVIEW_INVALID = "review_invalid"
@@ -99,6 +102,7 @@ class AuditLog:
         # changes the size, and then the head is read again from the file.
         self._head = Head(0, GENESIS)
         self._head_size = -1
+        self._head_offset = -1  # where the head's line starts (-1: no record yet)
 
     def close(self) -> None:
         with self._lock:
@@ -134,6 +138,7 @@ class AuditLog:
                     self._write_all(b"".join(lines))
                     self._head = head
                     self._head_size = os.fstat(self._fd).st_size
+                    self._head_offset = self._head_size - len(lines[-1])
                     return head
             except OSError as exc:
                 raise AuditError(
@@ -163,6 +168,41 @@ class AuditLog:
             except OSError as exc:
                 raise AuditError(f"cannot read audit log {self.path}: {exc.strerror}") from exc
 
+    def anchor(self) -> tuple[Head, int]:
+        """The head and the file offset of its line (-1 for an empty log): what
+        :meth:`hash_at` needs to tell later whether this record is still there, unchanged."""
+        with self._lock:
+            if self._fd < 0:
+                raise AuditError(f"audit log {self.path} is closed")
+            try:
+                with self._file_locked():
+                    return self._current_head(), self._head_offset
+            except OSError as exc:
+                raise AuditError(f"cannot read audit log {self.path}: {exc.strerror}") from exc
+
+    def hash_at(self, offset: int, seq: int) -> str | None:
+        """The hash of record ``seq`` if it still starts at ``offset``, else None: the log was
+        cut below it or rewritten (how a truncation that was later appended past gets caught)."""
+        if offset < 0:
+            return None
+        with self._lock:
+            if self._fd < 0:
+                raise AuditError(f"audit log {self.path} is closed")
+            try:
+                raw = os.pread(self._fd, _TAIL_CHUNK, offset)
+            except OSError as exc:
+                raise AuditError(f"cannot read audit log {self.path}: {exc.strerror}") from exc
+        line, newline, _ = raw.partition(b"\n")
+        if not newline:
+            return None
+        try:
+            record = json.loads(line)
+            if int(record["seq"]) != seq or record_hash(record) != record["hash"]:
+                return None
+            return str(record["hash"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
     @contextlib.contextmanager
     def _file_locked(self) -> Iterator[None]:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -187,7 +227,9 @@ class AuditLog:
         last_line, complete_end = self._read_last_line(size) if size else (None, 0)
         repair = self._repair_torn_tail(complete_end, size) if complete_end < size else None
         head = Head(0, GENESIS)
+        offset = -1
         if last_line is not None:
+            offset = complete_end - len(last_line) - 1
             try:
                 record = json.loads(last_line)
                 head = Head(int(record["seq"]), str(record["hash"]))
@@ -198,7 +240,9 @@ class AuditLog:
         if repair is not None:
             line, head = _seal(head, REPAIRED, repair)
             self._write_all(line)
+            offset = os.fstat(self._fd).st_size - len(line)
         self._head, self._head_size = head, os.fstat(self._fd).st_size
+        self._head_offset = offset
         return head
 
     def _read_last_line(self, size: int) -> tuple[bytes | None, int]:

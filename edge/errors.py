@@ -71,3 +71,15 @@ class SourceError(CaptureError):
 
 class SyncError(EdgeError):
     """Watchlist sync over MQTT: a bad announcement or chunk, or a transfer that cannot finish."""
+
+
+class DispatchError(EdgeError):
+    """Dispatch (the centre's service): its database, an account, or a request it must refuse."""
+
+
+class NotAllowedError(DispatchError):
+    """The signed-in person's role may not do this (the web app answers 403)."""
+
+
+class NotFoundError(DispatchError):
+    """No such alert, device, entry or user (the web app answers 404)."""

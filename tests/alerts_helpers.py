@@ -17,9 +17,14 @@ from edge.config import Config, config_from_dict
 
 
 def make_config(port: int, **sections: dict[str, Any]) -> Config:
-    """A config for tests: device 'cam-1', the given broker port, fast reconnects."""
+    """A config for tests: device 'cam-1', the given broker port, fast reconnects.
+
+    These tests receive alerts with a plain subscriber (no dispatch), so delivery ends at the
+    broker's PUBACK (``alerts.require_dispatch_ack: false``) unless a test asks otherwise; the
+    dispatch-ack mode has its own tests (test_dispatch_ack.py)."""
     data: dict[str, Any] = {
         "device": {"id": "cam-1"},
+        "alerts": {"require_dispatch_ack": False},
         "mqtt": {
             "host": "127.0.0.1",
             "port": port,

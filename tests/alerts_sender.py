@@ -34,6 +34,7 @@ def main() -> int:
                 "reconnect_max_s": 0.3,
             },
             "audit": {"fsync": False},
+            "alerts": {"require_dispatch_ack": False},  # the test's plain subscriber sends no ack
         }
     )
     service = AlertService(config, state_dir=state_dir)

@@ -1,8 +1,10 @@
-"""Durable outbox: alerts wait here, in SQLite (WAL, synchronous=FULL), until the broker acks them.
+"""Durable outbox: alerts wait here, in SQLite (WAL, synchronous=FULL), until they are delivered.
 
-An alert is committed before it is ever published and deleted only when the broker acknowledges
-the very message that carried it, so a crash, a reboot or a dead link at any point leads at
-worst to the alert being sent again (receivers deduplicate on ``alert_id``), never to its loss.
+An alert is committed before it is ever published and deleted only when its delivery is
+acknowledged: by dispatch, which says it stored the alert (``alerts.require_dispatch_ack``, the
+default), or by the broker's PUBACK of the very message that carried it. A crash, a reboot or a
+dead link at any point leads at worst to the alert being sent again (receivers deduplicate on
+``alert_id``), never to its loss.
 
 Bounds (count and bytes) are enforced on enqueue by the configured policy; every alert evicted
 or refused is written in full (less its crop) to the audit log. If the database cannot be written
@@ -296,6 +298,27 @@ class Outbox:
             except sqlite3.Error as exc:
                 raise OutboxError(f"cannot read outbox {self.path}: {exc}") from exc
         return [OutboxItem(seq, alert_id, bytes(payload)) for seq, alert_id, payload in rows]
+
+    def get(self, alert_ids: Iterable[str]) -> list[OutboxItem]:
+        """These alerts if still queued (stored ones oldest first, then those held in memory)."""
+        ids = list(dict.fromkeys(alert_ids))
+        if not ids:
+            return []
+        with self._lock:
+            rows: list[tuple[int, str, bytes]] = []
+            try:
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    rows += self._db.execute(
+                        "SELECT seq, alert_id, payload FROM outbox WHERE alert_id IN "
+                        f"({','.join('?' * len(chunk))})",
+                        chunk,
+                    ).fetchall()
+            except sqlite3.Error as exc:
+                raise OutboxError(f"cannot read outbox {self.path}: {exc}") from exc
+            held = [self._memory[i] for i in ids if i in self._memory]
+        stored = [OutboxItem(seq, alert_id, bytes(payload)) for seq, alert_id, payload in rows]
+        return sorted(stored, key=lambda item: item.seq) + held
 
     def held(self) -> list[OutboxItem]:
         """Alerts held in memory because they could not be stored, oldest first."""

@@ -1,5 +1,5 @@
-"""The device's MQTT presence: publishing the outbox with delete-on-PUBACK, the retained status
-and its last will, the heartbeat, and review decisions.
+"""The device's MQTT presence: publishing the outbox, dispatch's end-to-end acknowledgements,
+the retained status and its last will, the heartbeat, and review decisions.
 
 Everything that touches the paho client runs on one thread (:class:`edge.mqtt.connection.Connection`
 drives ``Client.loop()`` itself). Callbacks therefore run on that thread too, and the map from
@@ -7,17 +7,33 @@ message id (``MQTTMessageInfo.mid``) to alert id needs no lock: a PUBACK can nev
 before the publish that it acknowledges has been recorded.
 
 Per connection: on CONNACK paho's own queue of unacknowledged messages is dropped (the outbox is
-the queue) and every alert still in the outbox is published again, oldest first, at most
-``max_inflight`` at a time. An alert is deleted from the outbox only when the PUBACK for the
-message id that carried it arrives (and, in MQTT 5, says success).
+the queue) and alerts are published from the outbox, oldest first, at most ``max_inflight`` at a
+time.
+
+When is an alert delivered? With ``alerts.require_dispatch_ack`` (the default) only when
+dispatch says it stored it: its ack on ``<prefix>/<device>/ack`` deletes the alert. The broker's
+PUBACK for the message id that carried it (``MQTTMessageInfo.mid``) only marks it sent; an alert
+without a dispatch ack is sent again (same ``alert_id``) after ``dispatch_ack_timeout_s``, then
+after twice that, and so on up to ``dispatch_ack_max_interval_s``. Without
+``require_dispatch_ack`` the PUBACK deletes it (plain MQTT consumers send no ack). An MQTT 5
+PUBACK with reason 16, "no matching subscribers", means nobody received the alert: with
+``require_dispatch_ack`` it stays and is sent again on the same schedule; without it, it is
+deleted as before but audited as ``undelivered``. A refusal (reason >= 0x80) keeps the alert in
+both modes.
+
+After a lost connection: without ``require_dispatch_ack`` everything still in the outbox is
+published again at once; with it, the alerts whose PUBACK never came are, and alerts the broker
+had acknowledged wait for their resend time.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +45,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge import __version__
 from edge import audit as audit_kinds
-from edge.alerts.outbox import Outbox
-from edge.alerts.schema import ALERT_SCHEMA, Review, decode_review
+from edge.alerts.outbox import Outbox, OutboxItem
+from edge.alerts.schema import ALERT_SCHEMA, Ack, Review, decode_ack, decode_review
 from edge.audit import AuditLog
 from edge.clock import utc_rfc3339
+from edge.config.alerts import AlertContentConfig
 from edge.config.device import DeviceConfig
 from edge.config.mqtt import MqttConfig
 from edge.errors import AuditError, EdgeError
@@ -44,6 +61,8 @@ log = logging.getLogger(__name__)
 _IDLE_LOOP_S = 0.05
 _POLL_OUTBOX_S = 0.5
 _RETRY_HELD_S = 5.0
+NO_MATCHING_SUBSCRIBERS = 16  # MQTT 5 PUBACK reason: accepted, but nobody subscribes to it
+_AUDIT_LINKS = 3  # earlier heartbeat heads re-checked in each heartbeat
 
 
 @dataclass(frozen=True)
@@ -79,7 +98,16 @@ class AlertPublisher:
         status: DeviceStatus | None = None,
         stats_provider: Callable[[], Mapping[str, Any]] | None = None,
         on_review: Callable[[Review], None] | None = None,
+        alerts: AlertContentConfig | None = None,
+        subscribe_acks: bool | None = None,
     ) -> None:
+        content = alerts or AlertContentConfig.model_validate({})
+        self.require_dispatch_ack = content.require_dispatch_ack
+        self._ack_timeout_s = content.dispatch_ack_timeout_s
+        self._ack_max_interval_s = content.dispatch_ack_max_interval_s
+        self._subscribe_acks = (
+            self.require_dispatch_ack if subscribe_acks is None else subscribe_acks
+        )
         self.mqtt = mqtt
         self.device = device
         self.outbox = outbox
@@ -127,14 +155,31 @@ class AlertPublisher:
         self._cursor = 0
         self._sent_held: set[str] = set()
         self._acks: list[tuple[int, ReasonCode]] = []
+        self._dispatch_acks: list[Ack] = []
+        # Alerts sent and still waiting: alert id -> (when to send it again, sends so far). The
+        # heap orders the resends; an entry whose time no longer matches the map is stale.
+        self._resend: dict[str, tuple[float, int]] = {}
+        self._resend_heap: list[tuple[float, str]] = []
         self._more_to_send = True
         self._last_poll = 0.0
         self._last_heartbeat = 0.0
         self._last_retry_held = 0.0
 
+        # Audit heads reported in heartbeats (seq, hash, file offset), re-checked in later ones.
+        self._reported: deque[tuple[int, str, int]] = deque(maxlen=_AUDIT_LINKS)
+        if audit is not None and publish_status:
+            try:
+                head, offset = audit.anchor()
+                if head.seq:
+                    self._reported.append((head.seq, head.hash, offset))
+            except AuditError as exc:
+                log.error("%s", exc)
+
         # Counters, read by other threads (ints: atomic enough for monitoring).
         self.sent = 0
-        self.acked = 0
+        self.acked = 0  # broker PUBACKs that said success
+        self.undelivered = 0  # PUBACKs that said "no matching subscribers"
+        self.dispatch_acked = 0  # alerts removed by dispatch's acks
 
     # --- public, any thread --------------------------------------------------------------------
 
@@ -222,6 +267,7 @@ class AlertPublisher:
         timeout = 0.0 if self._wake.is_set() else _IDLE_LOOP_S
         rc = self._client.loop(timeout=timeout)
         self._settle_acks()
+        self._settle_dispatch_acks()
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._connection.ended(
                 rc, "unacknowledged alerts stay in the outbox and are resent on reconnect"
@@ -232,6 +278,8 @@ class AlertPublisher:
         now = time.monotonic()
         if self._wake.is_set():
             self._wake.clear()
+            self._more_to_send = True
+        if self._resend_heap and self._resend_heap[0][0] <= now:
             self._more_to_send = True
         if now - self._last_poll >= _POLL_OUTBOX_S:
             # Other processes (e.g. 'edge alerts test') may have enqueued into the same file.
@@ -253,45 +301,99 @@ class AlertPublisher:
         room = self._window - len(self._inflight)
         if room <= 0:
             return
-        items = self.outbox.fetch(after_seq=self._cursor, limit=room)
+        items = self._due_resends(room)
         if len(items) < room:
-            items += [i for i in self.outbox.held() if i.alert_id not in self._sent_held][
-                : room - len(items)
-            ]
-        self._more_to_send = len(items) >= room
+            want = room - len(items)
+            fresh = self.outbox.fetch(after_seq=self._cursor, limit=want)
+            self._more_to_send = len(fresh) >= want
+            for item in fresh:
+                if item.alert_id in self._resend:  # sent before and waiting: not fresh
+                    self._cursor = max(self._cursor, item.seq)
+                else:
+                    items.append(item)
+            if len(items) < room:
+                items += [
+                    i
+                    for i in self.outbox.held()
+                    if i.alert_id not in self._sent_held and i.alert_id not in self._resend
+                ][: room - len(items)]
+        else:
+            self._more_to_send = True
         sends: list[tuple[str, Mapping[str, Any]]] = []
-        for item in items:
+        for n, item in enumerate(items):
             info = self._client.publish(self.topics.alert, item.payload, qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 # Not connected after all: the next loop() notices, and the reconnect resends.
                 log.debug("publish of alert %s not sent: %s", item.alert_id, info.rc)
+                now = time.monotonic()
+                for unsent in items[n:]:
+                    if unsent.alert_id in self._resend:
+                        self._reschedule(unsent.alert_id, now)
                 break
             self._inflight[info.mid] = item.alert_id
             if item.seq:
-                self._cursor = item.seq
+                self._cursor = max(self._cursor, item.seq)
             else:
                 self._sent_held.add(item.alert_id)
-            sends.append(
-                (
-                    audit_kinds.SEND,
-                    {"alert_id": item.alert_id, "mid": info.mid, "connection": self.connections},
-                )
-            )
+            attempt = self._schedule_resend(item.alert_id)
+            record: dict[str, Any] = {
+                "alert_id": item.alert_id,
+                "mid": info.mid,
+                "connection": self.connections,
+            }
+            if attempt > 1:
+                record["attempt"] = attempt
+            sends.append((audit_kinds.SEND, record))
         self.sent += len(sends)
         self._audit(sends)
+
+    def _due_resends(self, room: int) -> list[OutboxItem]:
+        """Alerts whose resend time has come (still in the outbox), at most ``room``."""
+        now = time.monotonic()
+        due: list[str] = []
+        while self._resend_heap and len(due) < room and self._resend_heap[0][0] <= now:
+            when, alert_id = heapq.heappop(self._resend_heap)
+            entry = self._resend.get(alert_id)
+            if entry is not None and entry[0] == when:
+                due.append(alert_id)
+        if not due:
+            return []
+        items = self.outbox.get(due)
+        for gone in set(due) - {item.alert_id for item in items}:
+            self._resend.pop(gone, None)  # acknowledged meanwhile (another process) or evicted
+        return items
+
+    def _schedule_resend(self, alert_id: str) -> int:
+        """Just sent: when to send it again if it is still here. Returns the attempt number."""
+        attempt = self._resend.get(alert_id, (0.0, 0))[1] + 1
+        delay = min(self._ack_timeout_s * 2 ** min(attempt - 1, 30), self._ack_max_interval_s)
+        self._reschedule(alert_id, time.monotonic() + delay, attempt)
+        return attempt
+
+    def _reschedule(self, alert_id: str, when: float, attempt: int | None = None) -> None:
+        if attempt is None:
+            attempt = self._resend.get(alert_id, (0.0, 0))[1]
+        self._resend[alert_id] = (when, attempt)
+        heapq.heappush(self._resend_heap, (when, alert_id))
+
+    @property
+    def awaiting_dispatch(self) -> int:
+        """Alerts sent and not yet acknowledged (by dispatch, or by the broker in plain mode)."""
+        return len(self._resend)
 
     def _settle_acks(self) -> None:
         if not self._acks:
             return
         acks, self._acks = self._acks, []
         acked: list[str] = []
+        undelivered: list[str] = []
         records: list[tuple[str, Mapping[str, Any]]] = []
         for mid, reason in acks:
             alert_id = self._inflight.pop(mid, None)
             if alert_id is None:
                 continue  # status, heartbeat, or a message of an earlier connection
             if reason.is_failure:
-                # Kept in the outbox, so it is sent again on the next connection.
+                # Kept in the outbox, so it is sent again (its resend time, or a new connection).
                 log.error(
                     "broker %s refused alert %s: %s (it stays in the outbox)",
                     self.broker,
@@ -302,18 +404,72 @@ class AlertPublisher:
                     (audit_kinds.REFUSED, {"alert_id": alert_id, "mid": mid, "reason": str(reason)})
                 )
                 continue
-            acked.append(alert_id)
+            if reason.value == NO_MATCHING_SUBSCRIBERS and self.require_dispatch_ack:
+                undelivered.append(alert_id)
+                records.append(
+                    (
+                        audit_kinds.UNDELIVERED,
+                        {"alert_id": alert_id, "mid": mid, "reason": str(reason)},
+                    )
+                )
+                continue
+            self.acked += 1
+            if reason.value == NO_MATCHING_SUBSCRIBERS:
+                # Plain mode: the broker's word ends delivery, but the record says nobody got it.
+                self.undelivered += 1
+                record = {"alert_id": alert_id, "mid": mid, "reason": str(reason)}
+                records.append((audit_kinds.UNDELIVERED, record))
             records.append((audit_kinds.ACK, {"alert_id": alert_id, "mid": mid}))
+            if not self.require_dispatch_ack:
+                acked.append(alert_id)
         if acked:
             self.outbox.ack(acked)
-            self.acked += len(acked)
+            for alert_id in acked:
+                self._resend.pop(alert_id, None)
             self._more_to_send = True
+        if undelivered:
+            self.undelivered += len(undelivered)
+            log.warning(
+                "broker %s had no subscriber for %d alert(s) (first %s): nobody received them "
+                "(is `edge dispatch serve` running?); they stay in the outbox and are sent again",
+                self.broker,
+                len(undelivered),
+                undelivered[0],
+            )
         self._audit(records)
 
+    def _settle_dispatch_acks(self) -> None:
+        if not self._dispatch_acks:
+            return
+        acks, self._dispatch_acks = self._dispatch_acks, []
+        ids = [alert_id for ack in acks for alert_id in ack.alert_ids]
+        removed = self.outbox.ack(ids)
+        for alert_id in ids:
+            self._resend.pop(alert_id, None)
+        self.dispatch_acked += removed
+        self._more_to_send = True
+        self._audit(
+            [
+                (audit_kinds.DISPATCH_ACK, {"alert_ids": list(ack.alert_ids), "by": ack.by})
+                for ack in acks
+            ]
+        )
+
     def _forget_connection(self) -> None:
+        lost = list(self._inflight.values())
         self._inflight.clear()
         self._sent_held.clear()
-        self._cursor = 0
+        if self.require_dispatch_ack:
+            # Alerts the broker had acknowledged keep their resend times; those whose PUBACK
+            # never came go again at once.
+            now = time.monotonic()
+            for alert_id in lost:
+                if alert_id in self._resend:
+                    self._reschedule(alert_id, now)
+        else:
+            self._cursor = 0
+            self._resend.clear()
+            self._resend_heap.clear()
 
     def _shutdown(self) -> None:
         """Still connected, stopping: say 'offline', let in-flight alerts be acknowledged."""
@@ -362,8 +518,13 @@ class AlertPublisher:
         )
         if self._publish_status:
             self._publish_online()
+        topics = []
         if self._subscribe_reviews:
-            client.subscribe(self.topics.review, qos=1)
+            topics.append((self.topics.review, 1))
+        if self._subscribe_acks:
+            topics.append((self.topics.ack, 1))
+        if topics:
+            client.subscribe(topics)
         self._last_heartbeat = 0.0
 
     def _on_disconnect(
@@ -397,14 +558,18 @@ class AlertPublisher:
         for reason in reasons:
             if reason.is_failure:
                 log.error(
-                    "broker %s refused the subscription to %s: %s (review decisions will not "
-                    "arrive)",
+                    "broker %s refused a subscription (%s, %s): %s (review decisions or dispatch "
+                    "acks will not arrive)",
                     self.broker,
                     self.topics.review,
+                    self.topics.ack,
                     reason,
                 )
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if message.topic == self.topics.ack:
+            self._on_ack(message)
+            return
         if message.topic != self.topics.review:
             return
         try:
@@ -433,6 +598,23 @@ class AlertPublisher:
                 self._on_review(review)
             except Exception:
                 log.exception("review handler failed for alert %s", review.alert_id)
+
+    def _on_ack(self, message: paho.MQTTMessage) -> None:
+        try:
+            ack = decode_ack(bytes(message.payload))
+        except EdgeError as exc:
+            excerpt = message.payload[:200].decode("utf-8", "replace")
+            log.warning("ignoring a malformed ack message on %s: %s", message.topic, exc)
+            self._audit(
+                [
+                    (
+                        audit_kinds.ACK_INVALID,
+                        {"topic": message.topic, "error": str(exc), "excerpt": excerpt},
+                    )
+                ]
+            )
+            return
+        self._dispatch_acks.append(ack)
 
     # --- payloads --------------------------------------------------------------------------------
 
@@ -479,13 +661,27 @@ class AlertPublisher:
                     "sent": self.sent,
                     "acked": self.acked,
                     "inflight": len(self._inflight),
+                    "undelivered": self.undelivered,
+                    "dispatch_acked": self.dispatch_acked,
+                    "awaiting_ack": len(self._resend),
                 },
             }
         )
         if self.audit is not None:
             try:
-                head = self.audit.head()
+                head, offset = self.audit.anchor()
                 document["audit_head"] = {"seq": head.seq, "hash": head.hash}
+                # Each head reported before, as found in the file now: a hash of null (or another
+                # one) tells dispatch the chain it saw does not continue into this head.
+                links = [
+                    {"seq": seq, "hash": self.audit.hash_at(at, seq)}
+                    for seq, _, at in self._reported
+                    if seq != head.seq
+                ]
+                if links:
+                    document["audit_links"] = links
+                if head.seq and (not self._reported or self._reported[-1][0] != head.seq):
+                    self._reported.append((head.seq, head.hash, offset))
             except AuditError as exc:
                 log.error("%s", exc)
         payload = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)

@@ -1,7 +1,9 @@
-"""Alert schema v1: build, validate, encode and decode alerts and review decisions.
+"""Alert schema v1: build, validate, encode and decode alerts, review decisions and dispatch's
+acknowledgements.
 
 The JSON Schema files ship inside this package (``alert-v1.schema.json``,
-``review-v1.schema.json``) so dispatch can validate with the very same document.
+``review-v1.schema.json``, ``ack-v1.schema.json``) so dispatch validates with the very same
+documents.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ ALERT_SCHEMA = "edge.alert.v1"
 REVIEW_SCHEMA = "edge.review.v1"
 ALERT_SCHEMA_FILE = "alert-v1.schema.json"
 REVIEW_SCHEMA_FILE = "review-v1.schema.json"
+ACK_SCHEMA = "edge.ack.v1"
+ACK_SCHEMA_FILE = "ack-v1.schema.json"
+MAX_ACK_IDS = 1000
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
@@ -261,3 +266,38 @@ def encode_review(review: Review) -> bytes:
     return json.dumps(
         {"schema": REVIEW_SCHEMA, **review.as_dict()}, sort_keys=True, separators=(",", ":")
     ).encode("utf-8")
+
+
+# --- dispatch acknowledgements -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Dispatch stored these alerts; the device may forget them."""
+
+    alert_ids: tuple[str, ...]
+    by: str | None = None
+    time: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"alert_ids": list(self.alert_ids)}
+        if self.by is not None:
+            out["by"] = self.by
+        if self.time is not None:
+            out["time"] = self.time
+        return out
+
+
+def encode_ack(ack: Ack) -> bytes:
+    return json.dumps(
+        {"schema": ACK_SCHEMA, **ack.as_dict()}, sort_keys=True, separators=(",", ":")
+    ).encode("utf-8")
+
+
+def decode_ack(payload: bytes) -> Ack:
+    """Parse and validate an acknowledgement; :class:`AlertError` says what is wrong."""
+    document = _parse_json_object(payload, "ack message")
+    problem = _schema_problem(ACK_SCHEMA_FILE, document)
+    if problem is not None:
+        raise AlertError(f"ack message does not match {ACK_SCHEMA}: {problem}")
+    return Ack(tuple(document["alert_ids"]), document.get("by"), document.get("time"))

@@ -28,7 +28,8 @@ class AlertService:
 
     ``as_tool=True`` is for short-lived commands (``edge alerts test``, ``edge outbox flush``):
     a separate client id and a clean session, and no status, last will, heartbeat or review
-    subscription, so the device's own service is not disturbed.
+    subscription, so the device's own service is not disturbed. Tools still subscribe to
+    dispatch's acks (``alerts.require_dispatch_ack``), so they see their alerts delivered.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class AlertService:
                 status=status,
                 stats_provider=stats_provider,
                 on_review=on_review,
+                alerts=config.alerts,
             )
         except BaseException:
             if hasattr(self, "outbox"):

@@ -2,7 +2,9 @@
 
 Each phase sends ``count`` alerts through the real outbox (SQLite WAL, synchronous=FULL), audit
 log and MQTT client to the configured broker, in a throw-away state directory, while a QoS 1
-subscriber counts the distinct alert ids that arrive.
+subscriber counts the distinct alert ids that arrive. It measures the device-to-broker path:
+delivery ends at the broker's PUBACK (``alerts.require_dispatch_ack`` off); dispatch's own side
+is ``edge bench dispatch``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import paho.mqtt.client as paho
 
 from edge.alerts.service import AlertService
 from edge.config import Config
-from edge.config.alerts import AuditConfig, OutboxConfig
+from edge.config.alerts import AlertContentConfig, AuditConfig, OutboxConfig
 from edge.config.device import DeviceConfig
 from edge.errors import BrokerError
 from edge.mqtt.oneshot import subscriber_client
@@ -71,6 +73,10 @@ def run_alert_bench(
                 "device": DeviceConfig.model_validate({"id": device_id}),
                 "outbox": OutboxConfig.model_validate({"max_alerts": max(count * 2, 1000)}),
                 "audit": AuditConfig.model_validate({"fsync": audit_fsync}),
+                # The device-to-broker path: the bench's subscriber sends no dispatch ack.
+                "alerts": AlertContentConfig.model_validate(
+                    {**config.alerts.model_dump(), "require_dispatch_ack": False}
+                ),
             }
         )
         counter = _Counter()

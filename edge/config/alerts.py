@@ -1,12 +1,12 @@
-"""Config sections ``outbox``, ``audit`` and ``alerts``: where alerts wait, the audit log, and
-what an alert carries."""
+"""Config sections ``outbox``, ``audit`` and ``alerts``: where alerts wait, the audit log, what
+an alert carries, and when it counts as delivered."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edge.config.base import Section
 
@@ -57,3 +57,32 @@ class AlertContentConfig(Section):
         description="Crops larger than this (JPEG bytes) are left out of the alert, which is "
         "still sent.",
     )
+    require_dispatch_ack: bool = Field(
+        True,
+        description="Keep each alert in the outbox until dispatch (`edge dispatch serve`) says it "
+        "stored it (its ack on '<prefix>/<device>/ack'); the broker's PUBACK only marks it sent, "
+        "and an alert without a dispatch ack is sent again (same alert_id). false: the PUBACK "
+        "removes it, for plain MQTT consumers (Home Assistant, Node-RED) that send no ack; an "
+        "alert is then guaranteed only as far as the broker (docs/alerts.md).",
+    )
+    dispatch_ack_timeout_s: float = Field(
+        30.0,
+        gt=0.0,
+        le=86400.0,
+        description="An alert sent without a dispatch ack (or that the broker had no subscriber "
+        "for: MQTT 5 'no matching subscribers') is sent again after this long. The wait doubles "
+        "with every further attempt of the same alert, up to dispatch_ack_max_interval_s.",
+    )
+    dispatch_ack_max_interval_s: float = Field(
+        600.0,
+        gt=0.0,
+        le=86400.0,
+        description="Longest wait between two sends of one unacknowledged alert: bounds the "
+        "resend traffic while dispatch is down (the outbox bounds still apply).",
+    )
+
+    @model_validator(mode="after")
+    def _intervals_ordered(self) -> AlertContentConfig:
+        if self.dispatch_ack_max_interval_s < self.dispatch_ack_timeout_s:
+            raise ValueError("dispatch_ack_max_interval_s must be >= dispatch_ack_timeout_s")
+        return self

@@ -19,6 +19,7 @@ from edge.config.alerts import AlertContentConfig, AuditConfig, OutboxConfig
 from edge.config.api import ApiConfig
 from edge.config.base import Section
 from edge.config.device import DeviceConfig
+from edge.config.dispatch import DispatchConfig
 from edge.config.mqtt import MqttConfig
 from edge.config.recognition import (
     AlignConfig,
@@ -36,6 +37,8 @@ STATE_DIR_ENV = "EDGE_STATE_DIR"
 DEFAULT_STATE_DIR: Path = Path("/var/lib/edge")
 OUTBOX_FILE = "outbox.db"
 AUDIT_FILE = "audit.jsonl"
+DISPATCH_DB_FILE = "dispatch.db"
+DISPATCH_AUDIT_FILE = "dispatch-audit.jsonl"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class StatePaths:
     audit: Path
     watchlist: Path  # the installed list (edge.watchlist.install)
     sync: Path  # transfers in progress (edge.fleet.sync)
+    dispatch_db: str  # dispatch's database URL (edge dispatch)
+    dispatch_audit: Path  # dispatch's audit log of operator actions
 
 
 def resolve_state_dir(configured: Path, override: Path | None = None) -> Path:
@@ -82,6 +87,7 @@ class Config(Section):
     run: RunConfig = RunConfig()
     sync: SyncConfig = SyncConfig()
     api: ApiConfig = ApiConfig()
+    dispatch: DispatchConfig = DispatchConfig()
 
     @model_validator(mode="after")
     def _int8_needs_onnx(self) -> Config:
@@ -100,6 +106,8 @@ class Config(Section):
             audit=self.audit.path or root / AUDIT_FILE,
             watchlist=root / self.watchlist.subdir,
             sync=root / self.sync.subdir,
+            dispatch_db=self.dispatch.db or f"sqlite:///{root / DISPATCH_DB_FILE}",
+            dispatch_audit=self.dispatch.audit_path or root / DISPATCH_AUDIT_FILE,
         )
 
 

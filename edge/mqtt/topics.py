@@ -6,6 +6,7 @@ Under the configured prefix (``mqtt.topic_prefix``, default ``edge/v1``):
 - ``<prefix>/<device>/status``      retained online/offline status, with the last will
 - ``<prefix>/<device>/heartbeat``   retained, periodic
 - ``<prefix>/<device>/review``      dispatch's review decisions for the device
+- ``<prefix>/<device>/ack``         dispatch's end-to-end acknowledgements (alerts it stored)
 - ``<prefix>/<device>/sync``        retained report of the device's watchlist sync
 - ``<prefix>/watchlist/<list>/manifest``         the hub's retained announcement
 - ``<prefix>/watchlist/<list>/chunk/<sha256>/<n>`` retained chunks of a transfer
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEVICE_KINDS = ("alert", "status", "heartbeat", "review", "sync")
+DEVICE_KINDS = ("alert", "status", "heartbeat", "review", "ack", "sync")
+SHARE_LEVEL = "$share"
 WATCHLIST_LEVEL = "watchlist"
 
 
@@ -50,6 +52,10 @@ class DeviceTopics:
         return self._topic("review")
 
     @property
+    def ack(self) -> str:
+        return self._topic("ack")
+
+    @property
     def sync(self) -> str:
         return self._topic("sync")
 
@@ -57,6 +63,11 @@ class DeviceTopics:
 def every_device(prefix: str, kind: str) -> str:
     """The wildcard subscription to one kind of message of every device."""
     return DeviceTopics(prefix, "+")._topic(kind)
+
+
+def shared(group: str, topic: str) -> str:
+    """An MQTT 5 shared subscription: the broker gives each message to one member of ``group``."""
+    return f"{SHARE_LEVEL}/{group}/{topic}"
 
 
 def parse_device_topic(topic: str, prefix: str) -> tuple[str, str] | None:

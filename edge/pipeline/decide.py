@@ -17,11 +17,18 @@ Two policies (``tracker.decision``):
 A match raises a :class:`Hit` unless the same entry was alerted less than ``cooldown_s`` ago (on
 the source clock), from this track or any other. Matching shots of the alerted entry are then
 used up: another alert for it needs fresh evidence and the cooldown to have passed.
+
+A person at dispatch may reject a hit ("not this person"): :meth:`Decider.reject` (called from
+the review callback the wiring in :mod:`edge.services.recognizer` installs) remembers the track
+and entry, and that track never alerts for that entry again. It still may for another entry, and
+another track (a later pass of the same face) is judged afresh.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -33,6 +40,8 @@ from edge.pipeline.track import Box, Shot, Track
 from edge.types import Identification
 
 log = logging.getLogger(__name__)
+
+MAX_REJECTED = 10_000  # rejected (track, entry) pairs remembered; the oldest go first
 
 
 class Gallery(Protocol):
@@ -67,7 +76,25 @@ class Decider:
         self.config = config
         self.min_votes = min_votes if min_votes is not None else config.min_votes
         self.suppressed = 0  # matches not alerted because of the cooldown
+        self.rejected = 0  # matches not alerted because dispatch rejected that track's match
         self._last_alert: dict[int, float] = {}  # entry id -> source time of its last alert
+        # (track id, entry id) pairs a person rejected. Written by the review callback's thread.
+        self._rejections: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self._rejections_lock = threading.Lock()
+
+    def reject(self, track_id: int, entry_id: int) -> None:
+        """Dispatch rejected this track's match to this entry: do not alert it again.
+
+        Thread-safe (the review callback runs on the MQTT thread)."""
+        with self._rejections_lock:
+            self._rejections[(track_id, entry_id)] = None
+            self._rejections.move_to_end((track_id, entry_id))
+            while len(self._rejections) > MAX_REJECTED:
+                self._rejections.popitem(last=False)
+
+    def is_rejected(self, track_id: int, entry_id: int) -> bool:
+        with self._rejections_lock:
+            return (track_id, entry_id) in self._rejections
 
     def observe(self, track: Track, shot: Shot) -> list[Hit]:
         """A new shot of ``track`` (already attached to it)."""
@@ -107,6 +134,9 @@ class Decider:
         """``track`` has ended: decide on what is pending, then it is forgotten."""
         hits = self._close_window(track) if self.config.decision == "best" else []
         track.forget()
+        with self._rejections_lock:
+            for pair in [p for p in self._rejections if p[0] == track.id]:
+                del self._rejections[pair]
         return hits
 
     def _close_window(self, track: Track) -> list[Hit]:
@@ -121,6 +151,14 @@ class Decider:
         match = shot.match
         assert match is not None
         track.label = match.label
+        if self.is_rejected(track.id, match.entry_id):
+            self.rejected += 1
+            log.debug(
+                "track %d matched entry %d, which dispatch rejected for it: no alert",
+                track.id,
+                match.entry_id,
+            )
+            return []
         last = self._last_alert.get(match.entry_id)
         if last is not None and abs(shot.t - last) < self.config.cooldown_s:
             self.suppressed += 1

@@ -9,6 +9,10 @@ order: capture first, then inference (draining the queue when the source ended b
 discarding it on a signal), then alerting, which commits every decided alert to the outbox
 before the alert service (publisher, outbox, audit log) is closed. Nothing else is written to
 disk: frames, faces, tracks and embeddings only ever live in memory.
+
+Review decisions from dispatch arrive on the publisher's thread (:meth:`Runner.on_review`): a
+rejected alert ("not this person") is mapped back to its track and entry and handed to the
+pipeline's decider, so that track does not alert for that entry again.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import resource
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from edge.alerts.schema import encode_alert
+from edge.alerts.schema import Review, encode_alert
 from edge.alerts.service import AlertService
 from edge.clock import utc_rfc3339
 from edge.config import Config
@@ -51,6 +56,7 @@ STATUS_EVERY_S = 1.0
 WATCHLIST_POLL_S = 10.0
 CAPTURE_JOIN_S = 2.0
 WATCHDOG_STALL_S = 10.0  # frames waiting and none taken for this long: inference is stuck
+ALERTS_REMEMBERED = 10_000  # alert id -> (track, entry), for review decisions that come later
 _END = object()
 
 
@@ -137,6 +143,8 @@ class Runner:
         self.model_id = embedding_model_id(config.embedder.precision)
         self.alerts: list[AlertRecord] = []
         self.alert_failures = 0
+        self._alert_tracks: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._alert_tracks_lock = threading.Lock()
         self._hits: queue.Queue[object] = queue.Queue(HIT_QUEUE)
         self._stop = threading.Event()
         self._signal: str | None = None
@@ -168,7 +176,10 @@ class Runner:
                 except OSError as exc:
                     raise EdgeError(f"cannot write {opts.alerts_jsonl}: {exc.strerror}") from exc
             self._service = AlertService(
-                self.config, state_dir=opts.state_dir, stats_provider=self.heartbeat_stats
+                self.config,
+                state_dir=opts.state_dir,
+                stats_provider=self.heartbeat_stats,
+                on_review=self.on_review,
             )
             return self._run(self._service)
         finally:
@@ -365,6 +376,10 @@ class Runner:
             test=self.options.test_alerts,
         )
         alert_id = str(alert["alert_id"])
+        with self._alert_tracks_lock:
+            self._alert_tracks[alert_id] = (hit.track_id, hit.entry_id)
+            while len(self._alert_tracks) > ALERTS_REMEMBERED:
+                self._alert_tracks.popitem(last=False)
         self.stages["alert"].add((time.perf_counter() - started) * 1000)
         record = AlertRecord(
             alert_id=alert_id,
@@ -387,6 +402,26 @@ class Runner:
             f"ALERT{test} {record.event_time} {hit.label}: score {hit.score:.3f} "
             f"(threshold {hit.threshold:.3f}), quality {hit.quality:.2f}, track {hit.track_id}, "
             f"frame {hit.frame_index}, {hit.votes} vote(s) [{alert_id}]"
+        )
+
+    def on_review(self, review: Review) -> None:
+        """A dispatch decision (publisher thread): a rejected match is not alerted again for
+        the same track."""
+        if review.decision != "reject":
+            return
+        with self._alert_tracks_lock:
+            known = self._alert_tracks.get(review.alert_id)
+        if known is None:
+            log.info("review: alert %s rejected (not one of this run's alerts)", review.alert_id)
+            return
+        track_id, entry_id = known
+        self.processor.decider.reject(track_id, entry_id)
+        log.info(
+            "review: alert %s rejected by %s: track %d will not alert for entry %d again",
+            review.alert_id,
+            review.by or "dispatch",
+            track_id,
+            entry_id,
         )
 
     # --- reporting -------------------------------------------------------------------------
@@ -448,6 +483,7 @@ class Runner:
             "alerts": {
                 "raised": len(self.alerts),
                 "suppressed_by_cooldown": processor.decider.suppressed,
+                "suppressed_by_review": processor.decider.rejected,
                 "failed": self.alert_failures,
             },
             "latency_ms": self.stages.snapshot(),

@@ -31,6 +31,8 @@ def _config_file(tmp_path: Path, port: int) -> Path:
         "device:\n  id: cam-1\n"
         f"mqtt:\n  host: 127.0.0.1\n  port: {port}\n  reconnect_min_s: 0.05\n"
         "  reconnect_max_s: 0.2\n  connect_timeout_s: 3\n"
+        # A plain subscriber, no dispatch: the broker's PUBACK ends delivery.
+        "alerts:\n  require_dispatch_ack: false\n"
     )
     return path
 
@@ -97,7 +99,8 @@ def test_outbox_status_before_anything_was_queued(
 def test_alerts_tail_prints_what_alerts_test_sends(
     mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broker = ["--broker", f"127.0.0.1:{mosquitto.port}"]
+    # `alerts tail` is a plain subscriber: no dispatch stores the alerts, the PUBACK ends delivery.
+    broker = ["--config", str(_config_file(tmp_path, mosquitto.port))]
     result: list[int] = []
     tail = threading.Thread(
         target=lambda: result.append(

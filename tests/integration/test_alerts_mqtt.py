@@ -443,5 +443,6 @@ def test_alert_held_in_memory_on_disk_full_is_still_delivered(
     assert audit_kinds_for(tmp_path / "audit.jsonl", held) == [
         kinds.HIT_HELD_IN_MEMORY,
         kinds.SEND,
+        kinds.UNDELIVERED,  # no subscriber: the broker said so, and the log keeps it
         kinds.ACK,
     ]

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
         frozenset({"config", "mqtt", "backends", "models", "audit", "system", "demo", "samples"}),
     ),
     ("features", frozenset({"pipeline", "watchlist", "alerts", "api"})),
-    ("built on features", frozenset({"fleet", "bench"})),
+    ("built on features", frozenset({"fleet", "bench", "dispatch"})),
     ("processes", frozenset({"services"})),
     ("front doors", frozenset({"cli"})),
     ("entry point", frozenset({"__main__"})),

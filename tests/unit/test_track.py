@@ -222,3 +222,23 @@ def test_tracker_config_defaults_are_part_of_the_root_config() -> None:
     root = Config()
     assert root.tracker.min_votes == 2 and root.capture.file_pacing == "asap"
     assert root.run.annotate_unmatched == "pixelate"
+
+
+def test_a_rejected_match_does_not_alert_again_for_that_track() -> None:
+    decider = Decider(config(min_votes=1, cooldown_s=0.0))
+    person = unit(21)
+    track = Track(1, (0, 0, 10, 10), 0.0, 0)
+    first = shot(0, 0.0, person, entry=4)
+    track.add_shot(first, 5)
+    assert len(decider.observe(track, first)) == 1
+    decider.reject(track.id, 4)  # dispatch: "not this person"
+    again = shot(1, 1.0, person, entry=4)
+    track.add_shot(again, 5)
+    assert decider.observe(track, again) == [] and decider.rejected == 1
+    other = shot(2, 2.0, unit(22), entry=5)  # another entry still alerts
+    track.add_shot(other, 5)
+    assert len(decider.observe(track, other)) == 1
+    decider.finish(track)  # the track ended: its rejections are forgotten
+    assert not decider.is_rejected(track.id, 4)
+    _, later = _track_with(decider, [shot(50, 9.0, person, entry=4)])  # a new pass is judged afresh
+    assert len(later) == 1
