@@ -27,6 +27,7 @@ def _registrars() -> list[Callable[[Subparsers], None]]:
         audit,
         bench,
         config,
+        dispatch,
         doctor,
         fleet,
         keys,
@@ -46,6 +47,7 @@ def _registrars() -> list[Callable[[Subparsers], None]]:
         run.register,
         fleet.register,
         doctor.register,
+        dispatch.register,
     ]
 
 
@@ -66,7 +68,7 @@ def configure_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     # Third-party levels are set here and nowhere else.
-    for noisy in ("paho", "urllib3", "PIL"):
+    for noisy in ("paho", "urllib3", "PIL", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
