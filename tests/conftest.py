@@ -1,1 +1,1 @@
-pytest_plugins = ["mqtt_fixtures"]
+pytest_plugins = ["mqtt_fixtures", "pg_fixtures"]

@@ -276,7 +276,7 @@ def list_alerts(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="At most this many (1-500).")] = 50,
     before: Annotated[
-        int | None, Query(ge=1, description="Only alerts with a lower seq (paging).")
+        int | None, Query(ge=1, le=2**62, description="Only alerts with a lower seq (paging).")
     ] = None,
     device: Annotated[
         str | None, Query(pattern=TOPIC_ID_PATTERN, description="One device's.")
@@ -388,7 +388,7 @@ def actions(
     request: Request,
     principal: Annotated[Principal, Depends(needs("read_actions"))],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> list[Any]:
     rows = deps_of(request).store.actions(limit=limit, before=before)
     return [

@@ -126,7 +126,7 @@ async def logout(
 def alert_list(
     request: Request,
     principal: Reader,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     device: Annotated[str | None, Query(pattern=TOPIC_ID_PATTERN)] = None,
     state: Annotated[str | None, Query(pattern=r"^(new|confirmed|rejected|escalated)$")] = None,
 ) -> Response:
@@ -270,7 +270,7 @@ async def add_user(
 def actions(
     request: Request,
     principal: Annotated[Principal, Depends(needs("read_actions"))],
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     rows = deps_of(request).store.actions(limit=100, before=before)
     older = rows[-1]["id"] if len(rows) == 100 else None
