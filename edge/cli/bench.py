@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import secrets
 import sys
+import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +98,7 @@ def register(subparsers: Subparsers) -> None:
 
     _register_identify(bench_sub)
     _register_index(bench_sub)
+    _register_dispatch(bench_sub)
 
 
 # --- bench identify -------------------------------------------------------------------------
@@ -251,4 +256,93 @@ def cmd_index(args: argparse.Namespace) -> int:
             json.dumps(result, sort_keys=True) if args.json else index.format_row(result),
             flush=True,
         )
+    return 0
+
+
+# --- bench dispatch -------------------------------------------------------------------------
+
+
+def _register_dispatch(
+    bench_subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    from edge.bench import dispatch
+
+    parser = bench_subparsers.add_parser(
+        "dispatch",
+        help="dispatch: alerts stored per second, first page of the alert list with N stored",
+        description=(dispatch.__doc__ or "").splitlines()[0],
+    )
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="database to fill (default: a temporary SQLite file); e.g. an empty PostgreSQL "
+        "database postgresql://USER@HOST/DB",
+    )
+    parser.add_argument("--alerts", type=int, default=20_000, help="alerts timed for ingest")
+    parser.add_argument(
+        "--stored", type=int, default=1_000_000, help="alerts in the database for the page timing"
+    )
+    parser.add_argument("--batch", type=int, default=500, help="alerts per commit (500)")
+    parser.add_argument("--repeats", type=int, default=200, help="timed page requests (200)")
+    parser.add_argument("--json", action="store_true", help="one JSON object")
+    add_common(parser)
+    parser.set_defaults(handler=cmd_dispatch)
+
+
+class _DispatchTarget:
+    """The real store and web app, for edge.bench.dispatch (which may not import them)."""
+
+    def __init__(self, url: str) -> None:
+        from fastapi.testclient import TestClient
+
+        from edge.dispatch.auth import Accounts
+        from edge.dispatch.store import Store, received
+        from edge.dispatch.web import Deps, create_app
+
+        self.store = Store(url)
+        self._received = received
+        accounts = Accounts(self.store)
+        name = f"bench-{int(time.time())}"
+        accounts.add_user(name, "auditor", secrets.token_urlsafe(16), by="bench")
+        token = accounts.create_token(name, by="bench")
+        deps = Deps(store=self.store, accounts=accounts, config=accounts.config)
+        self.client = TestClient(create_app(deps))
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def ingest(self, payloads: Sequence[bytes]) -> None:
+        self.store.ingest([self._received(p) for p in payloads])
+
+    def count(self) -> int:
+        return self.store.count_alerts()
+
+    def first_page(self, which: str) -> None:
+        path = "/api/alerts?limit=50" if which == "api" else "/"
+        response = self.client.get(path, headers=self.headers)
+        if response.status_code != 200:
+            raise EdgeError(f"{path} answered {response.status_code}")
+
+
+def cmd_dispatch(args: argparse.Namespace) -> int:
+    from edge.bench import dispatch
+
+    with tempfile.TemporaryDirectory(prefix="edge-bench-dispatch-") as work:
+        url = args.db or f"sqlite:///{Path(work) / 'dispatch.db'}"
+        target = _DispatchTarget(url)
+        try:
+            report = dispatch.run(
+                target,
+                alerts=args.alerts,
+                stored=args.stored,
+                batch=args.batch,
+                repeats=args.repeats,
+                progress=lambda message: print(f"bench dispatch: {message}", file=sys.stderr),
+            )
+        finally:
+            target.store.close()
+    report["database"] = target.store.where
+    print(
+        json.dumps(report, sort_keys=True)
+        if args.json
+        else dispatch.format_report(report, target.store.where)
+    )
     return 0
