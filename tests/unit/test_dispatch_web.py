@@ -270,3 +270,15 @@ def test_audit_head_checks() -> None:
     assert "rewritten" in str(audit_problem(9, "h9", 9, "other", []))
     assert "does not continue" in str(audit_problem(9, "h9", 30, "h30", [{"seq": 9, "hash": None}]))
     assert audit_problem(9, "h9", 30, "h30", [{"seq": 7, "hash": "h7"}]) is None  # no link: unknown
+
+
+def test_bench_dispatch_runs_small(capsys: pytest.CaptureFixture[str]) -> None:
+    import edge.cli
+
+    code = edge.cli.main(
+        ["bench", "dispatch", "--alerts", "300", "--stored", "600", "--repeats", "5", "--json"]
+    )
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["stored"] == 600 and report["ingest"]["per_s"] > 0
+    assert report["first_page_api"]["p95_ms"] > 0
