@@ -126,7 +126,7 @@ def test_alerts_tail_prints_what_alerts_test_sends(
     out += capsys.readouterr().out
     lines = [line for line in out.splitlines() if "TEST" in line]
     assert len(lines) == 2
-    assert "edge-0" in lines[0] and "score=1.000/1.000" in lines[0]
+    assert "cam-1" in lines[0] and "score=1.000/1.000" in lines[0]
 
 
 def test_alerts_tail_json_and_timeout(
