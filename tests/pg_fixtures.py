@@ -25,7 +25,10 @@ PG_BIN = Path(_BINS[-1]) if _BINS else None
 
 
 class Postgres:
-    def __init__(self) -> None:
+    """``durable=False`` (tests) trades crash safety for speed; benchmarks use ``durable=True``:
+    fsync and synchronous commits as a production server has them."""
+
+    def __init__(self, *, durable: bool = False) -> None:
         assert PG_BIN is not None
         self.port = free_port()
         self.user = None if os.geteuid() != 0 else "postgres"
@@ -47,9 +50,10 @@ class Postgres:
             "--no-instructions",
         )
         options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=100"
         )
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             "pg_ctl",
             "-D",

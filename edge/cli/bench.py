@@ -296,11 +296,12 @@ class _DispatchTarget:
         from fastapi.testclient import TestClient
 
         from edge.dispatch.auth import Accounts
-        from edge.dispatch.store import Store, received
+        from edge.dispatch.store import Received, Store, received
         from edge.dispatch.web import Deps, create_app
 
         self.store = Store(url)
         self._received = received
+        self._document = Received
         accounts = Accounts(self.store)
         name = f"bench-{int(time.time())}"
         accounts.add_user(name, "auditor", secrets.token_urlsafe(16), by="bench")
@@ -311,6 +312,9 @@ class _DispatchTarget:
 
     def ingest(self, payloads: Sequence[bytes]) -> None:
         self.store.ingest([self._received(p) for p in payloads])
+
+    def fill(self, alerts: Sequence[dict[str, Any]]) -> None:
+        self.store.ingest([self._document(alert, None) for alert in alerts])
 
     def count(self) -> int:
         return self.store.count_alerts()
