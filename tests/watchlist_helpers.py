@@ -12,7 +12,8 @@ import numpy as np
 from edge.models import ModelPin
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import VerifiedBundle, load_full, read_bundle
-from edge.watchlist.entries import ListContent
+from edge.watchlist.details import details_path, list_details, write_details
+from edge.watchlist.entries import Entry, ListContent
 from edge.watchlist.index import Dtype, quantize
 from edge.watchlist.install import WatchlistStore
 from edge.watchlist.policy import ThresholdPolicy
@@ -111,6 +112,43 @@ def build_full(
     m = meta(version, **kw)
     content, next_id = assemble([p.spec(m.dtype) for p in persons], m.dtype, DIM, NOW)
     return write_full(out, content, m, next_id, private_key)
+
+
+def build_with_details(
+    out: Path, persons: list[Person], private_key: Any, version: int = 1, **kw: Any
+) -> tuple[VerifiedBundle, Path]:
+    """A full bundle and, beside it (``<out>.dispatch.json``), its signed dispatch details."""
+    m = meta(version, **kw)
+    content, next_id = assemble([p.spec(m.dtype) for p in persons], m.dtype, DIM, NOW)
+    bundle = write_full(out, content, m, next_id, private_key)
+    path = details_path(out)
+    fields = {p.label: p.fields for p in persons}
+    write_details(path, list_details(content, fields, [bundle], private_key), private_key)
+    return bundle, path
+
+
+def build_old_style(
+    out: Path, persons: list[Person], private_key: Any, version: int = 1, **kw: Any
+) -> VerifiedBundle:
+    """A full bundle as built before the details moved out: texts in its entries table."""
+    m = meta(version, **kw)
+    content, next_id = assemble([p.spec(m.dtype) for p in persons], m.dtype, DIM, NOW)
+    fields = {p.label: p.fields for p in persons}
+    entries = [
+        Entry(
+            e.id,
+            e.label,
+            e.added,
+            e.templates,
+            e.expires,
+            fields[e.label].reason,
+            fields[e.label].legal_basis,
+            fields[e.label].case_ref,
+        )
+        for e in content.entries
+    ]
+    old = ListContent.create(entries, content.keys, content.vectors)
+    return write_full(out, old, m, next_id, private_key)
 
 
 def build_next(

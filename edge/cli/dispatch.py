@@ -86,6 +86,13 @@ def register(subparsers: Subparsers) -> None:
     )
     imp.add_argument("bundle", type=Path, help="a full watchlist bundle")
     imp.add_argument("--photos", type=Path, metavar="DIR", help="the hub's photo folder")
+    imp.add_argument(
+        "--details",
+        type=Path,
+        metavar="FILE",
+        help="the signed entry details `edge watchlist build` wrote (default: "
+        "BUNDLE.dispatch.json; without it, an old bundle's own fields)",
+    )
     imp.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
     imp.add_argument("--json", action="store_true")
     _add_db(imp)
@@ -156,6 +163,7 @@ def _tokens_create(args: argparse.Namespace) -> int:
 def _import_list(args: argparse.Namespace) -> int:
     from edge.dispatch.importer import import_list
     from edge.watchlist import keys as keyring
+    from edge.watchlist.details import details_path
 
     store, config = _store(args)
     key_path = args.pubkey or config.watchlist.public_key
@@ -169,14 +177,27 @@ def _import_list(args: argparse.Namespace) -> int:
             photos=args.photos,
             thumbnail_px=config.dispatch.thumbnail_px,
             by="cli",
+            details=args.details,
         )
     if args.json:
         print(json.dumps(report.as_dict(), sort_keys=True))
         return 0
     print(
-        f"imported {report.list_id} v{report.version}: {report.entries} entries, "
+        f"imported {report.list_id} v{report.version}: {report.entries} entries "
+        f"({report.with_details} with a reason, legal basis or case reference), "
         f"{report.photos} reference photos"
     )
+    if report.details_from_bundle:
+        note = (
+            "taken from the bundle itself (built before they moved out of bundles)"
+            if report.with_details
+            else "none imported (the bundle carries none; give --details FILE)"
+        )
+        print(
+            f"  no details file {details_path(args.bundle)}: entry details {note}", file=sys.stderr
+        )
+    else:
+        print(f"  entry details from {report.details} (signature checked)")
     for missing in report.missing:
         print(f"  no photo file with digest {missing}", file=sys.stderr)
     return 0

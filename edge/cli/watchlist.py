@@ -31,6 +31,12 @@ from edge.watchlist.bundle import (
     read_bundle,
     read_unverified,
 )
+from edge.watchlist.details import (
+    check_details_out,
+    details_path,
+    list_details,
+    write_details,
+)
 from edge.watchlist.entries import ListContent, parse_entries
 from edge.watchlist.install import WatchlistStore, open_store
 from edge.watchlist.matcher import Watchlist, calibration_of
@@ -110,6 +116,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     fields = read_entries_csv(args.entries, people) if args.entries else {}
     if args.full_out is not None and args.base is None:
         raise WatchlistError("--full-out goes with --base (the full bundle matching a delta)")
+    # the entries' texts go to dispatch only: beside the full bundle unless told otherwise
+    dispatch_out = args.dispatch_out or details_path(args.full_out or args.out)
+    check_details_out(dispatch_out, [b for b in (args.out, args.full_out) if b is not None])
 
     base: VerifiedBundle | None = None
     base_content: ListContent | None = None
@@ -193,19 +202,29 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     if base is not None and base_content is not None:
         written = write_delta(args.out, base, base_content, content, meta, next_id, private_key)
+        bundles = [written]
         if args.full_out is not None:
-            write_full(args.full_out, content, meta, next_id, private_key)
+            bundles.append(write_full(args.full_out, content, meta, next_id, private_key))
     else:
         written = write_full(args.out, content, meta, next_id, private_key)
+        bundles = [written]
+    fields_by_label = {spec.label: spec.fields for spec in live}
+    details = list_details(content, fields_by_label, bundles, private_key)
+    write_details(dispatch_out, details, private_key)
     _print_report(report, args)
     if not args.json:
         for line in _manifest_lines(written.manifest):
             print(line)
         print(f"written to {args.out}" + (f" and {args.full_out}" if args.full_out else ""))
+        print(f"entry details for dispatch (never sent to devices) written to {dispatch_out}")
     else:
         print(
             json.dumps(
-                {"manifest": written.manifest.to_json(), "report": report.to_json()},
+                {
+                    "manifest": written.manifest.to_json(),
+                    "report": report.to_json(),
+                    "dispatch_details": str(dispatch_out),
+                },
                 sort_keys=True,
             )
         )
@@ -434,10 +453,23 @@ def register(subparsers: Subparsers) -> None:
     build.add_argument("--list-id", help="list id (default: the base's, else DIR's name)")
     build.add_argument("--expires", metavar="DATE", help="list valid until (ISO 8601, UTC)")
     build.add_argument("--valid-from", metavar="DATE", help="list valid from (default: now)")
-    build.add_argument("--entries", type=Path, metavar="CSV", help="per-entry fields")
+    build.add_argument(
+        "--entries",
+        type=Path,
+        metavar="CSV",
+        help="per-entry fields (expires goes to devices; reason, legal_basis, case_ref only "
+        "into the dispatch details)",
+    )
     build.add_argument("--base", type=Path, help="full bundle to make a delta against")
     build.add_argument(
         "--full-out", type=Path, help="with --base: also write the equivalent full bundle here"
+    )
+    build.add_argument(
+        "--dispatch-out",
+        type=Path,
+        metavar="FILE",
+        help="signed entry details for dispatch, outside the bundle (default: the full "
+        "bundle's path + .dispatch.json)",
     )
     build.add_argument("--version", type=int, help="list version (default: UTC YYYYMMDDhhmmss)")
     build.add_argument("--dtype", choices=["i8", "f16"], help="template storage type")

@@ -1,11 +1,15 @@
 """``edge dispatch import-list``: entry details and reference thumbnails, for dispatch only.
 
-Devices get the signed bundle (templates and the entries table) and never a photo. Dispatch
-needs more to show a person: the reference photos beside the probe, and why the person is on
-the list. The import verifies the bundle's signature, reads its entries table (reason, case
-reference, legal basis, expiry) and, from the hub's photo folder (one sub-folder per person, as
-for ``edge watchlist build``), takes each template's photo by its sha256 (the bundle names every
-template's photo digest) and keeps a small JPEG thumbnail of it in the dispatch database.
+Devices get the signed bundle (templates and the entries table: id, label, dates) and never a
+photo nor why a person is on the list. Dispatch needs both to show a person: the reference
+photos beside the probe, and the entry's reason, case reference and legal basis. The import
+verifies the bundle's signature; verifies the signed details file the build wrote beside it
+(:mod:`edge.watchlist.details`, default ``<bundle>.dispatch.json``), that it names this bundle
+and describes exactly its entries, and takes the details from it. A bundle built before the
+details moved out of it, with no details file, still carries them itself: they are taken from
+the bundle then, and the report says so. From the hub's photo folder (one sub-folder per person,
+as for ``edge watchlist build``) it takes each template's photo by its sha256 (the bundle names
+every template's photo digest) and keeps a small JPEG thumbnail of it in the dispatch database.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.dispatch.store import Store
 from edge.errors import DispatchError, EdgeError
-from edge.watchlist.bundle import ENTRIES, read_bundle
+from edge.watchlist.bundle import ENTRIES, VerifiedBundle, read_bundle
+from edge.watchlist.details import EntryDetails, details_path, read_details
 from edge.watchlist.enroll import photo_digest, scan_photos
-from edge.watchlist.entries import parse_entries
+from edge.watchlist.entries import Entry, parse_entries
 
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 85
+BUNDLE_DETAILS = "bundle"  # ImportReport.details: taken from an old bundle's own entries table
 
 
 @dataclass
@@ -36,6 +42,12 @@ class ImportReport:
     entries: int = 0
     photos: int = 0
     missing: list[str] = field(default_factory=list)  # "label: photo digest" not found
+    details: str = ""  # the details file the entry details came from, or BUNDLE_DETAILS
+    with_details: int = 0  # entries with a reason, legal basis or case reference
+
+    @property
+    def details_from_bundle(self) -> bool:
+        return self.details == BUNDLE_DETAILS
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +56,8 @@ class ImportReport:
             "entries": self.entries,
             "photos": self.photos,
             "missing_photos": self.missing,
+            "details": self.details,
+            "entries_with_details": self.with_details,
         }
 
 
@@ -71,7 +85,10 @@ def import_list(
     photos: Path | None,
     thumbnail_px: int,
     by: str,
+    details: Path | None = None,
 ) -> ImportReport:
+    """Import a full bundle's entries; ``details`` None: ``<bundle>.dispatch.json`` if it exists,
+    else (an old bundle) the bundle's own fields."""
     verified = read_bundle(bundle, public_key)
     manifest = verified.manifest
     if manifest.kind != "full":
@@ -82,8 +99,9 @@ def import_list(
         entries = parse_entries((bundle / ENTRIES).read_bytes(), ENTRIES)
     except OSError as exc:
         raise DispatchError(f"cannot read {bundle / ENTRIES}: {exc.strerror}") from exc
+    by_id, source = _details(verified, entries, public_key, details)
     people = scan_photos(photos) if photos is not None else {}
-    report = ImportReport(manifest.list_id, manifest.version)
+    report = ImportReport(manifest.list_id, manifest.version, details=source)
     entry_rows: list[dict[str, Any]] = []
     photo_rows: list[dict[str, Any]] = []
     for entry in entries:
@@ -113,19 +131,35 @@ def import_list(
             )
             found.pop(template.photo)
             n += 1
+        about = by_id[entry.id]
         entry_rows.append(
             {
                 "entry_id": str(entry.id),
                 "label": entry.label,
                 "added": entry.added,
                 "expires": entry.expires,
-                "reason": entry.reason,
-                "legal_basis": entry.legal_basis,
-                "case_ref": entry.case_ref,
+                "reason": about.reason,
+                "legal_basis": about.legal_basis,
+                "case_ref": about.case_ref,
                 "photos": n,
             }
         )
         report.photos += n
+        report.with_details += any((about.reason, about.legal_basis, about.case_ref))
     report.entries = len(entry_rows)
     store.import_list(manifest.to_json(), entry_rows, photo_rows, by)
     return report
+
+
+def _details(
+    bundle: VerifiedBundle,
+    entries: tuple[Entry, ...],
+    public_key: Ed25519PublicKey,
+    given: Path | None,
+) -> tuple[dict[int, EntryDetails], str]:
+    """The entry details by id, and where they came from (a file, or ``BUNDLE_DETAILS``)."""
+    path = given if given is not None else details_path(bundle.path)
+    if given is None and not path.exists() and not path.is_symlink():
+        return {e.id: EntryDetails.of_entry(e) for e in entries}, BUNDLE_DETAILS
+    details = read_details(path, public_key, bundle)
+    return details.for_entries(entries, path), str(path)

@@ -2,7 +2,8 @@
 
 Enrolled people become a list (:func:`assemble`), which is written to a staging folder,
 fsync'd, signed and renamed into place (:func:`write_full`, :func:`write_delta`): a bundle
-either exists whole or not at all. The format itself is :mod:`edge.watchlist.bundle`.
+either exists whole or not at all. The format itself is :mod:`edge.watchlist.bundle`; what
+dispatch alone needs of each entry is written beside the bundle by :mod:`edge.watchlist.details`.
 """
 
 from __future__ import annotations
@@ -263,7 +264,10 @@ def _check_vectors(content: ListContent, meta: ListMeta) -> None:
 
 @dataclass(frozen=True)
 class EntryFields:
-    """Per-entry fields from the entries CSV; ``expires`` is a canonical UTC time string."""
+    """Per-entry fields from the entries CSV; ``expires`` is a canonical UTC time string.
+
+    ``expires`` goes into the device bundle; the texts only into the dispatch details file.
+    """
 
     reason: str | None = None
     legal_basis: str | None = None
@@ -300,6 +304,10 @@ def assemble(
     A person already on the base list keeps its id and ``added`` date; a photo the base already
     holds keeps its stored template, so an unchanged person is unchanged in a delta. New people
     get new ids, in label order. Returns the list and the next free entry id.
+
+    Only ``expires`` of an entry's fields goes into the list (devices stop matching an expired
+    entry); reason, legal basis and case reference are for dispatch only and go into the
+    signed details file beside the bundle (:mod:`edge.watchlist.details`), never to a device.
     """
     base_by_label = base.by_label() if base is not None else {}
     next_id = base_next_entry_id
@@ -348,9 +356,6 @@ def assemble(
                 added=added,
                 templates=tuple(templates),
                 expires=spec.fields.expires,
-                reason=spec.fields.reason,
-                legal_basis=spec.fields.legal_basis,
-                case_ref=spec.fields.case_ref,
             )
         )
     vectors: StoredArray = np.stack(rows) if rows else empty

@@ -1,0 +1,409 @@
+"""The dispatch details file: why each person is on the list, kept out of the device bundle.
+
+A device needs an entry's id, label, templates and expiry to match; only dispatch shows why the
+person is on the list. ``edge watchlist build`` therefore writes the entries CSV's texts
+(reason, legal basis, case reference) not into the bundle but into a file beside it, outside
+its folder (default ``<bundle>.dispatch.json``), signed with the same hub key::
+
+    {"format": "edge-watchlist-details/1", "signature": "<base64>", "signed": "<document>"}
+
+``signed`` is the canonical JSON document as a string, so the Ed25519 signature covers its
+exact UTF-8 bytes (as ``manifest.sig`` covers ``manifest.json``). The document says which list
+and version it describes and names the sha256 of the manifest of every bundle the build wrote
+(a delta and its full twin describe the same list), so dispatch refuses details that belong to
+another bundle; its own ``format`` keeps it from ever passing for a manifest, and the reverse.
+Its entries cover the whole list (id, label, added, expires, reason, legal_basis, case_ref).
+See docs/watchlist.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import errno
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from edge.clock import format_time, parse_time
+from edge.config.base import TOPIC_ID_PATTERN
+from edge.errors import BundleError, EdgeError, WatchlistError
+from edge.watchlist import keys as keyring
+from edge.watchlist.bundle import VerifiedBundle, fsync_path
+from edge.watchlist.entries import MAX_TEXT, Entry, ListContent, canonical_json
+from edge.watchlist.writer import EntryFields
+
+DETAILS_FORMAT = "edge-watchlist-details/1"
+DETAILS_SUFFIX = ".dispatch.json"
+MAX_DETAILS_BYTES = 1 << 28
+TEXT_FIELDS = ("reason", "legal_basis", "case_ref")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DOC_FIELDS = frozenset(
+    {"format", "list_id", "version", "created", "signing_key_id", "bundles", "entries"}
+)
+_ENTRY_FIELDS = frozenset({"id", "label", "added", "expires", *TEXT_FIELDS})
+
+
+@dataclass(frozen=True)
+class EntryDetails:
+    """What dispatch shows of one entry. Times are canonical UTC strings."""
+
+    id: int
+    label: str
+    added: str
+    expires: str | None = None
+    reason: str | None = None
+    legal_basis: str | None = None
+    case_ref: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "label": self.label, "added": self.added}
+        for name in ("expires", *TEXT_FIELDS):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def of_entry(cls, entry: Entry) -> EntryDetails:
+        """The details an entries table itself carries (bundles built before this file)."""
+        return cls(
+            entry.id,
+            entry.label,
+            entry.added,
+            entry.expires,
+            entry.reason,
+            entry.legal_basis,
+            entry.case_ref,
+        )
+
+
+@dataclass(frozen=True)
+class BundleRef:
+    kind: str  # "full" or "delta"
+    manifest_sha256: str
+
+
+@dataclass(frozen=True)
+class ListDetails:
+    list_id: str
+    version: int
+    created: str
+    signing_key_id: str
+    bundles: tuple[BundleRef, ...]
+    entries: tuple[EntryDetails, ...]  # ascending id
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": DETAILS_FORMAT,
+            "list_id": self.list_id,
+            "version": self.version,
+            "created": self.created,
+            "signing_key_id": self.signing_key_id,
+            "bundles": [
+                {"kind": b.kind, "manifest_sha256": b.manifest_sha256} for b in self.bundles
+            ],
+            "entries": [e.to_json() for e in self.entries],
+        }
+
+    def for_entries(self, entries: Sequence[Entry], where: Path) -> dict[int, EntryDetails]:
+        """Details by entry id; refuses unless they describe exactly these entries."""
+        mine = {e.id: e for e in self.entries}
+        if set(mine) != {e.id for e in entries}:
+            raise BundleError("details", f"{where}: its entries are not the bundle's entries")
+        for entry in entries:
+            d = mine[entry.id]
+            if (d.label, d.added, d.expires) != (entry.label, entry.added, entry.expires):
+                raise BundleError(
+                    "details",
+                    f"{where}: entry {entry.id} ({entry.label!r}) differs from the bundle's",
+                )
+        return mine
+
+
+def details_path(bundle: Path) -> Path:
+    """Where a bundle's details file sits by default: ``<bundle folder>.dispatch.json``."""
+    folder = Path(os.path.abspath(bundle))
+    return folder.with_name(folder.name + DETAILS_SUFFIX)
+
+
+def check_details_out(path: Path, bundles: Sequence[Path]) -> None:
+    """Refuse, before anything is built, a details path that exists or lies in a bundle."""
+    if path.exists() or path.is_symlink():
+        raise WatchlistError(f"{path} already exists: choose a new path for the dispatch details")
+    target = Path(os.path.abspath(path))
+    for bundle in bundles:
+        folder = Path(os.path.abspath(bundle))
+        if target == folder or folder in target.parents:
+            raise WatchlistError(
+                f"dispatch details {path} must lie outside the bundle folder {bundle}"
+            )
+
+
+def list_details(
+    content: ListContent,
+    fields: Mapping[str, EntryFields],
+    bundles: Sequence[VerifiedBundle],
+    private_key: Ed25519PrivateKey,
+) -> ListDetails:
+    """The details of every entry of ``content``, for the bundles one build wrote."""
+    if not bundles:
+        raise WatchlistError("dispatch details need the bundle they describe")
+    first = bundles[0].manifest
+    for b in bundles:
+        m = b.manifest
+        if (m.list_id, m.version, m.entries_sha256) != (
+            first.list_id,
+            first.version,
+            first.entries_sha256,
+        ):
+            raise WatchlistError("dispatch details cover bundles of one list version only")
+    entries = []
+    for entry in content.entries:
+        f = fields.get(entry.label, EntryFields())
+        entries.append(
+            EntryDetails(
+                entry.id,
+                entry.label,
+                entry.added,
+                entry.expires,
+                f.reason,
+                f.legal_basis,
+                f.case_ref,
+            )
+        )
+    return ListDetails(
+        list_id=first.list_id,
+        version=first.version,
+        created=first.created,
+        signing_key_id=keyring.key_id(private_key.public_key()),
+        bundles=tuple(BundleRef(b.manifest.kind, b.manifest_sha256) for b in bundles),
+        entries=tuple(entries),
+    )
+
+
+def details_bytes(details: ListDetails, private_key: Ed25519PrivateKey) -> bytes:
+    """The signed file: the canonical document as a string, and its signature."""
+    signed = canonical_json(details.to_json())
+    signature = keyring.sign(private_key, signed)
+    return canonical_json(
+        {
+            "format": DETAILS_FORMAT,
+            "signed": signed.decode("utf-8"),
+            "signature": base64.b64encode(signature).decode("ascii"),
+        }
+    )
+
+
+def write_details(path: Path, details: ListDetails, private_key: Ed25519PrivateKey) -> None:
+    """Write the signed details file at ``path`` (never over an existing file), fsync'd."""
+    data = details_bytes(details, private_key)
+    parent = path.parent
+    tmp: str | None = None
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)  # mode 0600
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _place(tmp, path)
+        fsync_path(parent)
+    except FileExistsError as exc:
+        raise WatchlistError(
+            f"{path} already exists: choose a new path for the dispatch details"
+        ) from exc
+    except OSError as exc:
+        detail = exc.strerror or exc
+        raise WatchlistError(f"cannot write dispatch details {path}: {detail}") from exc
+    finally:
+        if tmp is not None:  # the staging name (gone after a rename)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _place(tmp: str, path: Path) -> None:
+    """Move the finished file into place, whole, and never over an existing file."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        if path.exists():  # a file system without hard links (vfat): check, then rename
+            raise FileExistsError(str(path)) from exc
+        os.rename(tmp, path)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _refuse(path: Path, detail: str) -> BundleError:
+    return BundleError("details", f"dispatch details {path}: {detail}")
+
+
+def _text(value: Any, name: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit or "\n" in value:
+        raise ValueError(f"{name} must be one line of at most {limit} characters")
+    return value
+
+
+def _time(value: Any, name: str, *, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or format_time(parse_time(value, name)) != value:
+        raise ValueError(f"{name} must be a canonical UTC time")
+    return value
+
+
+def _entry(data: Any, n: int) -> EntryDetails:
+    if not isinstance(data, dict) or not {"id", "label", "added"} <= set(data):
+        raise ValueError(f"entry {n} needs id, label and added")
+    unknown = set(data) - _ENTRY_FIELDS
+    if unknown:
+        raise ValueError(f"entry {n}: unknown field(s) {', '.join(sorted(unknown))}")
+    entry_id = data["id"]
+    if not isinstance(entry_id, int) or isinstance(entry_id, bool) or entry_id < 0:
+        raise ValueError(f"entry {n}: id must be a non-negative integer")
+    label = data["label"]
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"entry {n}: label must be a non-empty string")
+    texts = [_text(data.get(name), f"entry {n} {name}", MAX_TEXT) for name in TEXT_FIELDS]
+    return EntryDetails(
+        entry_id,
+        label,
+        str(_time(data["added"], f"entry {n} added", required=True)),
+        _time(data.get("expires"), f"entry {n} expires", required=False),
+        *texts,
+    )
+
+
+def _bundle_ref(data: Any) -> BundleRef:
+    if (
+        not isinstance(data, dict)
+        or set(data) != {"kind", "manifest_sha256"}
+        or data["kind"] not in ("full", "delta")
+        or not isinstance(data["manifest_sha256"], str)
+        or not _SHA256.match(data["manifest_sha256"])
+    ):
+        raise ValueError("bundles must be objects with kind (full, delta) and manifest_sha256")
+    return BundleRef(data["kind"], data["manifest_sha256"])
+
+
+def parse_details(signed: bytes) -> ListDetails:
+    """The signed document; any problem is a ``ValueError`` naming it."""
+    doc = json.loads(signed.decode("utf-8"))
+    if not isinstance(doc, dict) or doc.get("format") != DETAILS_FORMAT:
+        raise ValueError(f"the signed document is not {DETAILS_FORMAT}")
+    if set(doc) != _DOC_FIELDS:
+        raise ValueError(f"the document must hold exactly {', '.join(sorted(_DOC_FIELDS))}")
+    list_id, version = doc["list_id"], doc["version"]
+    if not isinstance(list_id, str) or not re.match(TOPIC_ID_PATTERN, list_id):
+        raise ValueError("list_id is not a list id")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError("version must be an integer >= 1")
+    if not isinstance(doc["signing_key_id"], str):
+        raise ValueError("signing_key_id must be a string")
+    if not isinstance(doc["bundles"], list) or not doc["bundles"]:
+        raise ValueError("bundles must be a non-empty list")
+    if not isinstance(doc["entries"], list):
+        raise ValueError("entries must be a list")
+    entries = tuple(_entry(item, n) for n, item in enumerate(doc["entries"]))
+    ids = [e.id for e in entries]
+    if ids != sorted(set(ids)):
+        raise ValueError("entry ids must be unique and ascending")
+    if len({e.label for e in entries}) != len(entries):
+        raise ValueError("labels must be unique")
+    return ListDetails(
+        list_id=list_id,
+        version=version,
+        created=str(_time(doc["created"], "created", required=True)),
+        signing_key_id=doc["signing_key_id"],
+        bundles=tuple(_bundle_ref(b) for b in doc["bundles"]),
+        entries=entries,
+    )
+
+
+def _signer_hint(signed: bytes) -> str | None:
+    """The key id the (not yet verified) document names, only to word a refusal."""
+    try:
+        value = json.loads(signed.decode("utf-8")).get("signing_key_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _envelope(raw: bytes) -> tuple[bytes, bytes]:
+    """The signed bytes and the signature from the file's envelope."""
+    doc = json.loads(raw.decode("utf-8"))
+    if not isinstance(doc, dict) or doc.get("format") != DETAILS_FORMAT:
+        raise ValueError(f"not a {DETAILS_FORMAT} file")
+    if set(doc) != {"format", "signed", "signature"}:
+        raise ValueError("expected exactly format, signed and signature")
+    if not isinstance(doc["signed"], str) or not isinstance(doc["signature"], str):
+        raise ValueError("signed and signature must be strings")
+    try:
+        signature = base64.b64decode(doc["signature"], validate=True)
+    except binascii.Error as exc:
+        raise ValueError("signature is not base64") from exc
+    return doc["signed"].encode("utf-8"), signature
+
+
+def read_details(path: Path, public_key: Ed25519PublicKey, bundle: VerifiedBundle) -> ListDetails:
+    """Verify a details file (signature, format) and that it describes ``bundle``.
+
+    Every refusal is a :class:`BundleError` of check ``details``.
+    """
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_DETAILS_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise _refuse(path, "no such file") from exc
+    except OSError as exc:
+        raise _refuse(path, f"cannot read it: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_DETAILS_BYTES:
+        raise _refuse(path, f"larger than {MAX_DETAILS_BYTES} bytes")
+    try:
+        signed, signature = _envelope(raw)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise _refuse(path, str(exc)) from exc
+    trusted = keyring.key_id(public_key)
+    try:
+        if len(signature) != keyring.SIGNATURE_BYTES:
+            raise InvalidSignature
+        public_key.verify(signature, signed)
+    except InvalidSignature as exc:
+        signer = _signer_hint(signed)
+        if signer is not None and signer != trusted:
+            detail = f"signed by key {signer}, but the trusted key is {trusted}"
+        else:
+            detail = f"the signature does not match its contents under trusted key {trusted}"
+        raise _refuse(path, detail) from exc
+    try:
+        details = parse_details(signed)
+    except (UnicodeDecodeError, ValueError, EdgeError) as exc:
+        raise _refuse(path, str(exc)) from exc
+    m = bundle.manifest
+    named = {b.manifest_sha256 for b in details.bundles}
+    if bundle.manifest_sha256 not in named:
+        raise _refuse(
+            path,
+            f"they belong to list {details.list_id} version {details.version} (bundle "
+            f"{sorted(named)[0][:12]}...), not to {bundle.path} (list {m.list_id} version "
+            f"{m.version}, bundle {bundle.manifest_sha256[:12]}...)",
+        )
+    if (details.list_id, details.version) != (m.list_id, m.version):
+        raise _refuse(path, f"they name list {details.list_id} v{details.version}")
+    return details
