@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
 Image = npt.NDArray[np.uint8]
 
 # BlazeFace keypoint order (subject's right eye appears on the image's left).

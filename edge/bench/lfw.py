@@ -119,7 +119,7 @@ def embed_images(
             (aligned,) = analyzer.align(image, [nearest_to_centre(detections, image)])
         else:
             aligned = centre_guess(image)
-        gated += assess(aligned).score < floor
+        gated += assess(aligned, analyzer.config.quality.min_eye_px).score < floor
         vectors[key] = analyzer.embed([aligned])[0]
     return EmbeddedImages(vectors, no_face, retried, gated)
 

@@ -54,7 +54,8 @@ def time_frames(analyzer: FaceAnalyzer, jpeg: bytes, repeats: int, warmup: int) 
         t2 = time.perf_counter()
         aligned = analyzer.align(frame, detections)
         floor = analyzer.config.quality.min_quality
-        passing = [face for face in aligned if assess(face).score >= floor]
+        min_eye_px = analyzer.config.quality.min_eye_px
+        passing = [face for face in aligned if assess(face, min_eye_px).score >= floor]
         t3 = time.perf_counter()
         analyzer.embed(passing)
         t4 = time.perf_counter()

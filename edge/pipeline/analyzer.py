@@ -1,7 +1,9 @@
 """Detect -> align -> quality gate -> embed, for one image or frame.
 
 The one entry point the rest of the product uses for recognition; each stage stays callable on
-its own so that benchmarks can time them separately.
+its own so that benchmarks can time them separately. Detection is multi-scale on large frames
+(``detector.tiling``): a still gets the whole-frame pass and every tile
+(:mod:`edge.pipeline.multiscale`); video gets a :class:`VideoScanner` per frame size.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from edge.backends import open_session
 from edge.config import Config
 from edge.models import EMBEDDING_MODEL, ModelPin, embedding_pin
 from edge.pipeline.align import KeypointAligner, MeshAligner
-from edge.pipeline.detect import FaceDetector
+from edge.pipeline.detect import BlazeFace, FaceDetector
 from edge.pipeline.embed import Embedder
+from edge.pipeline.multiscale import MultiScaleDetector, VideoScanner
 from edge.pipeline.quality import assess
+from edge.pipeline.tiles import NO_TILES, plan_tiles
 from edge.types import AlignedFace, Detection, Face, FloatArray, Image
 
 
@@ -33,6 +37,47 @@ class FaceAnalyzer:
         self.embedder = Embedder(
             open_session(stem, runtime.backend, runtime.threads), config.embedder.batch_size
         )
+        self._multiscale: MultiScaleDetector | None = None  # opened at the first large frame
+        self._check_mesh: MeshAligner | None = None
+
+    def _session_for(self, model: str) -> BlazeFace:
+        if model == self.detector.model.model:
+            return self.detector.model
+        runtime = self.config.runtime
+        return BlazeFace(
+            open_session(f"blazeface_{model}", runtime.backend, runtime.threads), model
+        )
+
+    @property
+    def multiscale(self) -> MultiScaleDetector:
+        """The tiled detector (its extra models are loaded on first use)."""
+        if self._multiscale is None:
+            tiles = self._session_for("full_range")
+            crop_model = self.config.detector.crop_model
+            crops = tiles if crop_model == "full_range" else self._session_for(crop_model)
+            self._multiscale = MultiScaleDetector(
+                self.detector, tiles, crops, self.config.detector, self._presence
+            )
+        return self._multiscale
+
+    def _presence(self, image: Image, detections: list[Detection]) -> list[float]:
+        """The face mesh's face-presence probability of each detection (tiles' verifier)."""
+        mesh = self.aligner if isinstance(self.aligner, MeshAligner) else self._mesh_for_checks()
+        return [presence for _, presence in mesh.five_points(image, detections)]
+
+    def _mesh_for_checks(self) -> MeshAligner:
+        # align.refiner 'none' aligns on BlazeFace's points, but tiles still need the check.
+        if self._check_mesh is None:
+            runtime = self.config.runtime
+            session = open_session("face_mesh", runtime.backend, runtime.threads)
+            self._check_mesh = MeshAligner(session)
+        return self._check_mesh
+
+    def video_scanner(self, frame_w: int, frame_h: int) -> VideoScanner | None:
+        """The per-frame scan for video of this size, or None when the whole frame is all it
+        needs. A configured tile that cannot fit the frame is a ConfigError here."""
+        scanner = VideoScanner(self.multiscale, frame_w, frame_h)
+        return scanner if scanner.plan.levels else None
 
     @classmethod
     def from_config(cls, config: Config) -> FaceAnalyzer:
@@ -52,7 +97,16 @@ class FaceAnalyzer:
         return self.model_pin.sha256
 
     def detect(self, image: Image) -> list[Detection]:
-        return self.detector.detect(image)
+        """Every face in a still: the whole-frame pass, and every tile on a large image."""
+        height, width = image.shape[:2]
+        if self.config.detector.tiling == "off":
+            return self.detector.detect(image)
+        if self._multiscale is None and self._plan_is_empty(width, height):
+            return self.detector.detect(image)
+        return self.multiscale.detect(image)
+
+    def _plan_is_empty(self, width: int, height: int) -> bool:
+        return plan_tiles(self.config.detector, width, height, video=False) is NO_TILES
 
     def align(self, image: Image, detections: list[Detection]) -> list[AlignedFace]:
         return self.aligner.align(image, detections)
@@ -65,7 +119,7 @@ class FaceAnalyzer:
         (so callers can report them) but carry no embedding and must not be matched."""
         detections = self.detect(image)
         aligned = self.align(image, detections)
-        qualities = [assess(face).score for face in aligned]
+        qualities = [assess(face, self.config.quality.min_eye_px).score for face in aligned]
         floor = self.config.quality.min_quality
         passing = [face for face, q in zip(aligned, qualities, strict=True) if q >= floor]
         vectors = iter(self.embed(passing))

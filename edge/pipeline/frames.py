@@ -26,6 +26,7 @@ from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import Frame
 from edge.pipeline.decide import Decider, Gallery, Hit
 from edge.pipeline.metrics import StageSet
+from edge.pipeline.multiscale import ScanStats, VideoScanner
 from edge.pipeline.quality import assess
 from edge.pipeline.track import Box, Shot, Track, Tracker
 from edge.types import Detection, FloatArray, Image
@@ -44,6 +45,24 @@ class FaceView:
     box: Box
     track_id: int
     label: str | None  # the entry its track matched, if any
+
+
+@dataclass
+class ScanCounters:
+    """What the tiled scans of a run did, in all."""
+
+    tiles: int = 0
+    crops: int = 0
+    rechecks: int = 0
+    dropped_at_seams: int = 0
+    rejected_by_mesh: int = 0
+
+    def add(self, stats: ScanStats) -> None:
+        self.tiles += stats.tiles
+        self.crops += stats.crops
+        self.rechecks += stats.rechecks
+        self.dropped_at_seams += stats.dropped_at_seams
+        self.rejected_by_mesh += stats.rejected
 
 
 @dataclass
@@ -74,7 +93,18 @@ def face_crop_jpeg(image: Image, box: Box, max_px: int) -> bytes | None:
 class FrameProcessor:
     """Detect, track, assess, embed, search and decide, one frame at a time (one thread)."""
 
-    STAGES = ("detect", "track", "align", "embed", "match")
+    # 'detect' is the whole detection; the detect_* stages are its passes on a tiled frame.
+    STAGES = (
+        "detect",
+        "detect_frame",
+        "detect_tiles",
+        "detect_crops",
+        "detect_verify",
+        "track",
+        "align",
+        "embed",
+        "match",
+    )
 
     def __init__(
         self,
@@ -93,6 +123,7 @@ class FrameProcessor:
         self.decider = Decider(config.tracker, min_votes=1 if still_images else None)
         self.stages = stages or StageSet(*self.STAGES)
         self.floor = config.quality.min_quality
+        self.min_eye_px = config.quality.min_eye_px
         self._cheap = KeypointAligner()
         self.frames = 0
         self.faces = 0  # detections over all frames
@@ -100,7 +131,41 @@ class FrameProcessor:
         self.embedded = 0  # faces embedded and searched
         self.last_faces = 0
         self.scene_cuts = 0
+        self.scan = ScanCounters()
+        self.still_images = still_images
         self._thumb: FloatArray | None = None
+        self._scanner: VideoScanner | None = None
+        self._scanner_size: tuple[int, int] | None = None
+
+    def prepare(self, frame_w: int, frame_h: int) -> None:
+        """Set up the scan for frames of this size (a configured tile that cannot fit them is
+        a ConfigError here, before any frame)."""
+        if not self.still_images and (frame_w, frame_h) != self._scanner_size:
+            self._scanner = self.analyzer.video_scanner(frame_w, frame_h)
+            self._scanner_size = (frame_w, frame_h)
+
+    @property
+    def tiling(self) -> str:
+        """What the scan of the current frame size does, for logs and metrics."""
+        return self._scanner.plan.describe() if self._scanner is not None else "whole frame only"
+
+    def _detect(self, frame: Frame) -> list[Detection]:
+        if self.still_images:
+            return self.analyzer.detect(frame.image)  # every tile: one shot per still
+        height, width = frame.image.shape[:2]
+        self.prepare(width, height)
+        if self._scanner is None:
+            return self.analyzer.detect(frame.image)
+        tracked = [
+            (track.predict(frame.t), frame.t - track.last_t)
+            for track in self.tracker.tracks.values()
+        ]
+        detections = self._scanner.detect(frame.image, tracked)
+        stats = self._scanner.detector.last
+        for name, ms in stats.ms.items():
+            self.stages[f"detect_{name}"].add(ms)
+        self.scan.add(stats)
+        return detections
 
     def _scene_cut(self, frame: Frame) -> bool:
         grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
@@ -117,7 +182,7 @@ class FrameProcessor:
 
     def _cheap_quality(self, image: Image, detection: Detection) -> float:
         try:
-            return assess(self._cheap.align(image, [detection])[0]).score
+            return assess(self._cheap.align(image, [detection])[0], self.min_eye_px).score
         except ValueError:  # degenerate keypoints
             return 0.0
 
@@ -154,7 +219,7 @@ class FrameProcessor:
         for track in ended:
             result.hits += self.decider.finish(track)
         t_cut = time.perf_counter()
-        detections = self.analyzer.detect(frame.image)
+        detections = self._detect(frame)
         t_detect = time.perf_counter()
         pairs = self.tracker.update(detections, frame.t, frame.index)
         due = self._schedule(frame.image, pairs)
@@ -177,7 +242,7 @@ class FrameProcessor:
         """Align and quality-score the due faces; embed, search and decide those that pass."""
         started = time.perf_counter()
         aligned = self.analyzer.align(frame.image, [d for _, d, _ in due])
-        qualities = [assess(face).score for face in aligned]
+        qualities = [assess(face, self.min_eye_px).score for face in aligned]
         t_align = time.perf_counter()
         self.stages["align"].add((t_align - started) * 1000)
         self.assessed += len(due)

@@ -1,10 +1,15 @@
 """The quality gate: is this face good enough to embed and match?
 
 Four parts, each in [0, 1], multiplied so that any one of them can veto:
-- size: the distance between the eyes in the frame; 32 px or more counts as full resolution
-  (the aligned template itself has 35 px), 6 px or fewer as useless.
-- sharpness: variance of the Laplacian of the aligned grey face; motion blur and upscaled tiny
-  faces score low.
+- size: the distance between the eyes in the frame. Below ``quality.min_eye_px`` (16 px by
+  default) it is 0: such a face is tracked but never embedded or matched, because below 16 px
+  the right person is the top candidate less than 90 % of the time (docs/recognition.md, "Small
+  and distant faces"). It then rises to 1 at 1.5 times the limit, so that of a track's shots
+  the larger ones are preferred.
+- sharpness: variance of the Laplacian of the aligned grey face, against what a sharp face of
+  that size gives: a face with fewer than 32 px between the eyes is upscaled into the 112 px
+  crop, which lowers the variance by itself (about as the eye distance to the power 1.25,
+  measured on pasted LFW faces), so only blur beyond that lowers this part.
 - pose: how far the five points stay from the template after the best similarity transform. A
   similarity cannot undo yaw or pitch, so a turned or nodding head leaves a large residual.
 - landmarks: the face mesh's own face-presence probability (1 without the mesh). The mesh fits
@@ -22,8 +27,9 @@ import numpy as np
 
 from edge.types import AlignedFace
 
-EYES_USELESS_PX, EYES_FULL_PX = 6.0, 32.0
+EYES_FULL_PX = 32.0  # eye distance at which the aligned 112 px crop is no longer upscaled
 SHARPNESS_FULL = 100.0  # Laplacian variance of a crisp aligned face; LFW's median is above it
+SHARPNESS_SIZE_EXPONENT = 1.25  # a sharp face's variance falls with the upscale about like this
 POSE_ERROR_FULL, POSE_ERROR_USELESS = 3.0, 12.0  # template RMS error, 112-px units
 
 
@@ -43,12 +49,15 @@ class Quality:
         return self.size * self.sharpness * self.pose * self.landmarks
 
 
-def assess(face: AlignedFace) -> Quality:
+def assess(face: AlignedFace, min_eye_px: float) -> Quality:
+    """The parts of the face's quality; ``min_eye_px`` is ``quality.min_eye_px``."""
+    eyes = face.eye_distance_px
     grey = cv2.cvtColor(face.image, cv2.COLOR_BGR2GRAY)
     laplacian_var = float(cv2.Laplacian(grey, cv2.CV_32F).var())
+    expected = SHARPNESS_FULL * min(1.0, eyes / EYES_FULL_PX) ** SHARPNESS_SIZE_EXPONENT
     return Quality(
-        size=_ramp(face.eye_distance_px, EYES_USELESS_PX, EYES_FULL_PX),
-        sharpness=min(1.0, laplacian_var / SHARPNESS_FULL),
+        size=0.0 if eyes < min_eye_px else _ramp(eyes, 0.5 * min_eye_px, 1.5 * min_eye_px),
+        sharpness=min(1.0, laplacian_var / max(expected, 1e-6)),
         pose=1.0 - _ramp(face.template_error, POSE_ERROR_FULL, POSE_ERROR_USELESS),
         landmarks=face.landmark_confidence,
     )

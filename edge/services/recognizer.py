@@ -166,6 +166,8 @@ class Runner:
         self.capture.open()  # a file or folder that cannot be read fails here, before threads
         opts = self.options
         try:
+            if self.capture.frame_size is not None:
+                self.processor.prepare(*self.capture.frame_size)  # bad tile settings fail here
             if opts.annotate is not None:
                 self._annotator = Annotator(
                     opts.annotate, self.capture.fps or 30.0, self.config.run.annotate_unmatched
@@ -202,12 +204,13 @@ class Runner:
             if self.options.publish:
                 service.start()
             log.info(
-                "watching %s with watchlist %s v%d (%d entries, threshold %.4f)",
+                "watching %s with watchlist %s v%d (%d entries, threshold %.4f); detection: %s",
                 self.options.source.name,
                 wl.list_id,
                 wl.version,
                 len(wl),
                 wl.threshold,
+                self.processor.tiling,
             )
             self._started = time.monotonic()
             delivery.start()
@@ -468,6 +471,7 @@ class Runner:
                 "discarded_at_stop": self.frames.discarded,
             },
             "reconnects": capture.reconnects,
+            "detection": {"tiling": processor.tiling, **asdict(processor.scan)},
             "faces": {
                 "detected": processor.faces,
                 "assessed": processor.assessed,
@@ -544,6 +548,9 @@ class Runner:
             f"reconnects {m['reconnects']}",
             f"  faces: detected {faces['detected']}, assessed {faces['assessed']}, embedded "
             f"{faces['embedded']}; tracks {tracks['started']}",
+            f"  detection: {m['detection']['tiling']}; tiles {m['detection']['tiles']}, crops "
+            f"{m['detection']['crops']}, re-checks {m['detection']['rechecks']}, rejected by the "
+            f"mesh check {m['detection']['rejected_by_mesh']}",
             f"  alerts: {alerts['raised']} (suppressed by cooldown "
             f"{alerts['suppressed_by_cooldown']}, failed {alerts['failed']})",
             f"  latency ms (mean/p90): {stages}",

@@ -8,13 +8,15 @@ import pytest
 from recognition_helpers import analyzer
 
 from edge.backends import open_session
-from edge.config.recognition import DetectorConfig
+from edge.config.recognition import DetectorConfig, QualityConfig
 from edge.demo import DEMO_CLIP
 from edge.pipeline.capture import read_image
 from edge.pipeline.detect import FaceDetector
 from edge.pipeline.quality import assess
 from edge.samples import OTHER_PERSON, SAME_PERSON
 from edge.types import LEFT_EYE, MOUTH_CENTER, NOSE_TIP, RIGHT_EYE
+
+MIN_EYE_PX = QualityConfig().min_eye_px
 
 
 def test_one_face_with_plausible_keypoints() -> None:
@@ -98,8 +100,8 @@ def test_quality_gate_scores_blur_and_tiny_faces_low() -> None:
     (sharp,) = core.align(image, core.detect(image))
     blurred_image = cv2.GaussianBlur(image, (0, 0), 4)
     (blurred,) = core.align(blurred_image, core.detect(blurred_image))
-    assert assess(sharp).score > 0.5
-    assert assess(blurred).sharpness < assess(sharp).sharpness / 2
+    assert assess(sharp, MIN_EYE_PX).score > 0.5
+    assert assess(blurred, MIN_EYE_PX).sharpness < assess(sharp, MIN_EYE_PX).sharpness / 2
 
     tiny = np.full((480, 640, 3), 90, dtype=np.uint8)
     tiny[200:232, 300:332] = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA)
@@ -146,7 +148,7 @@ def test_degenerate_keypoints_are_gated_not_raised() -> None:
     same_spot = np.full((5, 2), 120.0, dtype=np.float32)
     aligned = align_points(image, same_spot, TEMPLATE_5)
     assert aligned.image.shape == (112, 112, 3)
-    assert assess(aligned).score == 0.0
+    assert assess(aligned, MIN_EYE_PX).score == 0.0
 
 
 def test_a_detector_config_that_does_not_fit_the_model_is_a_model_error() -> None:
