@@ -76,8 +76,10 @@ class FaceAnalyzer:
     def video_scanner(self, frame_w: int, frame_h: int) -> VideoScanner | None:
         """The per-frame scan for video of this size, or None when the whole frame is all it
         needs. A configured tile that cannot fit the frame is a ConfigError here."""
-        scanner = VideoScanner(self.multiscale, frame_w, frame_h)
-        return scanner if scanner.plan.levels else None
+        plan = plan_tiles(self.config.detector, frame_w, frame_h, video=True)
+        if not plan.levels:
+            return None  # and the tile models are never loaded
+        return VideoScanner(self.multiscale, plan, frame_w, frame_h)
 
     @classmethod
     def from_config(cls, config: Config) -> FaceAnalyzer:

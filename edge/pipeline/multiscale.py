@@ -201,9 +201,11 @@ class VideoScanner:
     """The per-frame scan for video at one frame size: the whole frame, this frame's share of
     the tile cycle, and crops around tracked faces too small for the whole-frame pass."""
 
-    def __init__(self, detector: MultiScaleDetector, frame_w: int, frame_h: int) -> None:
+    def __init__(
+        self, detector: MultiScaleDetector, plan: TilePlan, frame_w: int, frame_h: int
+    ) -> None:
         self.detector = detector
-        self.plan = plan_tiles(detector.config, frame_w, frame_h, video=True)
+        self.plan = plan
         self.scheduler = TileScheduler(
             self.plan.grid(frame_w, frame_h), detector.config.tiles_per_frame
         )
