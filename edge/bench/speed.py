@@ -1,7 +1,10 @@
-"""Per-stage latency and end-to-end frame rate on 640x480 frames with one and three faces.
+"""Per-stage latency and end-to-end frame rate: 640x480 frames with one and three faces, and
+1920x1080 frames with small faces, as a still (the whole frame and every tile) and as video
+(the whole frame, this frame's share of the tiles, crops around the tracked faces).
 
-Frames are composed from the shipped sample photos, so the benchmark runs on a fresh machine.
-Each configuration is warmed up, then timed over repeated frames; medians and p90s are reported.
+Frames are composed from the shipped sample photos (and, at 1080p, a frame of the demo clip
+scaled up as the scene), so the benchmark runs on a fresh machine. Each configuration is warmed
+up, then timed over repeated frames; medians and p90s are reported.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import cv2
 import numpy as np
 
 from edge.config import Config, config_from_dict
+from edge.demo import DEMO_CLIP
 from edge.errors import BackendError
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import decode_image, read_image
@@ -23,6 +27,8 @@ from edge.samples import OTHER_PERSON, SAME_PERSON
 from edge.types import Image
 
 FRAME_W, FRAME_H = 640, 480
+HD_W, HD_H = 1920, 1080
+HD_FACE_PX = (48, 64, 96)  # face widths in the 1080p frame: each below the whole-frame pass's
 STAGES = ("decode", "detect", "align", "embed")
 
 
@@ -37,20 +43,49 @@ def sample_frame(faces: int) -> Image:
     return frame
 
 
+def hd_frame() -> Image:
+    """A 1920x1080 scene (the demo clip scaled up) with sample photos whose faces are 48, 64
+    and 96 px wide: too small for the whole-frame pass, found by the tiles."""
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 30)
+    ok, scene = cap.read()
+    cap.release()
+    frame = np.full((HD_H, HD_W, 3), 96, dtype=np.uint8)
+    if ok:
+        frame = np.asarray(cv2.resize(scene, (HD_W, HD_H), interpolation=cv2.INTER_LINEAR))
+    photos = [read_image(p) for p in (*SAME_PERSON, OTHER_PERSON)]
+    for i, face_px in enumerate(HD_FACE_PX):
+        side = round(250 * face_px / 111)  # LFW photos: the face is about 111 of 250 px
+        tile = cv2.resize(photos[i], (side, side), interpolation=cv2.INTER_AREA)
+        x, y = 300 + i * 500, 200 + i * 150
+        frame[y : y + side, x : x + side] = tile
+    return frame
+
+
 @dataclass
 class Timings:
     per_stage: dict[str, list[float]]
     total: list[float]
 
 
-def time_frames(analyzer: FaceAnalyzer, jpeg: bytes, repeats: int, warmup: int) -> Timings:
+def time_frames(
+    analyzer: FaceAnalyzer, jpeg: bytes, repeats: int, warmup: int, *, video: bool = False
+) -> Timings:
+    """``video``: detect as ``edge run`` does frame after frame (a rotating share of the tiles,
+    crops around the faces found in the previous frame); else as for a still."""
     per_stage: dict[str, list[float]] = {stage: [] for stage in STAGES}
     total = []
+    tracked: list[tuple[tuple[float, float, float, float], float]] = []
     for i in range(warmup + repeats):
         t0 = time.perf_counter()
         frame = decode_image(jpeg)
         t1 = time.perf_counter()
-        detections = analyzer.detect(frame)
+        scanner = analyzer.video_scanner(frame.shape[1], frame.shape[0]) if video else None
+        if scanner is not None:
+            detections = scanner.detect(frame, tracked)
+            tracked = [(d.box, 0.0) for d in detections]
+        else:
+            detections = analyzer.detect(frame)
         t2 = time.perf_counter()
         aligned = analyzer.align(frame, detections)
         floor = analyzer.config.quality.min_quality
@@ -83,23 +118,32 @@ def run(
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[dict[str, Any]]:
     rows = []
-    frames = {
-        n: cv2.imencode(".jpg", sample_frame(n), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-        for n in (1, 3)
-    }
+
+    def jpeg(image: Image) -> bytes:
+        return bytes(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+
+    hd = jpeg(hd_frame())
+    cases = [
+        (f"{FRAME_W}x{FRAME_H}", "still", 1, jpeg(sample_frame(1))),
+        (f"{FRAME_W}x{FRAME_H}", "still", 3, jpeg(sample_frame(3))),
+        (f"{HD_W}x{HD_H}", "still", len(HD_FACE_PX), hd),
+        (f"{HD_W}x{HD_H}", "video", len(HD_FACE_PX), hd),
+    ]
     for backend, precision, config in variants(base):
         try:
             analyzer = FaceAnalyzer.from_config(config)
         except BackendError as exc:
             progress(f"skipped {backend}/{precision}: {exc}")
             continue
-        for faces, jpeg in frames.items():
-            progress(f"{backend}/{precision}, {faces} face(s)")
-            found = len(analyzer.detect(decode_image(jpeg)))
-            timings = time_frames(analyzer, jpeg, repeats, warmup)
+        for size, mode, faces, data in cases:
+            progress(f"{backend}/{precision}, {size} {mode}, {faces} face(s)")
+            found = len(analyzer.detect(decode_image(data)))
+            timings = time_frames(analyzer, data, repeats, warmup, video=mode == "video")
             row: dict[str, Any] = {
                 "backend": backend,
                 "precision": precision,
+                "frame": size,
+                "mode": mode,
                 "faces": faces,
                 "faces_found": found,
                 "threads": config.runtime.threads,

@@ -227,7 +227,8 @@ class BlazeFace:
         outputs = self._session.run(tensor)
         regressors, classifiers = sorted(outputs, key=lambda a: -a.shape[-1])
         raw, logits = regressors.reshape(-1, regressors.shape[-1]), classifiers.reshape(-1)
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
+        # +-80: exp stays finite in float32 (88.7 overflows); the sigmoid is 0 or 1 beyond anyway.
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))
         keep = scores >= threshold
         if not keep.any():
             return Candidates.empty()
