@@ -36,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
@@ -57,6 +57,7 @@ from edge.mqtt.connection import Connection
 from edge.mqtt.topics import DeviceTopics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _IDLE_LOOP_S = 0.05
 _POLL_OUTBOX_S = 0.5
@@ -129,6 +130,8 @@ class AlertPublisher:
             password=password,
             on_connected=self._on_connect,
             on_lost=self._forget_connection,
+            subscriptions="review decisions and dispatch acks will not arrive; check the "
+            "broker's ACL for this device's review and ack topics",
         )
         self.broker = self._connection.broker
         self._client = self._connection.client
@@ -142,7 +145,6 @@ class AlertPublisher:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
-        self._client.on_subscribe = self._on_subscribe
 
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
@@ -547,44 +549,16 @@ class AlertPublisher:
     ) -> None:
         self._acks.append((mid, reason))
 
-    def _on_subscribe(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reasons: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        for reason in reasons:
-            if reason.is_failure:
-                log.error(
-                    "broker %s refused a subscription (%s, %s): %s (review decisions or dispatch "
-                    "acks will not arrive)",
-                    self.broker,
-                    self.topics.review,
-                    self.topics.ack,
-                    reason,
-                )
-
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         if message.topic == self.topics.ack:
-            self._on_ack(message)
+            ack = self._decode(message, decode_ack, audit_kinds.ACK_INVALID)
+            if ack is not None:
+                self._dispatch_acks.append(ack)
             return
         if message.topic != self.topics.review:
             return
-        try:
-            review = decode_review(bytes(message.payload))
-        except EdgeError as exc:
-            excerpt = message.payload[:200].decode("utf-8", "replace")
-            log.warning("ignoring a malformed review message on %s: %s", message.topic, exc)
-            self._audit(
-                [
-                    (
-                        audit_kinds.REVIEW_INVALID,
-                        {"topic": message.topic, "error": str(exc), "excerpt": excerpt},
-                    )
-                ]
-            )
+        review = self._decode(message, decode_review, audit_kinds.REVIEW_INVALID)
+        if review is None:
             return
         log.info(
             "review received: alert %s %s by %s",
@@ -599,22 +573,19 @@ class AlertPublisher:
             except Exception:
                 log.exception("review handler failed for alert %s", review.alert_id)
 
-    def _on_ack(self, message: paho.MQTTMessage) -> None:
+    def _decode(
+        self, message: paho.MQTTMessage, decode: Callable[[bytes], T], invalid: str
+    ) -> T | None:
+        """The decoded message, or None (logged and audited as ``invalid``) if malformed."""
         try:
-            ack = decode_ack(bytes(message.payload))
+            return decode(bytes(message.payload))
         except EdgeError as exc:
             excerpt = message.payload[:200].decode("utf-8", "replace")
-            log.warning("ignoring a malformed ack message on %s: %s", message.topic, exc)
+            log.warning("ignoring a malformed message on %s: %s", message.topic, exc)
             self._audit(
-                [
-                    (
-                        audit_kinds.ACK_INVALID,
-                        {"topic": message.topic, "error": str(exc), "excerpt": excerpt},
-                    )
-                ]
+                [(invalid, {"topic": message.topic, "error": str(exc), "excerpt": excerpt})]
             )
-            return
-        self._dispatch_acks.append(ack)
+            return None
 
     # --- payloads --------------------------------------------------------------------------------
 

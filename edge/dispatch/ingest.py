@@ -90,6 +90,8 @@ class Ingest:
             name="dispatch",
             on_connected=self._on_connect,
             on_lost=self._on_lost,
+            subscriptions="shared subscriptions need MQTT 5; the ACL must let dispatch read "
+            f"{config.mqtt.topic_prefix}/+/alert, status and heartbeat",
         )
         self.broker = self._connection.broker
         self._client = self._connection.client
@@ -97,7 +99,6 @@ class Ingest:
         self._client.manual_ack_set(True)
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
-        self._client.on_subscribe = self._on_subscribe
         self._thread: threading.Thread | None = None
         self._reviews: queue.Queue[dict[str, Any]] = queue.Queue()
         # Loop-thread state.
@@ -254,24 +255,6 @@ class Ingest:
             session_present,
             alerts,
         )
-
-    def _on_subscribe(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reasons: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        for reason in reasons:
-            if reason.is_failure:
-                log.error(
-                    "broker %s refused a dispatch subscription: %s (shared subscriptions need "
-                    "MQTT 5; ACLs must let dispatch read %s/+/alert, status and heartbeat)",
-                    self.broker,
-                    reason,
-                    self.prefix,
-                )
 
     def _on_publish(
         self,

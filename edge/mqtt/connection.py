@@ -140,7 +140,9 @@ def describe_refusal(reason: ReasonCode) -> str:
 class Connection:
     """A paho client, its connect attempts and the reconnect backoff, driven by one thread.
 
-    ``name`` prefixes the log lines of this connection (e.g. 'watchlist sync'). Both callbacks
+    ``name`` prefixes the log lines of this connection (e.g. 'watchlist sync');
+    ``subscriptions`` says, in a refused subscription's log line, what will then not arrive and
+    what to check. Both callbacks
     run on the loop thread: ``on_connected(client, session_present, properties)`` once the
     broker accepted the connection (subscribe, publish status, ...; :attr:`connected` is set
     when it returns), and ``on_lost()`` whenever the connection or an attempt ends, so the owner
@@ -157,6 +159,7 @@ class Connection:
         name: str = "",
         on_connected: Callable[[paho.Client, bool, Properties | None], None],
         on_lost: Callable[[], None] | None = None,
+        subscriptions: str = "",
     ) -> None:
         self.mqtt = mqtt
         self.client_id = client_id
@@ -173,7 +176,9 @@ class Connection:
         self._prefix = f"{name}: " if name else ""
         self._on_connected = on_connected
         self._on_lost = on_lost
+        self._subscriptions = subscriptions
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self._failures = 0
         self._refused = False
 
@@ -263,3 +268,21 @@ class Connection:
         self.last_error = None
         self._on_connected(client, flags.session_present, properties)
         self.connected.set()
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        for reason in reasons:
+            if reason.is_failure:
+                log.error(
+                    "%sbroker %s refused a subscription: %s (%s)",
+                    self._prefix,
+                    self.broker,
+                    reason,
+                    self._subscriptions or "check the broker's ACL for this client",
+                )

@@ -158,7 +158,7 @@ def test_review_decisions_are_delivered_audited_and_malformed_ones_logged(
             )
             assert got_one.wait(5)
     assert [(r.alert_id, r.decision, r.by) for r in reviews] == [(alert_id, "confirm", "op-7")]
-    assert caplog.text.count("ignoring a malformed review message") == 2
+    assert caplog.text.count("ignoring a malformed message on edge/v1/cam-1/review") == 2
     records = read_records(tmp_path / "audit.jsonl")
     assert [r["kind"] for r in records if "review" in r["kind"]] == [
         kinds.REVIEW_INVALID,
