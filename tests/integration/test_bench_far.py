@@ -1,0 +1,118 @@
+"""`edge bench far` end to end on a tiny configuration (LFW, if present), and its bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from recognition_helpers import require_lfw
+
+from edge.bench.far import Settings
+from edge.cli import main
+from edge.errors import EdgeError
+
+FRAMES, FACES = 4, 4
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(["bench", "far", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_far_bench_on_lfw_gives_sane_figures_per_width(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lfw = require_lfw()
+    frames = tmp_path / "frames"
+    status, out, err = run_cli(
+        capsys,
+        *("--data", str(lfw), "--frame", "1280x720", "--widths", "32,96"),
+        *("--frames", str(FRAMES), "--faces", str(FACES), "--gallery-size", "10"),
+        *("--save-frames", str(frames), "--json"),
+    )
+    assert status == 0, err
+    result = json.loads(out)
+    assert set(result["widths"]) == {"32", "96"}
+    for row in result["widths"].values():
+        assert {"detect", "false_per_frame", "identify", "ms_per_frame"} <= set(row)
+        for key in ("detect", "identify", "identify_above_threshold", "false_match_rate"):
+            assert 0.0 <= row[key] <= 1.0, key
+        assert row["identify_above_threshold"] <= row["identify"] <= row["identify_ungated"]
+        assert row["frames"] == FRAMES
+        assert row["faces"] + row["unplaced"] == FRAMES * FACES
+        assert row["mated"] + row["nonmated"] == row["faces"]
+        assert row["false_per_frame"] >= 0 and row["ms_per_frame"] > 0
+    big, small = result["widths"]["96"], result["widths"]["32"]
+    assert big["detect"] > 0.8
+    assert big["false_per_frame"] <= 0.5
+    assert big["identify"] >= 0.6  # 10 people on the list, faces with 36 px between the eyes
+    assert big["false_match_rate"] <= 0.25
+    assert small["eye_px_median"] is None or small["eye_px_median"] < big["eye_px_median"]
+    gallery = result["gallery"]
+    assert gallery["identities"] == 10 and gallery["templates"] >= 10
+    assert 0.3 < gallery["threshold"] < 0.9
+    assert gallery["policy"] == {"mode": "fpir", "target_fpir": 0.001}
+    assert result["full_size"]["identify"] >= 0.6
+    assert result["frame"] == "1280x720" and result["tiling"]
+    assert (frames / "w096_f000.jpg").is_file()  # the first frame of each width, boxes drawn
+
+
+def _without_timings(result: dict[str, object]) -> dict[str, object]:
+    out = {k: v for k, v in result.items() if k != "seconds"}
+    widths = result["widths"]
+    assert isinstance(widths, dict)
+    out["widths"] = {
+        w: {k: v for k, v in row.items() if "ms" not in k} for w, row in widths.items()
+    }
+    return out
+
+
+def test_far_bench_is_a_function_of_its_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    lfw = require_lfw()
+    args = ("--data", str(lfw), "--frame", "960x540", "--widths", "48", "--frames", "2")
+    runs = []
+    for seed in ("1", "1", "2"):
+        status, out, err = run_cli(
+            capsys, *args, "--faces", "4", "--gallery-size", "5", "--seed", seed, "--json"
+        )
+        assert status == 0, err
+        runs.append(_without_timings(json.loads(out)))
+    assert runs[0] == runs[1]
+    assert runs[0]["gallery"] != runs[2]["gallery"] or runs[0]["widths"] != runs[2]["widths"]
+
+
+def test_far_bench_refuses_a_folder_without_images(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    status, out, err = run_cli(capsys, "--data", str(tmp_path), "--frames", "1")
+    assert status == 2 and out == ""
+    assert err.startswith("edge: error: ") and "images/" in err and err.count("\n") == 1
+
+
+def test_far_bench_refuses_bad_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    status, _, err = run_cli(
+        capsys, "--data", str(tmp_path), "--frame", "640x360", "--widths", "200"
+    )
+    assert status == 2 and "does not fit a 640x360 frame" in err and err.count("\n") == 1
+    status, _, err = run_cli(capsys, "--data", str(tmp_path), "--backgrounds", str(tmp_path / "x"))
+    assert status == 2 and "--backgrounds" in err and err.count("\n") == 1
+    for bad in (["--widths", "a,b"], ["--frame", "1920"], ["--frames", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["bench", "far", "--data", str(tmp_path), *bad])
+        assert exit_info.value.code == 2
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (Settings(frame=(1920, 1080), widths=(500,)), "does not fit"),
+        (Settings(widths=(4,)), "at least 8 px"),
+        (Settings(gallery_size=0), "at least 1"),
+    ],
+)
+def test_settings_are_checked(settings: Settings, message: str) -> None:
+    with pytest.raises(EdgeError, match=message):
+        settings.check()
