@@ -77,6 +77,7 @@ DEFAULT_WIDTHS = (24, 32, 48, 64, 96, 128)
 BACKGROUND_BUCKET = 15  # % of the single-photo identities kept for background walls
 MAX_TEMPLATES = 5  # enrolled photos per person at most
 BACKGROUND_DRAWS = 8  # tries for a background with few enough real faces (see _background)
+BACKGROUND_MAX_FACES = 20  # real faces in a background before it is drawn again
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
 Progress = Callable[[Sequence[Any], str], Iterable[Any]]
@@ -465,7 +466,9 @@ def _background(
     """Frame ``i``'s background and its real faces, drawn again (up to ``BACKGROUND_DRAWS``
     times, then the one with the fewest) while it holds more than ``limit`` real faces: the
     detector returns at most ``detector.max_faces`` faces, best first, and a wall of 70 faces
-    would push the pasted ones out (``frames_at_face_limit`` counts any frame where it did)."""
+    would push the pasted ones out (``frames_at_face_limit`` counts any frame where it did).
+    The limit is fixed (``BACKGROUND_MAX_FACES``), so the scenes are the same whatever the
+    detector's settings: only then do two runs with different settings compare."""
     best: scenes.Background | None = None
     for attempt in range(BACKGROUND_DRAWS):
         background = maker.make(np.random.default_rng([seed, 1, i, attempt]))
@@ -536,7 +539,8 @@ def run(
     maker = scenes.BackgroundMaker(settings.frame, scenes.read_clip(DEMO_CLIP), wall_photos, extras)
     clock.done("clip")
     records = Records()
-    face_limit = max(4, config.detector.max_faces - 2 * settings.faces)
+    # The scenes must not depend on the detector's settings: a fixed limit on real faces.
+    face_limit = BACKGROUND_MAX_FACES
     jobs = [(i, w) for i in range(settings.frames) for w in settings.widths]
     background: scenes.Background | None = None
     warm = False

@@ -61,7 +61,12 @@ class DetectorConfig(Section):
     min_face_px: int = Field(
         20, ge=1, description="Faces whose box is narrower than this (in frame pixels) are dropped."
     )
-    max_faces: int = Field(32, ge=1, description="At most this many faces per frame, best first.")
+    max_faces: int = Field(
+        64,
+        ge=1,
+        description="At most this many faces per frame, best first (tiles find many small faces "
+        "in a crowd, and small faces score lowest).",
+    )
     tiling: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Multi-scale detection for faces too small for the whole-frame pass (which "

@@ -4,8 +4,9 @@ Four parts, each in [0, 1], multiplied so that any one of them can veto:
 - size: the distance between the eyes in the frame. Below ``quality.min_eye_px`` (16 px by
   default) it is 0: such a face is tracked but never embedded or matched, because below 16 px
   the right person is the top candidate less than 90 % of the time (docs/recognition.md, "Small
-  and distant faces"). It then rises to 1 at 1.5 times the limit, so that of a track's shots
-  the larger ones are preferred.
+  and distant faces"). From the limit, where identification is already nearly as good as at
+  full size, it is 0.5, rising to 1 at 1.25 times the limit, so that of a track's shots the
+  larger ones are preferred.
 - sharpness: variance of the Laplacian of the aligned grey face, against what a sharp face of
   that size gives: a face with fewer than 32 px between the eyes is upscaled into the 112 px
   crop, which lowers the variance by itself (about as the eye distance to the power 1.25,
@@ -56,7 +57,7 @@ def assess(face: AlignedFace, min_eye_px: float) -> Quality:
     laplacian_var = float(cv2.Laplacian(grey, cv2.CV_32F).var())
     expected = SHARPNESS_FULL * min(1.0, eyes / EYES_FULL_PX) ** SHARPNESS_SIZE_EXPONENT
     return Quality(
-        size=0.0 if eyes < min_eye_px else _ramp(eyes, 0.5 * min_eye_px, 1.5 * min_eye_px),
+        size=0.0 if eyes < min_eye_px else 0.5 + 0.5 * _ramp(eyes, min_eye_px, 1.25 * min_eye_px),
         sharpness=min(1.0, laplacian_var / max(expected, 1e-6)),
         pose=1.0 - _ramp(face.template_error, POSE_ERROR_FULL, POSE_ERROR_USELESS),
         landmarks=face.landmark_confidence,
