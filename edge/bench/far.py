@@ -53,7 +53,7 @@ import cv2
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.bench import scenes
+from edge.bench import scenes, walk
 from edge.bench.identify import list_images
 from edge.bench.lfw import nearest_to_centre
 from edge.clock import utc_now
@@ -620,4 +620,40 @@ def format_report(result: dict[str, Any]) -> Iterator[str]:
         f"{'full':>6} {'':>7} {'':>9} {'':>7} {'':>6} {cell(f['identify'], '.3f', 9)} "
         f"{cell(f['identify_above_threshold'], '.3f', 6)} {'':>8} "
         f"{cell(f['false_match_rate'], '.4f', 7)}   (the same photos at full size)"
+    )
+
+
+def make_clip(
+    analyzer: FaceAnalyzer,
+    data_dir: Path,
+    out: Path,
+    *,
+    frame: tuple[int, int] = (1920, 1080),
+    seconds: float = 8.0,
+    people: int = 8,
+    seed: int = 0,
+    progress: Progress = _no_progress,
+) -> dict[str, Any]:
+    """Write a clip of ``people`` walking towards a fixed camera (:mod:`edge.bench.walk`): a
+    real scene from the demo clip and LFW faces of the non-mated identities."""
+    if out.exists():
+        raise EdgeError(f"{out} already exists: choose a new path")
+    group = roles(data_dir)
+    scanner = scenes.Scanner(analyzer.config)
+    photos = scenes.Photos(analyzer, scanner)
+    rng = np.random.default_rng([seed, 8])
+    faces: list[tuple[scenes.SourceFace, Image]] = []
+    for name in rng.permutation(group.single).tolist():
+        path = group.photos[name][0]
+        face = photos.face(name, path)
+        if face is not None:
+            faces.append((face, photos.image(path)))
+        if len(faces) == people:
+            break
+    maker = scenes.BackgroundMaker(frame, scenes.read_clip(DEMO_CLIP))
+    background = maker.make(rng)
+    while not background.kind.startswith("clip"):
+        background = maker.make(rng)  # one real scene, as a fixed camera sees it
+    return walk.write_clip(
+        out, background.image, faces, seconds=seconds, fps=25.0, seed=seed, progress=progress
     )

@@ -116,3 +116,36 @@ def test_far_bench_refuses_bad_options(capsys: pytest.CaptureFixture[str], tmp_p
 def test_settings_are_checked(settings: Settings, message: str) -> None:
     with pytest.raises(EdgeError, match=message):
         settings.check()
+
+
+def test_write_clip_makes_a_walking_clip_that_edge_run_scans_in_tiles(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import cv2
+
+    lfw = require_lfw()
+    clip = tmp_path / "walk.mp4"
+    args = ["--data", str(lfw), "--write-clip", str(clip), "--frame", "1280x720"]
+    status, out, err = run_cli(capsys, *args, "--seconds", "1", "--json")
+    assert status == 0, err
+    made = json.loads(out)
+    assert made["frames"] == 25 and made["frame"] == "1280x720"
+    video = cv2.VideoCapture(str(clip))
+    assert (video.get(cv2.CAP_PROP_FRAME_WIDTH), video.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (
+        1280,
+        720,
+    )
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 25
+    video.release()
+    # Never overwritten.
+    assert run_cli(capsys, *args, "--seconds", "1")[0] == 2
+    metrics = tmp_path / "metrics.json"
+    run = ["run", "--source", str(clip), "--no-publish", "--no-status"]
+    run += ["--state-dir", str(tmp_path / "state"), "--metrics-json", str(metrics)]
+    from edge.demo import DEMO_PUBLIC_KEY, DEMO_WATCHLIST
+
+    run += ["--watchlist", str(DEMO_WATCHLIST), "--pubkey", str(DEMO_PUBLIC_KEY)]
+    assert main(run) == 0
+    detection = json.loads(metrics.read_text())["detection"]
+    assert detection["tiling"] == "whole frame + 768/176 + 384/112"
+    assert detection["tiles"] == 25 * 3 and detection["crops"] > 0
