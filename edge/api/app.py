@@ -253,7 +253,9 @@ def create_app(
     provider: RuntimeProvider, *, token: str | None, open_health: bool = True
 ) -> FastAPI:
     """The API for one device. ``token`` is the bearer token every protected endpoint needs;
-    without one those endpoints answer 503 (fail closed)."""
+    without one (``None``, empty or blank) those endpoints answer 503 (fail closed)."""
+    if token is not None and not token.strip():
+        token = None
     app = FastAPI(
         title="edge device API",
         version=__version__,

@@ -367,12 +367,15 @@ class Agent:
         self.sync.start()
         if self.serve_api:
             token = read_secret(TOKEN_SECRET)
-            if token is None:
+            if token is None or not token.strip():
                 log.warning(
-                    "no API token (systemd credential %s or $EDGE_%s): only /health answers",
+                    "no API token (systemd credential %s or $EDGE_%s%s): only /health answers, "
+                    "every other endpoint 503",
                     TOKEN_SECRET,
                     TOKEN_SECRET.upper(),
+                    "" if token is None else " is empty",
                 )
+                token = None
             app = create_app(self.provider, token=token, open_health=self.config.api.open_health)
             self.api = ApiServer(app, self.config.api.host, self.config.api.port)
             self.api.start()

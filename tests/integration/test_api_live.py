@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -45,6 +46,35 @@ def test_edge_sync_serves_the_api_live(
         assert "edge_mqtt_connected" in metric_families(metrics)
     finally:
         agent.stop()
+
+
+def test_an_empty_api_token_fails_closed_with_one_warning(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`EDGE_API_TOKEN=` is no token (docs/fleet.md): 503 on protected endpoints, and one
+    warning at start that says so."""
+    monkeypatch.setenv("EDGE_API_TOKEN", "")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    caplog.set_level(logging.WARNING, logger="edge.services.agent")
+    _, _, _, pub_path = make_keys(tmp_path)
+    port = free_port()
+    config = load_config(
+        device_config(tmp_path / "cam.yaml", "cam-empty", mosquitto.port, pub_path, api_port=port)
+    )
+    agent = Agent(config, state_dir=tmp_path / "state", serve_api=True)
+    agent.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for headers in ({}, AUTH):
+            assert httpx.get(f"{base}/metrics", headers=headers, timeout=5).status_code == 503
+        assert httpx.get(f"{base}/health?probe=live", timeout=5).status_code == 200
+    finally:
+        agent.stop()
+    warnings = [r.getMessage() for r in caplog.records if "API token" in r.getMessage()]
+    assert len(warnings) == 1 and "empty" in warnings[0] and "/health" in warnings[0]
 
 
 def test_edge_sync_reports_the_recognizers_numbers_from_its_heartbeat(

@@ -98,6 +98,16 @@ def test_everything_else_needs_the_bearer_token(path: str) -> None:
     assert refused.status_code == 503 and "api_token" in refused.json()["detail"]
 
 
+@pytest.mark.parametrize("blank", ["", "  ", "\n"])
+def test_an_empty_token_counts_as_none(blank: str) -> None:
+    """`EDGE_API_TOKEN=` (or an empty credential file) is no token: 503, never 401 for all."""
+    client = TestClient(create_app(FakeProvider(), token=blank))
+    for headers in ({}, AUTH, {"Authorization": "Bearer "}):
+        refused = client.get("/status", headers=headers)
+        assert refused.status_code == 503 and "api_token" in refused.json()["detail"]
+    assert client.get("/health").status_code == 200
+
+
 def test_metrics_are_valid_prometheus_text() -> None:
     client = TestClient(create_app(FakeProvider(), token=TOKEN))
     response = client.get("/metrics", headers=AUTH)
