@@ -158,6 +158,7 @@ class Runner:
         self._annotator: Annotator | None = None
         self._jsonl: IO[str] | None = None
         self._service: AlertService | None = None
+        self._outbox_left: dict[str, Any] | None = None  # what still waits, once alerting stopped
         self._notifier = Notifier.from_environment()  # systemd Type=notify and WatchdogSec=
 
     # --- the run ---------------------------------------------------------------------------
@@ -305,12 +306,29 @@ class Runner:
             log.warning("capture thread still blocked in a read; leaving it behind")
         if self._annotator is not None:
             self._annotator.close()
+        service.publisher.stop()  # drains what it can; the rest waits in the outbox
+        self._count_waiting(service)
         service.stop()
         if self._status_drawn:
             with self._print_lock:
                 self.err.write("\n")
                 self.err.flush()
                 self._status_drawn = False
+
+    def _count_waiting(self, service: AlertService) -> None:
+        """What is still in the outbox once the publisher stopped: this run's alerts, and all."""
+        outbox = service.outbox
+        try:
+            total = outbox.stats().total
+            mine = sum(1 for record in self.alerts if outbox.contains(record.alert_id))
+        except EdgeError as exc:
+            log.error("cannot count the alerts left in the outbox: %s", exc)
+            return
+        self._outbox_left = {
+            "waiting_in_outbox": mine,
+            "outbox_total": total,
+            "outbox": str(outbox.path),
+        }
 
     def _on_signal(self, name: str) -> None:
         self._signal = name
@@ -489,6 +507,7 @@ class Runner:
                 "suppressed_by_cooldown": processor.decider.suppressed,
                 "suppressed_by_review": processor.decider.rejected,
                 "failed": self.alert_failures,
+                **(self._outbox_left or {}),
             },
             "latency_ms": self.stages.snapshot(),
             "peak_rss_mb": peak_rss_mb(),
@@ -551,12 +570,23 @@ class Runner:
             f"  detection: {m['detection']['tiling']}; tiles {m['detection']['tiles']}, crops "
             f"{m['detection']['crops']}, re-checks {m['detection']['rechecks']}, rejected by the "
             f"mesh check {m['detection']['rejected_by_mesh']}",
-            f"  alerts: {alerts['raised']} (suppressed by cooldown "
-            f"{alerts['suppressed_by_cooldown']}, failed {alerts['failed']})",
+            f"  alerts: {alerts['raised']} raised (suppressed by cooldown "
+            f"{alerts['suppressed_by_cooldown']}, failed {alerts['failed']})"
+            + _waiting_text(alerts),
             f"  latency ms (mean/p90): {stages}",
             f"  peak memory {m['peak_rss_mb']:.0f} MB",
         ]
         self._print("\n".join(lines))
+
+
+def _waiting_text(alerts: Mapping[str, Any]) -> str:
+    """'; 1 waiting in the outbox (PATH)': alerts not delivered yet (no broker, --no-publish, no
+    dispatch ack yet) must not hide behind 'failed 0'."""
+    if "waiting_in_outbox" not in alerts:
+        return ""
+    mine, total = alerts["waiting_in_outbox"], alerts["outbox_total"]
+    more = f", {total - mine} more from before" if total > mine else ""
+    return f"; {mine} waiting in the outbox{more} ({alerts['outbox']})"
 
 
 def _lossy(spec: SourceSpec, config: Config) -> bool:

@@ -71,6 +71,33 @@ def test_run_against_the_installed_list(tmp_path: Path, capsys: pytest.CaptureFi
     assert audit.verify(tmp_path / "state" / "audit.jsonl").ok
 
 
+@pytest.mark.parametrize("delivery", [["--no-publish"], ["--broker", "127.0.0.1:1"]])
+def test_the_summary_says_what_waits_in_the_outbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], delivery: list[str]
+) -> None:
+    """An alert nobody received (--no-publish, or no broker) is not hidden behind 'failed 0':
+    the summary and the metrics say it waits in the outbox, and where."""
+    state = tmp_path / "state"
+    args = ["run", "--source", str(DEMO_CLIP), "--watchlist", str(DEMO_WATCHLIST)]
+    args += ["--pubkey", str(DEMO_PUBLIC_KEY), "--state-dir", str(state), "--no-status"]
+    metrics_json = tmp_path / "m.json"
+    code = main([*args, "--max-frames", "40", "--metrics-json", str(metrics_json), *delivery])
+    assert code == 0
+    out = capsys.readouterr().out
+    outbox = state / "outbox.db"
+    (line,) = [line for line in out.splitlines() if line.startswith("  alerts:")]
+    assert line.startswith("  alerts: 1 raised (suppressed by cooldown ")
+    assert line.endswith(f"; 1 waiting in the outbox ({outbox})")
+    alerts = json.loads(metrics_json.read_text())["alerts"]
+    assert alerts["raised"] == 1 and alerts["failed"] == 0
+    assert alerts["waiting_in_outbox"] == 1 and alerts["outbox_total"] == 1
+    assert alerts["outbox"] == str(outbox)
+    # A second run: its own alert waits, and the first run's is still there too.
+    assert main([*args, "--max-frames", "40", *delivery]) == 0
+    (line,) = [s for s in capsys.readouterr().out.splitlines() if s.startswith("  alerts:")]
+    assert line.endswith(f"; 1 waiting in the outbox, 1 more from before ({outbox})")
+
+
 def test_annotated_review_video(tmp_path: Path) -> None:
     out = tmp_path / "review.mp4"
     args = ["run", "--source", str(DEMO_CLIP), "--watchlist", str(DEMO_WATCHLIST)]
