@@ -474,7 +474,11 @@ class AlertPublisher:
             self._resend_heap.clear()
 
     def _shutdown(self) -> None:
-        """Still connected, stopping: say 'offline', let in-flight alerts be acknowledged."""
+        """Still connected, stopping: a last heartbeat (the final numbers of a run shorter than
+        a heartbeat period would otherwise never leave), 'offline', then let in-flight alerts be
+        acknowledged."""
+        if self._heartbeat:
+            self._publish_heartbeat()
         if self._publish_status:
             self._client.publish(
                 self.topics.status,

@@ -39,6 +39,7 @@ OUTBOX_FILE = "outbox.db"
 AUDIT_FILE = "audit.jsonl"
 DISPATCH_DB_FILE = "dispatch.db"
 DISPATCH_AUDIT_FILE = "dispatch-audit.jsonl"
+RUN_METRICS_FILE = "run-metrics.json"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class StatePaths:
     sync: Path  # transfers in progress (edge.fleet.sync)
     dispatch_db: str  # dispatch's database URL (edge dispatch)
     dispatch_audit: Path  # dispatch's audit log of operator actions
+    run_metrics: Path  # edge run's current numbers, for edge sync's local API
 
 
 def resolve_state_dir(configured: Path, override: Path | None = None) -> Path:
@@ -108,6 +110,7 @@ class Config(Section):
             sync=root / self.sync.subdir,
             dispatch_db=self.dispatch.db or f"sqlite:///{root / DISPATCH_DB_FILE}",
             dispatch_audit=self.dispatch.audit_path or root / DISPATCH_AUDIT_FILE,
+            run_metrics=root / RUN_METRICS_FILE,
         )
 
 

@@ -41,6 +41,7 @@ from edge.config.secrets import read_secret
 from edge.errors import EdgeError, SyncError, WatchlistError
 from edge.fleet.sync import WatchlistSync
 from edge.models import embedding_model_id
+from edge.pipeline.metrics import read_run_metrics
 from edge.system.sdnotify import Notifier
 from edge.system.signals import stop_on_signals
 from edge.watchlist.install import InstallResult, WatchlistStore, open_store
@@ -175,7 +176,10 @@ class DeviceProvider:
                 if entry.get("state") in ("refused", "failed"):
                     warnings.append(f"list {lid}: {entry['state']}: {entry.get('detail')}")
         if self.pipeline is not None and self._pipeline() is None:
-            warnings.append("no recent heartbeat from the recognizer (is edge run running?)")
+            warnings.append(
+                "no recent heartbeat from the recognizer, nor a fresh run-metrics.json (is edge "
+                "run running?)"
+            )
         publisher = getattr(self.alerts, "publisher", None)
         if publisher is not None and not publisher.connected:
             warnings.append(
@@ -312,10 +316,19 @@ class Agent:
         return down
 
     def _recognizer_stats(self) -> Mapping[str, Any] | None:
-        """``edge run``'s pipeline numbers from its last heartbeat (the broker keeps it), if it
-        is at most three heartbeat periods old."""
-        stats, _ = self.sync.recognizer_stats(3 * self.config.mqtt.heartbeat_s + 5)
-        return stats
+        """``edge run``'s pipeline numbers: the fresher of its last heartbeat (the broker keeps
+        it) and the ``run-metrics.json`` it keeps in the state directory (no broker needed), if
+        at most three heartbeat periods (plus 5 s) old."""
+        max_age = 3 * self.config.mqtt.heartbeat_s + 5
+        fresh = [
+            (age, stats)
+            for stats, age in (
+                self.sync.recognizer_stats(max_age),
+                read_run_metrics(self.paths.run_metrics, max_age),
+            )
+            if stats is not None and age is not None
+        ]
+        return min(fresh, key=lambda found: found[0])[1] if fresh else None
 
     def _on_installed(self, result: InstallResult) -> None:
         if self.alerts is not None:

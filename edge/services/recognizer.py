@@ -4,7 +4,8 @@
     (decode, reconnect)  (bounded)  (detect, track,    (bounded)   (outbox commit,   (publisher
                                      embed, decide)                  audit, console)   thread)
 
-The main thread starts them, draws the status line, handles SIGINT/SIGTERM and stops them in
+The main thread starts them, draws the status line, keeps ``<state_dir>/run-metrics.json``
+current (for ``edge sync``'s local API, broker or not), handles SIGINT/SIGTERM and stops them in
 order: capture first, then inference (draining the queue when the source ended by itself,
 discarding it on a signal), then alerting, which commits every decided alert to the outbox
 before the alert service (publisher, outbox, audit log) is closed. Nothing else is written to
@@ -41,7 +42,7 @@ from edge.pipeline.annotate import Annotator
 from edge.pipeline.capture import Capture, FrameQueue, SourceSpec
 from edge.pipeline.decide import Hit
 from edge.pipeline.frames import FrameProcessor
-from edge.pipeline.metrics import StageSet
+from edge.pipeline.metrics import StageSet, write_run_metrics
 from edge.system.sdnotify import Notifier
 from edge.system.signals import stop_on_signals
 from edge.watchlist.matcher import Watchlist
@@ -54,6 +55,7 @@ EXIT_INTERRUPTED = 130
 HIT_QUEUE = 256  # decided alerts waiting for their outbox commit (a handful at most, in practice)
 STATUS_EVERY_S = 1.0
 WATCHLIST_POLL_S = 10.0
+RUN_METRICS_EVERY_S = 5.0  # <state_dir>/run-metrics.json, and once more at the end
 CAPTURE_JOIN_S = 2.0
 WATCHDOG_STALL_S = 10.0  # frames waiting and none taken for this long: inference is stuck
 ALERTS_REMEMBERED = 10_000  # alert id -> (track, entry), for review decisions that come later
@@ -159,6 +161,8 @@ class Runner:
         self._jsonl: IO[str] | None = None
         self._service: AlertService | None = None
         self._outbox_left: dict[str, Any] | None = None  # what still waits, once alerting stopped
+        self._run_metrics_path = config.paths(options.state_dir).run_metrics
+        self._run_metrics_failed = False
         self._notifier = Notifier.from_environment()  # systemd Type=notify and WatchdogSec=
 
     # --- the run ---------------------------------------------------------------------------
@@ -222,6 +226,7 @@ class Runner:
         finally:
             self._notifier.stopping()
             self._shutdown(inference, delivery, service)
+            self._write_run_metrics()
             restore()
         return self._result()
 
@@ -230,6 +235,7 @@ class Runner:
         next_status = time.monotonic() + STATUS_EVERY_S
         next_log = time.monotonic() + self.config.run.status_log_s
         next_poll = time.monotonic() + WATCHLIST_POLL_S
+        next_metrics = time.monotonic() + RUN_METRICS_EVERY_S
         last = (time.monotonic(), 0)
         progress = (time.monotonic(), 0)  # when inference last took a frame
         while inference.is_alive():
@@ -260,6 +266,9 @@ class Runner:
                 elif self.config.run.status_log_s and now >= next_log:
                     next_log = now + self.config.run.status_log_s
                     log.info("%s", line)
+            if now >= next_metrics:
+                next_metrics = now + RUN_METRICS_EVERY_S
+                self._write_run_metrics()
             if self.options.reload_watchlist is not None and now >= next_poll:
                 next_poll = now + WATCHLIST_POLL_S
                 self._maybe_reload()
@@ -514,11 +523,25 @@ class Runner:
         }
 
     def heartbeat_stats(self) -> Mapping[str, Any]:
-        """For the MQTT heartbeat (runs on the publisher's thread: cheap)."""
+        """For the MQTT heartbeat (runs on the publisher's thread: cheap). Once inference has
+        ended (the heartbeat at shutdown) there is no current frame rate: ``fps`` is the run's."""
         metrics = self.metrics()
-        metrics["fps_now"] = round(self._fps_now, 1)
+        metrics["running"] = self._finished_at is None
+        if self._finished_at is None:
+            metrics["fps_now"] = round(self._fps_now, 1)
         metrics["queues"] = {"frames": len(self.frames), "alerts": self._hits.qsize()}
         return {"pipeline": metrics}
+
+    def _write_run_metrics(self) -> None:
+        """``<state_dir>/run-metrics.json``: the heartbeat's numbers, for ``edge sync``'s local
+        API without a broker. A failure is logged once and never stops the run."""
+        stats = self.heartbeat_stats()["pipeline"]
+        try:
+            write_run_metrics(self._run_metrics_path, stats, running=bool(stats["running"]))
+        except OSError as exc:
+            if not self._run_metrics_failed:
+                self._run_metrics_failed = True
+                log.warning("cannot write %s: %s", self._run_metrics_path, exc.strerror or exc)
 
     def _result(self) -> RunResult:
         if self._failure is not None:

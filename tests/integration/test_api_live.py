@@ -133,3 +133,69 @@ def test_edge_sync_reports_the_recognizers_numbers_from_its_heartbeat(
         assert any("no recent heartbeat from the recognizer" in w for w in warnings)
     finally:
         agent.stop()
+
+
+def _short_run(config: Path, state_dir: Path, *extra: str) -> None:
+    from video_helpers import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
+
+    from edge.cli import main
+
+    args = ["run", "--source", str(DEMO_CLIP), "--watchlist", str(DEMO_WATCHLIST)]
+    args += ["--pubkey", str(DEMO_PUBLIC_KEY), "--config", str(config)]
+    args += ["--state-dir", str(state_dir), "--max-frames", "40", "--no-status", *extra]
+    assert main(args) == 0
+
+
+def _run_numbers(agent: Agent) -> dict[str, float]:
+    families = metric_families(
+        TestClient(create_app(agent.provider, token=TOKEN)).get("/metrics", headers=AUTH).text
+    )
+    return {
+        name: families[name].samples[0].value
+        for name in ("edge_frames_processed", "edge_alerts", "edge_fps")
+        if name in families
+    }
+
+
+def test_metrics_after_a_short_run_come_from_its_final_heartbeat(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """A run shorter than a heartbeat period: its heartbeat at shutdown carries the final
+    numbers, so `edge sync` (here with another state directory: the broker is all it has)
+    reports them instead of the start's zeros."""
+    _, _, _, pub_path = make_keys(tmp_path)
+    path = device_config(tmp_path / "cam.yaml", "cam-short", mosquitto.port, pub_path)
+    _short_run(path, tmp_path / "run-state", "--broker", f"127.0.0.1:{mosquitto.port}")
+    agent = Agent(load_config(path), state_dir=tmp_path / "sync-state", serve_api=False)
+    agent.start()
+    try:
+        assert agent.sync.wait_connected(10)
+        for _ in range(50):
+            if agent.sync.heartbeat is not None:
+                break
+            time.sleep(0.1)
+        numbers = _run_numbers(agent)
+    finally:
+        agent.stop()
+    assert numbers["edge_frames_processed"] == 40 and numbers["edge_alerts"] == 1
+    assert numbers["edge_fps"] > 0
+
+
+def test_metrics_after_a_short_run_without_a_broker(tmp_path: Path) -> None:
+    """No broker at all: `edge sync` reads the run's numbers from run-metrics.json in the
+    shared state directory."""
+    _, _, _, pub_path = make_keys(tmp_path)
+    path = device_config(tmp_path / "cam.yaml", "cam-alone", free_port(), pub_path)
+    state = tmp_path / "state"
+    _short_run(path, state, "--no-publish")
+    document = json.loads((state / "run-metrics.json").read_text())
+    assert document["running"] is False and document["pipeline"]["frames"]["processed"] == 40
+    agent = Agent(load_config(path), state_dir=state, serve_api=False)
+    agent.start()
+    try:
+        numbers = _run_numbers(agent)
+        warnings = TestClient(create_app(agent.provider, token=TOKEN)).get("/health").json()
+    finally:
+        agent.stop()
+    assert numbers["edge_frames_processed"] == 40 and numbers["edge_alerts"] == 1
+    assert not any("recognizer" in w for w in warnings["warnings"])

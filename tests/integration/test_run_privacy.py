@@ -24,7 +24,8 @@ from edge.cli import main
 from edge.samples import OTHER_PERSON, SAME_PERSON
 from edge.watchlist import keys as keyring
 
-STATE_FILES = {"outbox.db", "outbox.db-wal", "outbox.db-shm", "audit.jsonl"}
+# run-metrics.json: the run's counters for the local API (edge sync), numbers only.
+STATE_FILES = {"outbox.db", "outbox.db-wal", "outbox.db-shm", "audit.jsonl", "run-metrics.json"}
 MAGIC = {
     b"\xff\xd8\xff": "JPEG",
     b"\x89PNG": "PNG",
