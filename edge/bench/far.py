@@ -55,7 +55,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.bench import scenes, walk
 from edge.bench.identify import list_images
-from edge.bench.lfw import nearest_to_centre
 from edge.clock import utc_now
 from edge.config import Config
 from edge.demo import DEMO_CLIP
@@ -63,6 +62,7 @@ from edge.errors import EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import decode_image, read_image
 from edge.pipeline.embed import EMBEDDING_DIM
+from edge.pipeline.pick import nearest_to_centre
 from edge.pipeline.quality import assess
 from edge.pipeline.tiles import plan_tiles
 from edge.types import AlignedFace, Image

@@ -86,9 +86,9 @@ def embed_folder(
     progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda it: it,
 ) -> EmbeddedFolder:
     """Run the production pipeline on every image (or read a cache made with the same setup)."""
-    from edge.bench.lfw import nearest_to_centre
     from edge.pipeline.analyzer import FaceAnalyzer
     from edge.pipeline.capture import read_image
+    from edge.pipeline.pick import nearest_to_centre
 
     images = list_images(data_dir)
     analyzer = FaceAnalyzer.from_config(config)

@@ -10,10 +10,10 @@ still scored, as the standard protocol scores every pair.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,7 @@ from edge.errors import EdgeError
 from edge.pipeline.align import TEMPLATE_5, align_points
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import read_image
+from edge.pipeline.pick import nearest_to_centre
 from edge.pipeline.quality import assess
 from edge.types import AlignedFace, FloatArray, Image
 
@@ -72,23 +73,6 @@ def centre_guess(image: Image) -> AlignedFace:
     face_side = 0.45 * min(height, width)  # LFW deep-funnelled faces span about 45% of the frame
     points = (TEMPLATE_5 / 112 - 0.5) * face_side + np.array([width / 2, height / 2])
     return align_points(image, points.astype(np.float32), TEMPLATE_5)
-
-
-class HasBox(Protocol):
-    @property
-    def box(self) -> tuple[float, float, float, float]: ...
-
-
-Boxed = TypeVar("Boxed", bound=HasBox)
-
-
-def nearest_to_centre(faces: Sequence[Boxed], image: Image) -> Boxed:
-    """The face whose box centre is nearest the image centre: LFW's labelled person."""
-    height, width = image.shape[:2]
-    centre = np.array([width / 2, height / 2])
-    return min(
-        faces, key=lambda f: float(np.linalg.norm(np.reshape(f.box, (2, 2)).mean(axis=0) - centre))
-    )
 
 
 @dataclass

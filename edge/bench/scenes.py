@@ -35,13 +35,13 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.backends import open_session
-from edge.bench.lfw import nearest_to_centre
 from edge.config import Config
 from edge.config.recognition import DetectorConfig
 from edge.errors import EdgeError, ImageError
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import read_image
 from edge.pipeline.detect import FaceDetector
+from edge.pipeline.pick import nearest_to_centre
 from edge.types import Image
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from edge.config import Config
 from edge.errors import EdgeError, EnrollmentError, WatchlistError
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import decode_image, read_image
+from edge.pipeline.pick import CLEARLY_LARGEST, PICK_MODES, pick_face
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import (
     DELTA_ENTRIES,
@@ -42,6 +44,8 @@ from edge.watchlist.install import WatchlistStore, open_store
 from edge.watchlist.matcher import Watchlist, calibration_of
 from edge.watchlist.policy import ThresholdPolicy, predicted_fpir
 from edge.watchlist.writer import ListMeta, assemble, write_delta, write_full
+
+EXIT_PARTIAL = 1  # watchlist build: an entry has no usable photo (and no --allow-partial)
 
 # --- shared helpers -----------------------------------------------------------------------------
 
@@ -149,6 +153,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         fields,
         known,
         lambda it: progress_bar(it, "enrolling", unit="photo"),
+        pick=lambda faces, image: pick_face(faces, image, args.pick),
     )
     live = []
     for spec in specs:
@@ -159,6 +164,21 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not live:
         _print_report(report, args)
         raise EnrollmentError(f"no usable photo of any current entry in {args.photos}")
+    missing = report.without_photo
+    if missing and not args.allow_partial:
+        _print_report(report, args)
+        names = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        message = (
+            f"{len(missing)} of {len(specs) + len(missing)} entries have no usable photo "
+            f"({names}): nothing written; fix their photos or pass --allow-partial to build "
+            "the list without them"
+        )
+        if args.json:
+            print(json.dumps({"error": message, "report": report.to_json()}, sort_keys=True))
+        print(f"edge: error: {message}", file=sys.stderr)
+        return EXIT_PARTIAL
 
     list_id = args.list_id or (bm.list_id if bm is not None else _default_list_id(args.photos))
     if bm is not None and list_id != bm.list_id:
@@ -244,6 +264,8 @@ def _print_report(report: Any, args: argparse.Namespace) -> None:
     )
     for photo in report.rejected:
         print(f"  rejected {photo.path}: {photo.reason}")
+    for photo in report.picked:
+        print(f"  picked in {photo.path}: {photo.picked}")
     for label, why in sorted(report.dropped.items()):
         print(f"  left off the list: {label}: {why}")
 
@@ -476,6 +498,20 @@ def register(subparsers: Subparsers) -> None:
     policy = build.add_mutually_exclusive_group()
     policy.add_argument("--target-fpir", type=float, help="derive the threshold from this FPIR")
     policy.add_argument("--threshold", type=float, help="fixed cosine threshold (override)")
+    build.add_argument(
+        "--pick",
+        choices=PICK_MODES,
+        default="largest",
+        help="which face of a photo showing several: the largest, if at least "
+        f"{CLEARLY_LARGEST}x as wide as the next (default); the one nearest the centre; or only "
+        "a photo with exactly one face",
+    )
+    build.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="build even if some entries have no usable photo (they are left off the list); "
+        f"without it that exits {EXIT_PARTIAL} and writes nothing",
+    )
     build.add_argument("--report", type=Path, help="write the per-photo report (JSON) here")
     build.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_common(build, recognition=True)

@@ -1,10 +1,12 @@
 """Enrollment: a folder of photos (one sub-folder per person) -> templates, with a report.
 
 Every photo is read, detected, quality-checked and embedded by the production pipeline. A photo
-is rejected, with its reason in the report, when it cannot be read, shows no face, shows more
-than one face, or its face is below the quality floor; the build goes on without it. A person
-whose every photo was rejected is left off the list (also reported). Several accepted photos of
-one person become several templates of one entry.
+is rejected, with its reason in the report, when it cannot be read, shows no face, shows several
+faces of which the ``pick`` function picks none (by default: exactly one face is needed), or its
+face is below the quality floor; the build goes on without it. Which face was picked of several,
+and why, is in the report. A person whose every photo was rejected is left off the list (also
+reported: :attr:`EnrollReport.without_photo`). Several accepted photos of one person become
+several templates of one entry.
 
 Refused outright (one-line error, nothing written): a photo folder that is missing or holds no
 person folder, a person folder without any image file, an entries CSV that is malformed or
@@ -28,6 +30,10 @@ from edge.watchlist.entries import MAX_TEXT
 from edge.watchlist.index import Dtype, quantize
 from edge.watchlist.writer import EntryFields, EntrySpec, TemplateSpec
 
+NO_USABLE_PHOTO = "no usable photo"
+# Picks the person's face of those found in a photo: (face, why this one) or (None, why none).
+# The wiring passes edge.pipeline.pick.pick_face with the --pick mode.
+Picker = Callable[[Sequence[Face], Image], tuple[Face | None, str | None]]
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 CSV_COLUMNS = ("label", "reason", "legal_basis", "case_ref", "expires")
 LABEL_MAX = 128
@@ -53,6 +59,7 @@ class PhotoOutcome:
     reason: str | None = None
     quality: float | None = None
     reused: bool = False
+    picked: str | None = None  # which face of several, and why
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"label": self.label, "path": self.path, "accepted": self.accepted}
@@ -62,6 +69,8 @@ class PhotoOutcome:
             out["quality"] = round(self.quality, 4)
         if self.reused:
             out["reused"] = True
+        if self.picked is not None:
+            out["picked"] = self.picked
         return out
 
 
@@ -78,11 +87,22 @@ class EnrollReport:
     def rejected(self) -> list[PhotoOutcome]:
         return [p for p in self.photos if not p.accepted]
 
+    @property
+    def picked(self) -> list[PhotoOutcome]:
+        """Accepted photos that showed several faces: which one was taken, and why."""
+        return [p for p in self.photos if p.accepted and p.picked is not None]
+
+    @property
+    def without_photo(self) -> list[str]:
+        """Labels left off the list because none of their photos was usable."""
+        return sorted(label for label, why in self.dropped.items() if why == NO_USABLE_PHOTO)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "photos": len(self.photos),
             "accepted": self.accepted,
             "rejected": [p.to_json() for p in self.rejected],
+            "picked": [p.to_json() for p in self.picked],
             "dropped_entries": dict(sorted(self.dropped.items())),
         }
 
@@ -186,12 +206,19 @@ def read_entries_csv(path: Path, labels: Iterable[str]) -> dict[str, EntryFields
     return out
 
 
-def _judge(faces: Sequence[Face]) -> tuple[str | None, Face | None]:
+def only_face(faces: Sequence[Face], image: Image) -> tuple[Face | None, str | None]:
+    """The default :data:`Picker`: exactly one face, or none."""
     if not faces:
-        return "no face found", None
+        return None, "no face found"
     if len(faces) > 1:
-        return f"{len(faces)} faces found, exactly one is needed", None
-    face = faces[0]
+        return None, f"{len(faces)} faces found, exactly one is needed"
+    return faces[0], None
+
+
+def _judge(face: Face | None, note: str | None) -> tuple[str | None, Face | None]:
+    """(reason, None) for a rejected photo, else (None, the face to enrol)."""
+    if face is None:
+        return note or "no face picked", None
     if face.embedding is None:
         return f"face quality {face.quality:.2f} is below the floor", None
     return None, face
@@ -205,12 +232,14 @@ def enroll(
     fields: dict[str, EntryFields] | None = None,
     known_photos: Mapping[str, frozenset[str]] | None = None,
     progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda it: it,
+    pick: Picker = only_face,
 ) -> tuple[list[EntrySpec], EnrollReport]:
     """Embed every photo. A photo whose digest is in ``known_photos[label]`` (the base list
     already holds it for that person) is not embedded again: its template is reused (see
     :func:`edge.watchlist.writer.assemble`). ``decode(data, name)`` turns a photo file's
     bytes into an image (:func:`edge.pipeline.capture.decode_image`), raising an
-    :class:`EdgeError` for anything that is not one."""
+    :class:`EdgeError` for anything that is not one. ``pick`` chooses the person's face among
+    those found in a photo (:data:`Picker`; default: exactly one face)."""
     fields = fields or {}
     known_photos = known_photos or {}
     report = EnrollReport()
@@ -240,7 +269,8 @@ def enroll(
         except EdgeError as exc:
             report.photos.append(PhotoOutcome(label, str(path), False, f"unreadable: {exc}"))
             continue
-        reason, face = _judge(analyzer.analyze(image))
+        picked, note = pick(analyzer.analyze(image), image)
+        reason, face = _judge(picked, note)
         if face is None or face.embedding is None:
             report.photos.append(PhotoOutcome(label, str(path), False, reason))
             continue
@@ -248,11 +278,13 @@ def enroll(
         accepted[label].append(
             TemplateSpec(digest, float(face.quality), quantize(face.embedding, dtype))
         )
-        report.photos.append(PhotoOutcome(label, str(path), True, quality=float(face.quality)))
+        report.photos.append(
+            PhotoOutcome(label, str(path), True, quality=float(face.quality), picked=note)
+        )
     for label in sorted(people):
         templates = accepted[label]
         if not templates:
-            report.dropped[label] = "no usable photo"
+            report.dropped[label] = NO_USABLE_PHOTO
             continue
         specs.append(EntrySpec(label, fields.get(label, EntryFields()), tuple(templates)))
     return specs, report

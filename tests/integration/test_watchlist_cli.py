@@ -256,3 +256,55 @@ def test_build_refuses_bad_input(
     )
     assert code == 2 and "entries CSV" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def _two_faces(path: Path, first: Path, second: Path, second_side: int) -> None:
+    """``first`` 250 px wide on the left of a grey canvas, ``second`` scaled to ``second_side``
+    on the right: two faces, the first about 100 px wide."""
+    import cv2
+    import numpy as np
+
+    canvas = np.full((300, 520, 3), 120, np.uint8)
+    canvas[25:275, 10:260] = cv2.resize(cv2.imread(str(first)), (250, 250))
+    side = second_side
+    canvas[25 : 25 + side, 510 - side : 510] = cv2.resize(cv2.imread(str(second)), (side, side))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), canvas)
+
+
+def test_build_picks_the_clearly_largest_face_and_fails_on_an_entry_without_a_photo(
+    tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A photo with a second, smaller face in the background is enrolled with the largest face
+    (and the report says so); an entry left with no usable photo fails the build (exit 1,
+    nothing written) unless --allow-partial."""
+    from edge.samples import OTHER_PERSON, SAME_PERSON
+
+    photos = tmp_path / "photos"
+    # Colin Powell's face ~101 px, Tony Blair's in the background ~55 px: 1.8x, clearly larger.
+    _two_faces(photos / "Colin_Powell" / "group.png", SAME_PERSON[0], OTHER_PERSON, 130)
+    # Tony Blair beside someone of the same size (~1.05x): no face is clearly the largest.
+    _two_faces(photos / "Tony_Blair" / "pair.png", SAME_PERSON[1], OTHER_PERSON, 240)
+    base = ["watchlist", "build", "--photos", str(photos), "--key", str(keys[0])]
+
+    out = tmp_path / "list"
+    code, stdout, err = run(capsys, *base, "--out", str(out), "--report", str(tmp_path / "r1"))
+    assert code == 1, err
+    assert err.startswith("edge: error: 1 of 2 entries have no usable photo (Tony_Blair)")
+    assert "--allow-partial" in err and err.count("\n") == 1
+    assert not out.exists() and not Path(f"{out}.dispatch.json").exists()
+    assert "picked in " in stdout and "largest of 2 faces" in stdout
+    report = json.loads((tmp_path / "r1").read_text())
+    (picked,) = report["picked"]
+    assert picked["label"] == "Colin_Powell" and picked["picked"].startswith("largest of 2")
+    (rejected,) = report["rejected"]
+    assert "none clearly the largest" in rejected["reason"] and "1.5x" in rejected["reason"]
+
+    code, stdout, err = run(capsys, *base, "--out", str(out), "--allow-partial")
+    assert code == 0, err
+    assert "left off the list: Tony_Blair: no usable photo" in stdout
+    assert "entries 1, templates 1" in stdout
+
+    # --pick only is the old rule: a second face anywhere rejects the photo.
+    code, _, err = run(capsys, *base, "--out", str(tmp_path / "o2"), "--pick", "only")
+    assert code == 2 and "no usable photo of any current entry" in err

@@ -51,6 +51,22 @@ def test_each_bad_photo_is_rejected_with_a_reason_and_the_build_goes_on(tmp_path
     assert doc["photos"] == 7 and len(doc["rejected"]) == 4
 
 
+def test_the_picker_chooses_among_several_faces_and_the_report_says_which(
+    tmp_path: Path,
+) -> None:
+    from edge.pipeline.pick import pick_face
+
+    people = scan_photos(_photos(tmp_path / "photos"))
+    specs, report = enroll(
+        people, FakeAnalyzer(), "i8", decode_image, pick=lambda f, i: pick_face(f, i, "centre")
+    )
+    assert [len(s.templates) for s in specs] == [2, 2]  # Bob's two-face photo is enrolled
+    (picked,) = report.picked
+    assert Path(picked.path).name == "b1.png" and picked.picked == "nearest the centre of 2 faces"
+    assert report.to_json()["picked"] == [picked.to_json()]
+    assert report.without_photo == ["Carol"]
+
+
 def test_known_photos_are_not_embedded_again(tmp_path: Path) -> None:
     people = scan_photos(_photos(tmp_path / "photos"))
     first, _ = enroll(people, FakeAnalyzer(), "i8", decode_image)
