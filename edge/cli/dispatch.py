@@ -93,7 +93,12 @@ def register(subparsers: Subparsers) -> None:
         help="the signed entry details `edge watchlist build` wrote (default: "
         "BUNDLE.dispatch.json; without it, an old bundle's own fields)",
     )
-    imp.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
+    imp.add_argument(
+        "--pubkey",
+        type=Path,
+        help="trusted key (default: watchlist.public_key, else the keys `edge keys trust` "
+        "installed)",
+    )
     imp.add_argument("--json", action="store_true")
     _add_db(imp)
     imp.set_defaults(handler=_import_list)
@@ -163,17 +168,20 @@ def _tokens_create(args: argparse.Namespace) -> int:
 def _import_list(args: argparse.Namespace) -> int:
     from edge.dispatch.importer import import_list
     from edge.watchlist import keys as keyring
+    from edge.watchlist.bundle import read_unverified
     from edge.watchlist.details import details_path
 
     store, config = _store(args)
-    key_path = args.pubkey or config.watchlist.public_key
-    if key_path is None:
-        raise ConfigError("no trusted key: give --pubkey or set watchlist.public_key")
+    trusted = keyring.trusted_key(
+        args.pubkey, config.watchlist.public_key, config.paths(args.state_dir).trust
+    )
+    if isinstance(trusted, keyring.KeySet):  # the details file is checked with the same key
+        trusted = trusted.for_signer(read_unverified(args.bundle).signing_key_id)
     with store:
         report = import_list(
             store,
             args.bundle,
-            keyring.load_public_key(key_path),
+            trusted,
             photos=args.photos,
             thumbnail_px=config.dispatch.thumbnail_px,
             by="cli",

@@ -20,25 +20,28 @@ from edge.system.doctor import FAIL, OK, WARN, Check, format_table, run_checks
 from edge.watchlist import keys as keyring
 
 
-def check_watchlist_key(config: Config) -> Check:
+def check_watchlist_key(config: Config, state_dir: Path | None = None) -> Check:
     path = config.watchlist.public_key
-    if path is None:
+    store = config.paths(state_dir).trust
+    try:
+        key = keyring.find_trusted_key(None, path, store)
+    except EdgeError as exc:
+        return Check("watchlist-key", FAIL, str(exc), "install the hub's public key (PEM)")
+    if key is None:
         return Check(
             "watchlist-key",
             WARN,
-            "watchlist.public_key is not set: no list can be installed",
-            "copy the hub's watchlist-signing.pub to the device and set watchlist.public_key",
+            f"no trusted key (watchlist.public_key is not set, none in {store}): no list can "
+            "be installed",
+            "copy the hub's watchlist-signing.pub to the device and run `edge keys trust` on it",
         )
-    try:
-        key = keyring.load_public_key(path)
-    except EdgeError as exc:
-        return Check("watchlist-key", FAIL, str(exc), "install the hub's public key (PEM)")
-    return Check("watchlist-key", OK, f"{path} (key id {keyring.key_id(key)})")
+    where = str(path) if path is not None else str(store)
+    return Check("watchlist-key", OK, f"{where} ({keyring.describe(key)})")
 
 
 CHECKS: dict[str, Callable[[Config, Path], Check]] = {
     **doctor.CHECKS,
-    "watchlist-key": lambda c, s: check_watchlist_key(c),
+    "watchlist-key": lambda c, s: check_watchlist_key(c, s),
 }
 
 

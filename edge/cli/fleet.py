@@ -28,8 +28,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from edge.watchlist import keys as keyring
 
     config = config_from_args(args)
-    key_path = args.pubkey or config.watchlist.public_key
-    public_key = keyring.load_public_key(key_path) if key_path is not None else None
+    public_key = keyring.find_trusted_key(
+        args.pubkey, config.watchlist.public_key, config.paths(args.state_dir).trust
+    )
     result = publish(
         config,
         args.bundles,
@@ -63,7 +64,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    verified = "verified, " if public_key is not None else "NOT verified (no --pubkey), "
+    verified = "verified, " if public_key is not None else "NOT verified (no trusted key), "
     was = f" (replacing v{result.previous_version})" if result.previous_version else ""
     print(
         f"published {result.list_id} v{result.version}{was} on {result.manifest_topic}: "
@@ -197,14 +198,15 @@ def register(subparsers: Subparsers) -> None:
     pub.add_argument(
         "--pubkey",
         type=Path,
-        help="verify each bundle with this key first (default: watchlist.public_key, if set)",
+        help="verify each bundle with this key first (default: watchlist.public_key, else "
+        "the keys `edge keys trust` installed, if any)",
     )
     pub.add_argument(
         "--force", action="store_true", help="announce even if not newer than the broker's"
     )
     pub.add_argument("--timeout", type=positive_float, default=300.0, help="broker acks (300 s)")
     pub.add_argument("--json", action="store_true")
-    add_common(pub, broker=True)
+    add_common(pub, broker=True, state_dir="its trusted keys")
     pub.set_defaults(handler=cmd_publish)
 
     devices = sub.add_parser(
@@ -241,7 +243,12 @@ def register(subparsers: Subparsers) -> None:
         metavar="LIST_ID",
         help="follow this list (repeatable; default: sync.lists)",
     )
-    sync.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
+    sync.add_argument(
+        "--pubkey",
+        type=Path,
+        help="trusted key (default: watchlist.public_key, else the keys `edge keys trust` "
+        "installed)",
+    )
     sync.add_argument(
         "--agent",
         action="store_true",

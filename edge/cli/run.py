@@ -81,7 +81,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         key = (
             keyring.load_public_key(DEMO_PUBLIC_KEY)
             if demo
-            else keyring.trusted_key(args.pubkey, config.watchlist.public_key)
+            else keyring.trusted_key(
+                args.pubkey, config.watchlist.public_key, config.paths(args.state_dir).trust
+            )
         )
         watchlist = Watchlist.from_bundle(
             DEMO_WATCHLIST if demo else args.watchlist, key, config.watchlist, analyzer.model_pin
@@ -138,7 +140,12 @@ def register(subparsers: Subparsers) -> None:
         help="signed full bundle to match against (default: the installed list; the demo list "
         "for the demo)",
     )
-    run.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
+    run.add_argument(
+        "--pubkey",
+        type=Path,
+        help="trusted key (default: watchlist.public_key, else the keys `edge keys trust` "
+        "installed)",
+    )
     run.add_argument(
         "--alerts-jsonl", type=Path, metavar="FILE", help="also append each alert as a JSON line"
     )

@@ -46,13 +46,17 @@ from edge.watchlist.policy import ThresholdPolicy, predicted_fpir
 from edge.watchlist.writer import ListMeta, assemble, write_delta, write_full
 
 EXIT_PARTIAL = 1  # watchlist build: an entry has no usable photo (and no --allow-partial)
+PUBKEY_HELP = (
+    "trusted key (default: watchlist.public_key, else the keys `edge keys trust` installed)"
+)
+STATE_DIR_HELP = "the installed list and trusted keys"
 
 # --- shared helpers -----------------------------------------------------------------------------
 
 
 def _add_device_options(parser: argparse.ArgumentParser, *, recognition: bool = False) -> None:
-    parser.add_argument("--pubkey", type=Path, help="trusted key (default: watchlist.public_key)")
-    add_common(parser, recognition=recognition, state_dir="the installed list's state directory")
+    parser.add_argument("--pubkey", type=Path, help=PUBKEY_HELP)
+    add_common(parser, recognition=recognition, state_dir=STATE_DIR_HELP)
 
 
 def _store(
@@ -273,8 +277,15 @@ def _print_report(report: Any, args: argparse.Namespace) -> None:
 # --- verify / show ------------------------------------------------------------------------------
 
 
+def _trusted(args: argparse.Namespace, config: Config) -> keyring.TrustedKey:
+    return keyring.trusted_key(
+        args.pubkey, config.watchlist.public_key, config.paths(args.state_dir).trust
+    )
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    bundle = read_bundle(args.bundle, keyring.load_public_key(args.pubkey))
+    config = config_from_args(args)
+    bundle = read_bundle(args.bundle, _trusted(args, config))
     m = bundle.manifest
     if m.kind == "full":
         load_full(bundle)
@@ -389,7 +400,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     if args.watchlist is not None:
         watchlist = Watchlist.from_bundle(
             args.watchlist,
-            keyring.trusted_key(args.pubkey, config.watchlist.public_key),
+            _trusted(args, config),
             config.watchlist,
             analyzer.model_pin,
             top_k=args.top_k,
@@ -519,8 +530,8 @@ def register(subparsers: Subparsers) -> None:
 
     verify = sub.add_parser("verify", help="check a bundle's signature, hashes and contents")
     verify.add_argument("bundle", type=Path)
-    verify.add_argument("--pubkey", type=Path, required=True, help="trusted public key (PEM)")
     verify.add_argument("--json", action="store_true")
+    _add_device_options(verify)
     verify.set_defaults(handler=cmd_verify)
 
     show = sub.add_parser("show", help="print a bundle's manifest (not verified)")

@@ -40,6 +40,7 @@ AUDIT_FILE = "audit.jsonl"
 DISPATCH_DB_FILE = "dispatch.db"
 DISPATCH_AUDIT_FILE = "dispatch-audit.jsonl"
 RUN_METRICS_FILE = "run-metrics.json"
+TRUST_DIR = "trusted"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class StatePaths:
     dispatch_db: str  # dispatch's database URL (edge dispatch)
     dispatch_audit: Path  # dispatch's audit log of operator actions
     run_metrics: Path  # edge run's current numbers, for edge sync's local API
+    trust: Path  # trusted hub keys, <key id>.pem (edge keys trust; edge.watchlist.keys)
 
 
 def resolve_state_dir(configured: Path, override: Path | None = None) -> Path:
@@ -111,6 +113,7 @@ class Config(Section):
             dispatch_db=self.dispatch.db or f"sqlite:///{root / DISPATCH_DB_FILE}",
             dispatch_audit=self.dispatch.audit_path or root / DISPATCH_AUDIT_FILE,
             run_metrics=root / RUN_METRICS_FILE,
+            trust=root / TRUST_DIR,
         )
 
 

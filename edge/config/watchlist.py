@@ -54,7 +54,8 @@ class WatchlistConfig(Section):
     public_key: Path | None = Field(
         None,
         description="The hub's Ed25519 public key (PEM). Bundles signed by any other key are "
-        "refused. Required for `edge watchlist install`, unless --pubkey is given.",
+        "refused. Unset: --pubkey, else the keys `edge keys trust` installed in "
+        "<state_dir>/trusted (one is needed to install or run a list).",
     )
     clock_skew_s: int = Field(
         300,

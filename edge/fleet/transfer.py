@@ -15,8 +15,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from edge.clock import utc_now
 from edge.errors import BundleError, SyncError
 from edge.fleet.protocol import Announcement, TransferInfo
@@ -45,7 +43,7 @@ class Installed:
 
 
 def verify_transfer(
-    info: TransferInfo, announcement: Announcement, public_key: Ed25519PublicKey
+    info: TransferInfo, announcement: Announcement, public_key: keyring.TrustedKey
 ) -> Manifest:
     """Check the announced bundle manifest's signature and that it is what the announcement
     says it is. Raises :class:`BundleError` (``signature``/``manifest``) or :class:`SyncError`."""
@@ -78,7 +76,7 @@ def plan(
     announcement: Announcement,
     installed: Installed | None,
     lists: list[str],
-    public_key: Ed25519PublicKey,
+    public_key: keyring.TrustedKey,
     model: ModelPin,
     *,
     refused: frozenset[str] = frozenset(),

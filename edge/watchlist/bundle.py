@@ -28,8 +28,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from edge.clock import format_time, parse_time
 from edge.config.base import TOPIC_ID_PATTERN
 from edge.errors import BundleError, WatchlistError
@@ -348,7 +346,7 @@ def check_files(path: Path, manifest: Manifest) -> None:
             )
 
 
-def read_bundle(path: Path, public_key: Ed25519PublicKey) -> VerifiedBundle:
+def read_bundle(path: Path, public_key: keyring.TrustedKey) -> VerifiedBundle:
     """Check a bundle's signature, manifest and every file hash (in that order)."""
     if not path.exists():
         raise BundleError("files", f"{path} does not exist")

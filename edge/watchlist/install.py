@@ -32,8 +32,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from edge.audit import WATCHLIST_CHANGE
 from edge.clock import format_time, utc_now
 from edge.config import Config
@@ -120,7 +118,7 @@ class WatchlistStore:
     def __init__(
         self,
         root: Path,
-        public_key: Ed25519PublicKey,
+        public_key: keyring.TrustedKey,
         model: ModelPin,
         *,
         clock_skew_s: int = 300,
@@ -452,11 +450,13 @@ def open_store(
     audit: AuditSink | None = None,
 ) -> WatchlistStore:
     """This device's store, as the config says: trusted key (``public_key`` overrides
-    ``watchlist.public_key``), state directory, and the embedding model this build runs."""
+    ``watchlist.public_key``, else the state directory's trust store), state directory, and the
+    embedding model this build runs."""
     wl = config.watchlist
+    paths = config.paths(state_dir)
     return WatchlistStore(
-        config.paths(state_dir).watchlist,
-        keyring.trusted_key(public_key, wl.public_key),
+        paths.watchlist,
+        keyring.trusted_key(public_key, wl.public_key, paths.trust),
         embedding_pin(),
         clock_skew_s=wl.clock_skew_s,
         keep_releases=wl.keep_releases,

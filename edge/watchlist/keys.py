@@ -4,13 +4,22 @@ Keys are PEM files: the private key PKCS#8 (unencrypted, written with mode 0600;
 hub only), the public key SubjectPublicKeyInfo. A key id is the first 16 hex digits of the
 sha256 of the raw 32-byte public key; manifests name the id of the key that signed them, so a
 refusal can say which key was expected and which one signed.
+
+Which key a device trusts: ``--pubkey``, else ``watchlist.public_key``, else its trust store,
+``<state_dir>/trusted/<key id>.pem`` (``edge keys trust PUB.pem`` installs one). A store of
+several keys accepts a bundle signed by any of them: the key whose id the manifest names checks
+the signature (:class:`KeySet`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeAlias
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -21,6 +30,11 @@ from edge.errors import BundleError, WatchlistError
 PRIVATE_KEY_NAME = "watchlist-signing.key"
 PUBLIC_KEY_NAME = "watchlist-signing.pub"
 SIGNATURE_BYTES = 64
+TRUSTED_SUFFIX = ".pem"
+NO_KEY_HINT = (
+    "pass --pubkey, set watchlist.public_key in the config, or trust the hub's key once "
+    "with `edge keys trust PUB.pem`"
+)
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -84,14 +98,114 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def trusted_key(given: Path | None, configured: Path | None) -> Ed25519PublicKey:
-    """The hub key bundles must be signed with: ``--pubkey``, else ``watchlist.public_key``."""
+class KeySet:
+    """Several trusted keys (a trust store holding more than one). A signature is checked with
+    the key whose id the manifest names; when it names none of them, with each in turn."""
+
+    def __init__(self, keys: Mapping[str, Ed25519PublicKey], where: Path) -> None:
+        self.keys = dict(sorted(keys.items()))
+        self.where = where
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.keys)
+
+    def for_signer(self, signer_id: str | None) -> Ed25519PublicKey:
+        """The key that signed (by the id a manifest names), or a one-line refusal."""
+        key = self.keys.get(signer_id or "")
+        if key is None:
+            raise BundleError(
+                "signature",
+                f"signed by key {signer_id}, which is not among the trusted keys "
+                f"{', '.join(self.ids)} ({self.where})",
+            )
+        return key
+
+
+# What a verifier is given: one key, or a device's several trusted keys.
+TrustedKey: TypeAlias = Ed25519PublicKey | KeySet
+
+
+def trust_store_keys(store: Path) -> dict[str, Ed25519PublicKey]:
+    """The keys of a trust store folder by key id ({} when it does not exist)."""
+    try:
+        paths = sorted(p for p in store.iterdir() if p.suffix == TRUSTED_SUFFIX and p.is_file())
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise WatchlistError(f"cannot read trusted keys in {store}: {exc.strerror or exc}") from exc
+    return {key_id(key): key for key in (load_public_key(path) for path in paths)}
+
+
+def find_trusted_key(
+    given: Path | None, configured: Path | None, store: Path | None = None
+) -> TrustedKey | None:
+    """``--pubkey``, else ``watchlist.public_key``, else the trust store's key(s), else None."""
     path = given or configured
-    if path is None:
-        raise WatchlistError(
-            "no trusted public key: pass --pubkey or set watchlist.public_key in the config"
-        )
-    return load_public_key(path)
+    if path is not None:
+        return load_public_key(path)
+    keys = trust_store_keys(store) if store is not None else {}
+    if len(keys) == 1:
+        return next(iter(keys.values()))
+    if keys:
+        assert store is not None
+        return KeySet(keys, store)
+    return None
+
+
+def trusted_key(
+    given: Path | None, configured: Path | None, store: Path | None = None
+) -> TrustedKey:
+    """The hub key(s) bundles must be signed with (:func:`find_trusted_key`), or a one-line
+    error that says how to give one."""
+    key = find_trusted_key(given, configured, store)
+    if key is None:
+        where = f" (none in {store})" if store is not None else ""
+        raise WatchlistError(f"no trusted public key{where}: {NO_KEY_HINT}")
+    return key
+
+
+def describe(key: TrustedKey) -> str:
+    """'key 3f2a...' or 'keys 3f2a..., 9c1d... (DIR)', for messages."""
+    if isinstance(key, KeySet):
+        return f"keys {', '.join(key.ids)} ({key.where})"
+    return f"key {key_id(key)}"
+
+
+def trust(store: Path, public_key_path: Path) -> tuple[str, Path, bool]:
+    """Install a public key into a trust store: ``<store>/<key id>.pem``, written whole (staged,
+    fsync'd, renamed into place), mode 0644. Returns (key id, path, newly added)."""
+    key = load_public_key(public_key_path)
+    kid = key_id(key)
+    target = store / f"{kid}{TRUSTED_SUFFIX}"
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if target.is_file():
+        return kid, target, False
+    staged: str | None = None
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        fd, staged = tempfile.mkstemp(prefix=".trust-", suffix=".tmp", dir=store)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fchmod(fh.fileno(), 0o644)
+            os.fsync(fh.fileno())
+        os.replace(staged, target)
+        staged = None
+        dir_fd = os.open(store, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise WatchlistError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    finally:
+        if staged is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(staged)
+    return kid, target, True
 
 
 def sign(private_key: Ed25519PrivateKey, message: bytes) -> bytes:
@@ -99,14 +213,29 @@ def sign(private_key: Ed25519PrivateKey, message: bytes) -> bytes:
 
 
 def verify_signature(
-    public_key: Ed25519PublicKey, message: bytes, signature: bytes, signer_id: str | None
+    public_key: TrustedKey, message: bytes, signature: bytes, signer_id: str | None
 ) -> None:
-    """Raise :class:`BundleError` (check ``signature``) unless ``signature`` is valid."""
+    """Raise :class:`BundleError` (check ``signature``) unless ``signature`` is valid (under
+    one of a :class:`KeySet`'s keys: the one ``signer_id`` names, else any)."""
     if len(signature) != SIGNATURE_BYTES:
         raise BundleError(
             "signature",
             f"manifest.sig is {len(signature)} bytes, an Ed25519 signature is {SIGNATURE_BYTES}",
         )
+    if isinstance(public_key, KeySet):
+        named = public_key.keys.get(signer_id or "")
+        for key in [named] if named is not None else list(public_key.keys.values()):
+            try:
+                key.verify(signature, message)
+                return
+            except InvalidSignature:
+                continue
+        trusted = ", ".join(public_key.ids)
+        if signer_id is not None and named is None:
+            detail = f"signed by key {signer_id}, but the trusted keys are {trusted}"
+        else:
+            detail = f"signature does not match the manifest under trusted keys {trusted}"
+        raise BundleError("signature", detail)
     try:
         public_key.verify(signature, message)
     except InvalidSignature as exc:

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.clock import utc_now
 from edge.config.watchlist import WatchlistConfig
 from edge.errors import WatchlistError
 from edge.models import ModelPin
 from edge.types import Identification, Match
+from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import Manifest, load_full, read_bundle
 from edge.watchlist.entries import Entry, ListContent
 from edge.watchlist.index import TemplateIndex, entry_of
@@ -102,7 +102,7 @@ class Watchlist:
     def from_bundle(
         cls,
         path: Path,
-        public_key: Ed25519PublicKey,
+        public_key: keyring.TrustedKey,
         settings: WatchlistConfig,
         model: ModelPin,
         *,

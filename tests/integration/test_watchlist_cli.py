@@ -308,3 +308,41 @@ def test_build_picks_the_clearly_largest_face_and_fails_on_an_entry_without_a_ph
     # --pick only is the old rule: a second face anywhere rejects the photo.
     code, _, err = run(capsys, *base, "--out", str(tmp_path / "o2"), "--pick", "only")
     assert code == 2 and "no usable photo of any current entry" in err
+
+
+def test_a_trusted_key_serves_every_command_without_pubkey(
+    tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`edge keys trust` once; then verify, install, status and identify need no --pubkey and
+    no config (the key is in <state_dir>/trusted)."""
+    import datetime as dt
+
+    from watchlist_helpers import NOW
+
+    from edge.demo import DEMO_PUBLIC_KEY
+    from edge.samples import OTHER_PERSON
+
+    valid = {"valid_until": dt.datetime.now(dt.UTC) + dt.timedelta(days=3), "valid_from": NOW}
+    bundle = _bundle(tmp_path, keys, 1, **valid)
+    state = ["--state-dir", str(tmp_path / "state")]
+    code, _, err = run(capsys, "watchlist", "verify", str(bundle), *state)
+    assert code == 2 and "edge keys trust PUB.pem" in err and err.count("\n") == 1
+
+    code, out, err = run(capsys, "keys", "trust", str(keys[1]), *state)
+    assert code == 0, err
+    (stored,) = (tmp_path / "state" / "trusted").iterdir()
+    assert out.startswith(f"trusted key {stored.stem} ({stored})")
+    assert run(capsys, "keys", "trust", str(keys[1]), *state)[1].startswith("already trusted")
+    code, _, err = run(capsys, "keys", "trust", str(DEMO_PUBLIC_KEY), *state)
+    assert code == 2 and "is the demo key" in err
+
+    code, out, err = run(capsys, "watchlist", "verify", str(bundle), *state)
+    assert code == 0 and "contents OK" in out, err
+    code, out, err = run(capsys, "watchlist", "install", str(bundle), *state)
+    assert code == 0 and "installed test-list version 1" in out, err
+    code, out, err = run(capsys, "watchlist", "status", *state)
+    assert code == 0 and "active, verified" in out, err
+    code, out, err = run(capsys, "identify", str(OTHER_PERSON), *state)
+    assert code == 0 and "watchlist test-list v1" in out, err
+    code, out, err = run(capsys, "identify", str(OTHER_PERSON), "--watchlist", str(bundle), *state)
+    assert code == 0 and "watchlist test-list v1" in out, err
