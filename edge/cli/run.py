@@ -108,6 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         state_dir=state_dir,
         alerts_jsonl=args.alerts_jsonl,
         annotate=args.annotate,
+        overwrite_annotate=args.force,
         metrics_json=args.metrics_json,
         max_frames=args.max_frames,
         duration_s=args.duration,
@@ -152,9 +153,11 @@ def register(subparsers: Subparsers) -> None:
     run.add_argument(
         "--annotate",
         type=Path,
-        metavar="OUT.mp4",
-        help="write a review video with boxes, track ids and match labels",
+        metavar="OUT.webm",
+        help="write a review video with boxes, track ids and match labels, in a format browsers "
+        "play: .webm (VP8/VP9) or .mp4 (H.264), as this OpenCV build can",
     )
+    run.add_argument("--force", action="store_true", help="overwrite an existing --annotate file")
     run.add_argument(
         "--metrics-json", type=Path, metavar="FILE", help="write the end-of-run metrics as JSON"
     )

@@ -70,6 +70,7 @@ class RunOptions:
     state_dir: Path | None = None
     alerts_jsonl: Path | None = None
     annotate: Path | None = None
+    overwrite_annotate: bool = False  # --force: replace an existing --annotate file
     metrics_json: Path | None = None
     max_frames: int | None = None
     duration_s: float | None = None
@@ -175,7 +176,10 @@ class Runner:
                 self.processor.prepare(*self.capture.frame_size)  # bad tile settings fail here
             if opts.annotate is not None:
                 self._annotator = Annotator(
-                    opts.annotate, self.capture.fps or 30.0, self.config.run.annotate_unmatched
+                    opts.annotate,
+                    self.capture.fps or 30.0,
+                    self.config.run.annotate_unmatched,
+                    overwrite=opts.overwrite_annotate,
                 )
             if opts.alerts_jsonl is not None:
                 try:

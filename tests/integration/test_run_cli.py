@@ -98,17 +98,70 @@ def test_the_summary_says_what_waits_in_the_outbox(
     assert line.endswith(f"; 1 waiting in the outbox, 1 more from before ({outbox})")
 
 
-def test_annotated_review_video(tmp_path: Path) -> None:
-    out = tmp_path / "review.mp4"
+def _fourcc(video: cv2.VideoCapture) -> str:
+    code = int(video.get(cv2.CAP_PROP_FOURCC)) & 0xFFFFFFFF
+    return code.to_bytes(4, "little").decode("ascii", "replace")
+
+
+def test_annotated_review_video_plays_in_a_browser(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """.webm is written as VP8 (browsers play it, unlike MPEG-4 Part 2), readable back; an
+    existing file needs --force; .mp4 is H.264 where this OpenCV build can encode it, else
+    refused with what it can write."""
+    from edge.pipeline.annotate import probe_codec
+
+    out = tmp_path / "review.webm"
     args = ["run", "--source", str(DEMO_CLIP), "--watchlist", str(DEMO_WATCHLIST)]
     args += ["--pubkey", str(DEMO_PUBLIC_KEY), "--state-dir", str(tmp_path / "state")]
-    assert main([*args, "--max-frames", "30", "--annotate", str(out), *QUIET]) == 0
+    args += ["--max-frames", "30", *QUIET]
+    assert main([*args, "--annotate", str(out)]) == 0
     video = cv2.VideoCapture(str(out))
     frames = 0
     while video.read()[0]:
         frames += 1
     assert frames == 30
     assert video.get(cv2.CAP_PROP_FRAME_WIDTH) == 640
+    assert _fourcc(video) in ("VP80", "VP90")
+    video.release()
+
+    written = out.read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--annotate", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--force" in err and err.count("\n") == 1
+    assert out.read_bytes() == written
+    assert main([*args, "--annotate", str(out), "--force", "--max-frames", "10"]) == 0
+    video = cv2.VideoCapture(str(out))
+    frames = 0
+    while video.read()[0]:
+        frames += 1
+    assert frames == 10  # rewritten
+    video.release()
+
+    mp4 = tmp_path / "review.mp4"
+    code = main([*args, "--annotate", str(mp4)])
+    err = capsys.readouterr().err
+    if probe_codec(".mp4") is not None:
+        assert code == 0
+        assert _fourcc(cv2.VideoCapture(str(mp4))) in ("avc1", "h264", "H264")
+    else:
+        assert code == 2 and "cannot write H.264 for .mp4; it can write .webm (VP8)" in err
+        assert not mp4.exists()
+
+
+def test_labels_are_drawn_on_a_filled_background() -> None:
+    import numpy as np
+
+    from edge.pipeline.annotate import MATCHED, annotate
+    from edge.pipeline.frames import FaceView
+
+    image = np.full((200, 300, 3), 255, np.uint8)  # a white wall: green text would vanish
+    drawn = annotate(image, [FaceView((100.0, 80.0, 160.0, 150.0), 7, "Alice")])
+    label = drawn[60:78, 101:150]  # the label box sits just above the face box
+    filled = np.all(label == np.array(MATCHED, np.uint8), axis=2).mean()
+    dark = (label.max(axis=2) < 60).mean()  # the text, in black
+    assert filled > 0.5 and dark > 0.05
 
 
 @pytest.mark.parametrize(
@@ -120,7 +173,8 @@ def test_annotated_review_video(tmp_path: Path) -> None:
         (["--source", str(DEMO_CLIP)], "no trusted public key"),
         (["--broker", "nohost"], "expected HOST:PORT"),
         (["--max-fps", "-1"], "capture.max_fps"),
-        (["--annotate", "review.txt"], "use a .mp4"),
+        (["--annotate", "review.txt"], "write a browser-playable .webm or .mp4"),
+        (["--annotate", "review.avi"], "it can write .webm (VP"),
     ],
 )
 def test_errors_are_one_line(
@@ -254,3 +308,38 @@ def test_systemd_is_told_ready_fed_and_told_stopping(
     assert kinds[0] == "READY" and "watching" in messages[0]
     assert kinds.count("WATCHDOG") >= 2 and "STATUS" in kinds
     assert kinds[-1] == "STOPPING"
+
+
+def test_the_review_video_plays_in_chromium(tmp_path: Path) -> None:
+    """What "browser-playable" means: Debian's Chromium decodes the file --annotate wrote."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    from test_dispatch_browser import ARGS, CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no chromium")
+    out = tmp_path / "review.webm"
+    args = ["run", "--source", str(DEMO_CLIP), "--watchlist", str(DEMO_WATCHLIST)]
+    args += ["--pubkey", str(DEMO_PUBLIC_KEY), "--state-dir", str(tmp_path / "state")]
+    assert main([*args, "--max-frames", "30", "--annotate", str(out), *QUIET]) == 0
+    page_file = tmp_path / "play.html"
+    page_file.write_text(f'<video id="v" src="{out.name}" muted preload="auto"></video>')
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            played = page.evaluate(
+                """() => new Promise(done => {
+                    const v = document.getElementById("v");
+                    const report = () => done({width: v.videoWidth, height: v.videoHeight,
+                        duration: v.duration, error: v.error && v.error.code});
+                    if (v.readyState >= 2) report();
+                    v.addEventListener("loadeddata", report);
+                    v.addEventListener("error", report);
+                    setTimeout(report, 10000);
+                })"""
+            )
+        finally:
+            browser.close()
+    assert played["error"] is None, played
+    assert (played["width"], played["height"]) == (640, 360) and played["duration"] > 0.5
