@@ -64,3 +64,19 @@ def test_several_trusted_keys_accept_a_bundle_signed_by_any(tmp_path: Path) -> N
     assert both.for_signer(keyring.key_id(public_b)) is both.keys[keyring.key_id(public_b)]
     with pytest.raises(BundleError, match="not among the trusted keys"):
         both.for_signer("0123456789abcdef")
+
+
+def test_the_device_store_edge_sync_opens_uses_the_trusted_key(tmp_path: Path) -> None:
+    """`edge sync` (and `edge run` on the installed list) open the store through open_store:
+    no --pubkey and no watchlist.public_key needed once a key is trusted."""
+    from edge.config import Config
+    from edge.watchlist.install import open_store
+
+    _, public, _, pub_path = make_keys(tmp_path / "hub")
+    state = tmp_path / "state"
+    with pytest.raises(WatchlistError, match="no trusted public key"):
+        open_store(Config(), state_dir=state)
+    keyring.trust(Config().paths(state).trust, pub_path)
+    store = open_store(Config(), state_dir=state)
+    assert not isinstance(store.public_key, keyring.KeySet)
+    assert keyring.key_id(store.public_key) == keyring.key_id(public)
