@@ -32,6 +32,7 @@ from edge.config.run import CaptureConfig, RunConfig, TrackerConfig
 from edge.config.sync import SyncConfig
 from edge.config.watchlist import WatchlistConfig
 from edge.errors import ConfigError
+from edge.system.inputs import read_bounded
 
 STATE_DIR_ENV = "EDGE_STATE_DIR"
 DEFAULT_STATE_DIR: Path = Path("/var/lib/edge")
@@ -39,6 +40,9 @@ OUTBOX_FILE = "outbox.db"
 AUDIT_FILE = "audit.jsonl"
 DISPATCH_DB_FILE = "dispatch.db"
 DISPATCH_AUDIT_FILE = "dispatch-audit.jsonl"
+# A full config with every setting and its comment (`edge config defaults`) is about 20 KiB;
+# 1 MiB is far beyond any real one and small enough to read on the smallest device.
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -132,13 +136,20 @@ def load_config(path: Path | None) -> Config:
     """Read a YAML config file; ``None`` gives the defaults."""
     if path is None:
         return Config()
+    raw = read_bounded(path, MAX_CONFIG_BYTES, "config", ConfigError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config {path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+    except RecursionError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: nested too deeply") from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a date 2024-13-01
         raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from exc
     if data is None:
         data = {}
