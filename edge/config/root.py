@@ -8,6 +8,7 @@ come from the environment or from systemd credentials (:mod:`edge.config.secrets
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,11 +116,18 @@ class Config(Section):
         )
 
 
+def _key(part: object) -> str:
+    """One step of an error's location; an unknown key that is not a plain name is quoted, so
+    that a message stays one line whatever the file holds."""
+    text = str(part)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else repr(text)
+
+
 def _one_line(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{where}: {err['msg']}")
+        where = ".".join(_key(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{where}: {' '.join(str(err['msg']).split())}")
     return "; ".join(parts)
 
 

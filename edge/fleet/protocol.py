@@ -148,7 +148,7 @@ def _parse_transfer(data: Any, max_bytes: int) -> TransferInfo:
     kind = data.get("kind")
     _require(kind in ("full", "delta"), "transfer kind must be 'full' or 'delta'")
     digest = data.get("sha256")
-    _require(isinstance(digest, str) and bool(_SHA256.match(digest)), "sha256 must be hex")
+    _require(isinstance(digest, str) and bool(_SHA256.fullmatch(digest)), "sha256 must be hex")
     size = _count(data.get("bytes"), "bytes", 1)
     _require(size <= max_bytes, f"the {kind} transfer is {size} bytes, above {max_bytes}")
     chunk_bytes = _count(data.get("chunk_bytes"), "chunk_bytes", 1)
@@ -158,7 +158,7 @@ def _parse_transfer(data: Any, max_bytes: int) -> TransferInfo:
     _require(expected <= MAX_CHUNKS, f"at most {MAX_CHUNKS} chunks")
     _require(len(chunks) == expected, f"{size} bytes in {chunk_bytes}-byte chunks are {expected}")
     for c in chunks:
-        _require(isinstance(c, str) and bool(_SHA256.match(c)), "each chunk needs a sha256")
+        _require(isinstance(c, str) and bool(_SHA256.fullmatch(c)), "each chunk needs a sha256")
     base = data.get("base_version")
     if kind == "delta":
         base = _version(base, "base_version")

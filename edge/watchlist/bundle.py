@@ -202,7 +202,7 @@ def _version(value: Any, name: str) -> int:
 
 
 def _sha(value: Any, name: str) -> str:
-    _require(isinstance(value, str) and bool(_SHA256.match(value)), f"{name} must be a sha256")
+    _require(isinstance(value, str) and bool(_SHA256.fullmatch(value)), f"{name} must be a sha256")
     return str(value)
 
 
@@ -228,7 +228,7 @@ def parse_manifest(raw: bytes) -> Manifest:
         _require(isinstance(data, dict), "the manifest must be a JSON object")
         _require(data.get("format") == FORMAT, f"format must be {FORMAT!r}")
         unknown = set(data) - _MANIFEST_FIELDS
-        _require(not unknown, f"unknown field(s) {', '.join(sorted(unknown))}")
+        _require(not unknown, f"unknown field(s) {', '.join(repr(u) for u in sorted(unknown))}")
         kind = data["kind"]
         _require(kind in ("full", "delta"), "kind must be 'full' or 'delta'")
         list_id = data["list_id"]
@@ -248,7 +248,7 @@ def parse_manifest(raw: bytes) -> Manifest:
         files: dict[str, FileRef] = {}
         _require(isinstance(data["files"], dict), "files must be an object")
         for name, ref in data["files"].items():
-            _require(name in (INDEX, ENTRIES, DELTA_INDEX, DELTA_ENTRIES), f"unknown file {name}")
+            _require(name in (INDEX, ENTRIES, DELTA_INDEX, DELTA_ENTRIES), f"unknown file {name!r}")
             files[name] = FileRef(_sha(ref["sha256"], f"{name}.sha256"), _int(ref["bytes"], name))
         expected_files = {INDEX, ENTRIES} if kind == "full" else {DELTA_INDEX, DELTA_ENTRIES}
         _require(set(files) == expected_files, f"files must be {sorted(expected_files)}")

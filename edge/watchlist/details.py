@@ -296,7 +296,7 @@ def _bundle_ref(data: Any) -> BundleRef:
         or set(data) != {"kind", "manifest_sha256"}
         or data["kind"] not in ("full", "delta")
         or not isinstance(data["manifest_sha256"], str)
-        or not _SHA256.match(data["manifest_sha256"])
+        or not _SHA256.fullmatch(data["manifest_sha256"])
     ):
         raise ValueError("bundles must be objects with kind (full, delta) and manifest_sha256")
     return BundleRef(data["kind"], data["manifest_sha256"])
