@@ -560,9 +560,10 @@ class Capture:
         """A file or folder ended: report undecodable frames; one that gave none fails."""
         if self.frames_read == 0:
             self.state = "failed"
-            what = "the video" if self.spec.kind == "file" else "the folder's images"
             self.error = CaptureError(
-                f"no frame of {what} could be decoded (damaged, truncated, or not a video)"
+                "no frame of the video could be decoded (damaged, truncated, or not a video)"
+                if self.spec.kind == "file"
+                else "not one image of the folder could be read"
             )
             return
         self.state = "ended"
