@@ -8,6 +8,13 @@ records from the *end* leaves a shorter valid chain, so the head (``seq``, ``has
 in every heartbeat: compare it with the last one dispatch received.
 
 Appends are serialised across threads (a lock) and processes (``flock``), and fsync'd.
+
+A damaged tail (a partial last line left by a crash, or a last line that no longer parses,
+e.g. a flipped byte) would leave no head to chain from. When the log is opened, and whenever
+its size changed under it, such a tail is moved aside: its bytes go to a side file next to the
+log (``<log>.cut-<sha256 prefix>``), the log is truncated to its last readable record, and the
+chain goes on with an ``audit_repair`` record naming what was cut (size, sha256, side file).
+``verify`` reports every repair.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,11 +34,18 @@ from typing import Any
 
 from edge.clock import utc_rfc3339
 from edge.errors import AuditError
+from edge.system.inputs import load_json, read_bounded
 
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 _TAIL_CHUNK = 64 * 1024
+_HASH = re.compile(r"[0-9a-f]{64}")
+# A damaged tail is a torn write or a record or two that no longer parse: bytes to kilobytes.
+# More than this at the end that is not a record is not damage to repair but another file (or
+# a log damaged beyond a tail): it is refused with a one-line error, and nothing is cut.
+MAX_REPAIR_BYTES = 1 << 20
+CUT_INFIX = ".cut-"
 
 # Record kinds written by edge. Others may be added; verify does not depend on them.
 HIT = "hit"
@@ -47,7 +62,9 @@ REFUSED = "refused"
 REVIEW = "review"
 REVIEW_INVALID = "review_invalid"
 WATCHLIST_CHANGE = "watchlist_change"
-REPAIRED = "audit_repaired"
+REPAIR = "audit_repair"  # a damaged tail was moved aside (data: what, and where it is kept)
+REPAIRED_BEFORE = "audit_repaired"  # the same record, as earlier versions named it (torn lines)
+REPAIR_KINDS = frozenset({REPAIR, REPAIRED_BEFORE})
 
 
 def canonical_json(obj: object) -> bytes:
@@ -68,6 +85,22 @@ class Head:
 
     seq: int
     hash: str
+
+
+def _head_of(line: bytes) -> Head | None:
+    """The head a record line gives to chain from, or None if the line is unreadable."""
+    try:
+        record = load_json(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    seq, digest = record.get("seq"), record.get("hash")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        return None
+    if not isinstance(digest, str) or not _HASH.fullmatch(digest):
+        return None
+    return Head(seq, digest)
 
 
 def _seal(head: Head, kind: str, data: Mapping[str, Any]) -> tuple[bytes, Head]:
@@ -103,6 +136,11 @@ class AuditLog:
         self._head = Head(0, GENESIS)
         self._head_size = -1
         self._head_offset = -1  # where the head's line starts (-1: no record yet)
+        try:
+            self.head()  # a damaged tail is repaired now, on open
+        except AuditError:
+            self.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -196,7 +234,7 @@ class AuditLog:
         if not newline:
             return None
         try:
-            record = json.loads(line)
+            record = load_json(line)
             if int(record["seq"]) != seq or record_hash(record) != record["hash"]:
                 return None
             return str(record["hash"])
@@ -220,60 +258,111 @@ class AuditLog:
             os.fsync(self._fd)
 
     def _current_head(self) -> Head:
-        """The head from the file (holding the file lock), repairing a torn last line."""
+        """The head from the file (holding the file lock), repairing a damaged tail."""
         size = os.fstat(self._fd).st_size
         if size == self._head_size:
             return self._head
-        last_line, complete_end = self._read_last_line(size) if size else (None, 0)
-        repair = self._repair_torn_tail(complete_end, size) if complete_end < size else None
+        line, keep = self._read_last_line(size) if size else (None, 0)
+        torn = keep < size  # a partial line after the last newline
+        unreadable = 0
         head = Head(0, GENESIS)
         offset = -1
-        if last_line is not None:
-            offset = complete_end - len(last_line) - 1
-            try:
-                record = json.loads(last_line)
-                head = Head(int(record["seq"]), str(record["hash"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise AuditError(
-                    f"audit log {self.path}: last record is unreadable, run 'edge audit verify'"
-                ) from exc
-        if repair is not None:
-            line, head = _seal(head, REPAIRED, repair)
+        while line is not None:
+            found = _head_of(line)
+            if found is not None:
+                head, offset = found, keep - len(line) - 1
+                break
+            unreadable += 1  # a complete line that does not parse: cut it too
+            keep -= len(line) + 1
+            if size - keep > MAX_REPAIR_BYTES:
+                raise self._beyond_repair(size - keep)
+            line, keep = self._read_last_line(keep) if keep else (None, 0)
+        if keep < size:
+            line, head = _seal(head, REPAIR, self._cut_tail(keep, size, torn, unreadable, head))
             self._write_all(line)
             offset = os.fstat(self._fd).st_size - len(line)
         self._head, self._head_size = head, os.fstat(self._fd).st_size
         self._head_offset = offset
         return head
 
-    def _read_last_line(self, size: int) -> tuple[bytes | None, int]:
-        """The last newline-terminated line and the offset just after it."""
-        end = size
+    def _beyond_repair(self, tail_bytes: int) -> AuditError:
+        return AuditError(
+            f"audit log {self.path}: its last {tail_bytes} bytes or more are not audit records, "
+            f"beyond a damaged tail (limit {MAX_REPAIR_BYTES}): check the file with 'edge audit "
+            "verify' and move it aside"
+        )
+
+    def _read_last_line(self, end: int) -> tuple[bytes | None, int]:
+        """The last newline-terminated line before ``end`` and the offset just after it."""
+        pos = end
         tail = b""
         while True:
-            start = max(0, end - _TAIL_CHUNK)
-            tail = os.pread(self._fd, end - start, start) + tail
-            end = start
+            start = max(0, pos - _TAIL_CHUNK)
+            tail = os.pread(self._fd, pos - start, start) + tail
+            pos = start
             complete = tail.rfind(b"\n")
             if complete < 0:
                 if start == 0:
                     return None, 0
-                continue
-            previous = tail.rfind(b"\n", 0, complete)
-            if previous >= 0 or start == 0:
-                line = tail[previous + 1 : complete]
-                return line, start + complete + 1
+            else:
+                previous = tail.rfind(b"\n", 0, complete)
+                if previous >= 0 or start == 0:
+                    line = tail[previous + 1 : complete]
+                    return line, start + complete + 1
+            if len(tail) > MAX_REPAIR_BYTES:  # no record is this long
+                raise self._beyond_repair(len(tail))
 
-    def _repair_torn_tail(self, complete_end: int, size: int) -> dict[str, Any]:
-        # A write interrupted by a crash left a partial line. Its append never returned, so the
-        # record never existed; keep its digest in a repair record rather than hide it.
-        torn = os.pread(self._fd, size - complete_end, complete_end)
+    def _cut_tail(
+        self, keep: int, size: int, torn: bool, unreadable: int, head: Head
+    ) -> dict[str, Any]:
+        """Move the bytes after ``keep`` to a side file (fsync'd first), truncate the log there,
+        and return what the repair record says about them."""
+        # A torn line's append never returned, so that record never existed; an unreadable line
+        # was a record once. Either way its bytes are kept, and the chain says where.
+        cut = os.pread(self._fd, size - keep, keep)
+        digest = hashlib.sha256(cut).hexdigest()
+        side = self.path.with_name(f"{self.path.name}{CUT_INFIX}{digest[:16]}")
+        reasons = []
+        if unreadable:
+            reasons.append(f"{unreadable} unreadable last record(s)")
+        if torn:
+            reasons.append("a partial record left by an interrupted write")
+        reason = " and ".join(reasons)
+        try:
+            fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+            try:
+                view = memoryview(cut)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            directory = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as exc:
+            raise AuditError(
+                f"audit log {self.path}: cannot keep its damaged tail in {side} ({exc.strerror}); "
+                "nothing was cut"
+            ) from exc
         log.warning(
-            "audit log %s: discarding a %d-byte partial record left by an interrupted write",
+            "audit log %s: moved %d bytes (%s) after seq %d to %s",
             self.path,
-            len(torn),
+            len(cut),
+            reason,
+            head.seq,
+            side,
         )
-        os.ftruncate(self._fd, complete_end)
-        return {"discarded_bytes": len(torn), "discarded_sha256": hashlib.sha256(torn).hexdigest()}
+        os.ftruncate(self._fd, keep)
+        return {
+            "reason": reason,
+            "after_seq": head.seq,
+            "discarded_bytes": len(cut),
+            "discarded_sha256": digest,
+            "side_file": side.name,
+        }
 
 
 # --- verification ------------------------------------------------------------------------------
@@ -284,6 +373,7 @@ class VerifyResult:
     records: int = 0
     head: Head = field(default_factory=lambda: Head(0, GENESIS))
     problems: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)  # damaged tails cut off, one line each
 
     @property
     def ok(self) -> bool:
@@ -295,7 +385,7 @@ def _seqs_present(path: Path) -> set[int]:
     with path.open("rb") as handle:
         for raw in handle:
             try:
-                seq = json.loads(raw)["seq"]
+                seq = load_json(raw)["seq"]
             except (ValueError, KeyError, TypeError):
                 continue
             if isinstance(seq, int):
@@ -323,7 +413,7 @@ def verify(path: Path, *, max_problems: int = 20) -> VerifyResult:
                 result.problems.append(f"line {line_no}: incomplete last record (torn write)")
                 break
             try:
-                record = json.loads(raw)
+                record = load_json(raw)
                 seq, stored_hash, prev = record["seq"], record["hash"], record["prev"]
                 if not isinstance(seq, int):
                     raise TypeError("seq")
@@ -332,6 +422,8 @@ def verify(path: Path, *, max_problems: int = 20) -> VerifyResult:
                 continue
             result.records += 1
             where = f"line {line_no} (seq {seq})"
+            if record.get("kind") in REPAIR_KINDS:
+                result.repairs.append(f"{where}: {_describe_repair(record.get('data'), path)}")
             if record_hash(record) != stored_hash:
                 result.problems.append(f"{where}: contents do not match its hash: record edited")
             if seq < expected_seq:
@@ -359,6 +451,29 @@ def verify(path: Path, *, max_problems: int = 20) -> VerifyResult:
             expected_seq = max(expected_seq, seq + 1)
             result.head = Head(seq, str(stored_hash))
     return result
+
+
+def _describe_repair(data: object, path: Path) -> str:
+    """One line on a repair record: what was cut, and whether its side file still holds it."""
+    if not isinstance(data, dict):
+        data = {}
+    size, digest, side = (
+        data.get("discarded_bytes"),
+        data.get("discarded_sha256"),
+        data.get("side_file"),
+    )
+    text = f"repair: {size} bytes cut after seq {data.get('after_seq', '?')}"
+    reason = data.get("reason")
+    text += f" ({' '.join(reason.split())})" if isinstance(reason, str) else " (a partial record)"
+    if not isinstance(side, str) or not side or Path(side).name != side:
+        return text + ", not kept (cut by an earlier version; its sha256 is in the record)"
+    try:
+        kept = read_bounded(path.parent / side, 2 * MAX_REPAIR_BYTES, "side file", AuditError)
+    except AuditError:
+        return text + f", kept in {side}: MISSING or unreadable"
+    if hashlib.sha256(kept).hexdigest() != digest:
+        return text + f", kept in {side}: CHANGED since (sha256 differs)"
+    return text + f", kept in {side}"
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ cut or stall its stream, and the shared data paths."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,15 @@ from edge.demo import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
 
 HAMILTON = SHARED_DATA / "hamilton_clip"
 LFW_IMAGES = LFW_DIR / "images"
-__all__ = ["DEMO_CLIP", "DEMO_PUBLIC_KEY", "DEMO_WATCHLIST", "MjpegCamera", "Plan", "clip_jpegs"]
+__all__ = [
+    "DEMO_CLIP",
+    "DEMO_PUBLIC_KEY",
+    "DEMO_WATCHLIST",
+    "MjpegCamera",
+    "Plan",
+    "clip_jpegs",
+    "damaged_clip",
+]
 
 
 def require_hamilton() -> Path:
@@ -28,6 +37,29 @@ def require_hamilton() -> Path:
             f"Hamilton clip not found at {HAMILTON} (../shared/data is not on this machine)"
         )
     return HAMILTON
+
+
+def damaged_clip(out: Path, damage: str) -> Path:
+    """The demo clip (275 frames, an MP4 whose frame data comes before its index), damaged:
+
+    - ``zeroed``: 3,000 bytes in the middle of the file zeroed. OpenCV reads on past them and
+      decodes 260 frames; a reader that stops at the first failed read gets 136.
+    - ``scrambled``: every byte of the frame data replaced by random bytes, the index kept: the
+      file opens and declares 275 frames, and not one of them decodes.
+    """
+    data = bytearray(DEMO_CLIP.read_bytes())
+    if damage == "zeroed":
+        middle = len(data) // 2
+        data[middle : middle + 3000] = bytes(3000)
+    elif damage == "scrambled":
+        start = data.index(b"mdat") - 4  # the box holding every frame: size, 'mdat', payload
+        size = int.from_bytes(data[start : start + 4], "big")
+        rng = random.Random(0)
+        data[start + 8 : start + size] = rng.randbytes(size - 8)
+    else:
+        raise ValueError(damage)
+    out.write_bytes(bytes(data))
+    return out
 
 
 @cache

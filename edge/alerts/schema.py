@@ -25,6 +25,7 @@ import jsonschema  # type: ignore[import-untyped]
 
 from edge.clock import utc_rfc3339
 from edge.errors import AlertError
+from edge.system.inputs import load_json
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +205,8 @@ def encode_alert(alert: Mapping[str, Any]) -> bytes:
 
 def _parse_json_object(payload: bytes, what: str) -> dict[str, Any]:
     try:
-        document = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = load_json(payload)
+    except ValueError as exc:  # bad UTF-8, bad JSON, NaN, nested too deeply
         raise AlertError(f"{what} is not UTF-8 JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise AlertError(f"{what} is not a JSON object")

@@ -2,6 +2,8 @@
 
 Each command group is one module of this package with a ``register(subparsers)``; this file
 only wires them together and turns every :class:`EdgeError` into a one-line message and exit 2.
+A reader that closes stdout early (``edge identify --json | head -c 10``) ends the command
+quietly with exit 141, as SIGPIPE ends other Unix tools.
 Commands are wiring: they parse arguments, build what they need from the config and call into
 the features. Nothing below :mod:`edge.cli` imports it.
 """
@@ -9,7 +11,10 @@ the features. Nothing below :mod:`edge.cli` imports it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -19,6 +24,7 @@ from edge.errors import EdgeError
 
 Handler = Callable[[argparse.Namespace], int]
 EXIT_ERROR = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`
 
 
 def _registrars() -> list[Callable[[Subparsers], None]]:
@@ -81,10 +87,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_ERROR
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe is noticed here, not in a traceback at exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except EdgeError as exc:
         print(f"edge: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("edge: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout has gone: point stdout at /dev/null so that the flush at exit
+    cannot fail again (with an 'Exception ignored' message), and exit as SIGPIPE would."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE

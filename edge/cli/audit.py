@@ -15,7 +15,8 @@ def register(subparsers: Subparsers) -> None:
     check = commands.add_parser(
         "verify",
         help="check that no record was edited, removed or reordered",
-        description="Exit 0 if the chain is intact, 1 if any record was tampered with.",
+        description="Exit 0 if the chain is intact, 1 if any record was tampered with. Repairs "
+        "(a damaged tail moved aside, with where its bytes are kept) are listed either way.",
     )
     add_common(check, state_dir="the audit log's directory")
     check.add_argument("--path", type=Path, help="audit log file (default from config)")
@@ -25,13 +26,18 @@ def register(subparsers: Subparsers) -> None:
 def _verify_command(args: argparse.Namespace) -> int:
     path: Path = args.path or config_from_args(args).paths(args.state_dir).audit
     result = verify(path)
+    repaired = f"; {len(result.repairs)} repair(s) of a damaged tail" if result.repairs else ""
     if result.ok:
         print(
-            f"audit log {path}: {result.records} records, chain intact; "
+            f"audit log {path}: {result.records} records, chain intact{repaired}; "
             f"head seq {result.head.seq} hash {result.head.hash}"
         )
+        for repair in result.repairs:
+            print(f"  {repair}")
         return 0
-    print(f"audit log {path}: TAMPERED ({result.records} records read)", file=sys.stderr)
+    print(f"audit log {path}: TAMPERED ({result.records} records read){repaired}", file=sys.stderr)
     for problem in result.problems:
         print(f"  {problem}", file=sys.stderr)
+    for repair in result.repairs:
+        print(f"  {repair}", file=sys.stderr)
     return 1

@@ -16,7 +16,7 @@ from typing import Any
 from edge.audit import AuditLog
 from edge.cli.args import Subparsers, add_common, command_group, config_from_args
 from edge.cli.progress import progress_bar
-from edge.clock import parse_time, utc_now
+from edge.clock import format_time, parse_time, utc_now
 from edge.config import Config
 from edge.errors import EdgeError, EnrollmentError, WatchlistError
 from edge.pipeline.analyzer import FaceAnalyzer
@@ -26,11 +26,13 @@ from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import (
     DELTA_ENTRIES,
     DELTA_INDEX,
+    MAX_VERSION,
     Manifest,
     VerifiedBundle,
     load_full,
     load_templates,
     read_bundle,
+    read_bundle_file,
     read_unverified,
 )
 from edge.watchlist.details import (
@@ -118,6 +120,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     wl = config.watchlist
     now = utc_now()
+    valid_from = parse_time(args.valid_from, "--valid-from") if args.valid_from else now
+    valid_until = (
+        parse_time(args.expires, "--expires")
+        if args.expires
+        else valid_from + timedelta(days=wl.default_validity_days)
+    )
+    if valid_until <= now:  # before any photo is read; ListMeta.check says it again
+        given = f"--expires {args.expires}" if args.expires else "the default validity"
+        raise WatchlistError(
+            f"{given} ends at {format_time(valid_until)}, which has passed (now "
+            f"{format_time(now)}): the list would be expired on arrival; nothing written"
+        )
+    if args.version is not None and not 1 <= args.version <= MAX_VERSION:
+        raise WatchlistError(f"--version {args.version} is not from 1 to 2^53 ({MAX_VERSION})")
     private_key = keyring.load_private_key(args.key)
     public_key = private_key.public_key()
     people = scan_photos(args.photos)
@@ -196,12 +212,6 @@ def cmd_build(args: argparse.Namespace) -> int:
         policy = bm.policy
     else:
         policy = ThresholdPolicy.fpir(wl.target_fpir)
-    valid_from = parse_time(args.valid_from, "--valid-from") if args.valid_from else now
-    valid_until = (
-        parse_time(args.expires, "--expires")
-        if args.expires
-        else valid_from + timedelta(days=wl.default_validity_days)
-    )
     meta = ListMeta(
         list_id=list_id,
         version=version,
@@ -291,7 +301,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         load_full(bundle)
         what = "signature, file hashes and contents OK"
     else:
-        added = parse_entries((args.bundle / DELTA_ENTRIES).read_bytes(), DELTA_ENTRIES)
+        added = parse_entries(read_bundle_file(args.bundle / DELTA_ENTRIES), DELTA_ENTRIES)
         load_templates(args.bundle / DELTA_INDEX, added, m.index_params())
         what = (
             "signature, file hashes and delta files OK (the result is checked against the base "
@@ -311,10 +321,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     entries: list[dict[str, Any]] = []
     if args.entries:
         name = "entries.json" if m.kind == "full" else DELTA_ENTRIES
-        try:
-            raw = (args.bundle / name).read_bytes()
-        except OSError as exc:
-            raise WatchlistError(f"cannot read {args.bundle / name}: {exc.strerror}") from exc
+        raw = read_bundle_file(args.bundle / name)
         entries = [e.to_json() for e in parse_entries(raw, name)]
     if args.json:
         out: dict[str, Any] = {"verified": False, "manifest": m.to_json()}

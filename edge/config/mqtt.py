@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.config.base import Section
 
@@ -38,6 +38,27 @@ class TlsConfig(Section):
         return self
 
 
+# Plenty for any naming scheme; MQTT itself allows 65,535 bytes for a whole topic.
+MAX_PREFIX_CHARS = 256
+
+
+def topic_prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot start a topic that edge publishes to, or None if it can.
+
+    Publishing to a topic with '+' or '#' (wildcards), an empty level or a NUL is refused by
+    the broker (or by paho) at every attempt, so it is refused here, when the config loads."""
+    levels = prefix.removesuffix("/").split("/")  # one trailing '/' is dropped when joining
+    if any(ch in prefix for ch in "+#"):
+        return "must not hold the MQTT wildcards '+' or '#'"
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in prefix):
+        return "must not hold NUL or another control character"
+    if "" in levels:
+        return "must not have an empty level ('//', or a leading '/')"
+    if prefix.startswith("$"):
+        return "must not start with '$' (topics like $SYS belong to the broker)"
+    return None
+
+
 class MqttConfig(Section):
     host: str = Field("localhost", min_length=1, description="Broker host name or address.")
     port: int | None = Field(
@@ -61,7 +82,10 @@ class MqttConfig(Section):
     topic_prefix: str = Field(
         "edge/v1",
         min_length=1,
-        description="Topics are '<topic_prefix>/<device id>/{alert,status,heartbeat,review}'.",
+        max_length=MAX_PREFIX_CHARS,
+        description="Topics are '<topic_prefix>/<device id>/{alert,status,heartbeat,review}'. "
+        "One or more levels separated by '/': no MQTT wildcard ('+', '#'), no empty level, no "
+        "control character, and not starting with '$' (reserved for the broker).",
     )
     username: str | None = Field(
         None,
@@ -98,6 +122,14 @@ class MqttConfig(Section):
     heartbeat_s: float = Field(
         30.0, gt=0.0, description="Interval of the heartbeat message (uptime, fps, queues)."
     )
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        problem = topic_prefix_problem(value)
+        if problem is not None:
+            raise ValueError(f"topic prefix {value!r} {problem}")
+        return value
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> MqttConfig:

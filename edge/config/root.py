@@ -8,6 +8,7 @@ come from the environment or from systemd credentials (:mod:`edge.config.secrets
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from edge.config.run import CaptureConfig, RunConfig, TrackerConfig
 from edge.config.sync import SyncConfig
 from edge.config.watchlist import WatchlistConfig
 from edge.errors import ConfigError
+from edge.system.inputs import read_bounded
 
 STATE_DIR_ENV = "EDGE_STATE_DIR"
 DEFAULT_STATE_DIR: Path = Path("/var/lib/edge")
@@ -41,6 +43,9 @@ DISPATCH_DB_FILE = "dispatch.db"
 DISPATCH_AUDIT_FILE = "dispatch-audit.jsonl"
 RUN_METRICS_FILE = "run-metrics.json"
 TRUST_DIR = "trusted"
+# A full config with every setting and its comment (`edge config defaults`) is about 20 KiB;
+# 1 MiB is far beyond any real one and small enough to read on the smallest device.
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -117,11 +122,18 @@ class Config(Section):
         )
 
 
+def _key(part: object) -> str:
+    """One step of an error's location; an unknown key that is not a plain name is quoted, so
+    that a message stays one line whatever the file holds."""
+    text = str(part)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else repr(text)
+
+
 def _one_line(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{where}: {err['msg']}")
+        where = ".".join(_key(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"{where}: {' '.join(str(err['msg']).split())}")
     return "; ".join(parts)
 
 
@@ -138,13 +150,20 @@ def load_config(path: Path | None) -> Config:
     """Read a YAML config file; ``None`` gives the defaults."""
     if path is None:
         return Config()
+    raw = read_bounded(path, MAX_CONFIG_BYTES, "config", ConfigError)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config {path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+    except RecursionError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: nested too deeply") from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a date 2024-13-01
         raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from exc
     if data is None:
         data = {}

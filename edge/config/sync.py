@@ -74,7 +74,7 @@ class SyncConfig(Section):
     @classmethod
     def _list_ids(cls, value: list[str]) -> list[str]:
         for list_id in value:
-            if not re.match(TOPIC_ID_PATTERN, list_id):
+            if not re.fullmatch(TOPIC_ID_PATTERN, list_id):
                 raise ValueError(
                     f"list id {list_id!r}: 1-64 letters, digits, '.', '_' or '-' (one topic level)"
                 )

@@ -23,7 +23,6 @@ restart, if later.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import socket
@@ -45,6 +44,7 @@ from edge.dispatch.store import Received, Store, received
 from edge.errors import EdgeError
 from edge.mqtt.connection import Connection
 from edge.mqtt.topics import DeviceTopics, every_device, parse_device_topic, shared
+from edge.system.inputs import load_json
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ class Ingest:
             return
         self._ack_now(message)
         try:
-            document = json.loads(bytes(message.payload) or b"null")
+            document = load_json(bytes(message.payload) or b"null")
         except ValueError:
             document = None
         if not isinstance(document, dict):

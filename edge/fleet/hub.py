@@ -11,7 +11,6 @@ watchlist), ``heartbeat`` (the last one) and ``sync`` (what its watchlist sync i
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -37,6 +36,7 @@ from edge.mqtt.oneshot import (
     wait_published,
 )
 from edge.mqtt.topics import ListTopics, every_device, parse_device_topic
+from edge.system.inputs import load_json
 from edge.watchlist.bundle import read_bundle, read_unverified
 
 log = logging.getLogger(__name__)
@@ -277,7 +277,7 @@ def collect_devices(config: Config, wait_s: float = 2.0, quiet_s: float = 0.5) -
             return
         device_id, kind = parsed
         try:
-            document = json.loads(bytes(message.payload).decode("utf-8"))
+            document = load_json(bytes(message.payload))
         except (UnicodeDecodeError, ValueError):
             log.warning("ignoring a non-JSON message on %s", message.topic)
             return

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge.errors import SyncError
+from edge.system.inputs import load_json
 from edge.watchlist.bundle import (
     DELTA_ENTRIES,
     DELTA_INDEX,
@@ -37,6 +38,7 @@ from edge.watchlist.bundle import (
     INDEX,
     MANIFEST,
     MAX_MANIFEST_BYTES,
+    MAX_VERSION,
     SIGNATURE,
     read_unverified,
     sha256_bytes,
@@ -135,12 +137,18 @@ def _count(value: Any, name: str, minimum: int) -> int:
     return int(value)
 
 
+def _version(value: Any, name: str) -> int:
+    version = _count(value, name, 1)
+    _require(version <= MAX_VERSION, f"{name} must be at most 2^53 ({MAX_VERSION})")
+    return version
+
+
 def _parse_transfer(data: Any, max_bytes: int) -> TransferInfo:
     _require(isinstance(data, dict), "a transfer must be an object")
     kind = data.get("kind")
     _require(kind in ("full", "delta"), "transfer kind must be 'full' or 'delta'")
     digest = data.get("sha256")
-    _require(isinstance(digest, str) and bool(_SHA256.match(digest)), "sha256 must be hex")
+    _require(isinstance(digest, str) and bool(_SHA256.fullmatch(digest)), "sha256 must be hex")
     size = _count(data.get("bytes"), "bytes", 1)
     _require(size <= max_bytes, f"the {kind} transfer is {size} bytes, above {max_bytes}")
     chunk_bytes = _count(data.get("chunk_bytes"), "chunk_bytes", 1)
@@ -150,10 +158,10 @@ def _parse_transfer(data: Any, max_bytes: int) -> TransferInfo:
     _require(expected <= MAX_CHUNKS, f"at most {MAX_CHUNKS} chunks")
     _require(len(chunks) == expected, f"{size} bytes in {chunk_bytes}-byte chunks are {expected}")
     for c in chunks:
-        _require(isinstance(c, str) and bool(_SHA256.match(c)), "each chunk needs a sha256")
+        _require(isinstance(c, str) and bool(_SHA256.fullmatch(c)), "each chunk needs a sha256")
     base = data.get("base_version")
     if kind == "delta":
-        base = _count(base, "base_version", 1)
+        base = _version(base, "base_version")
     else:
         _require(base is None, "a full transfer has no base_version")
     return TransferInfo(
@@ -175,11 +183,14 @@ def parse_announcement(raw: bytes, list_id: str, max_bytes: int) -> Announcement
     check (:func:`edge.fleet.sync.verify_transfer`). Raises :class:`SyncError`."""
     try:
         _require(len(raw) <= MAX_ANNOUNCEMENT_BYTES, "announcement too large")
-        data = json.loads(raw.decode("utf-8"))
+        try:
+            data = load_json(raw)
+        except ValueError as exc:  # bad UTF-8 and bad JSON included
+            raise SyncError(f"announcement for {list_id} is not valid JSON: {exc}") from exc
         _require(isinstance(data, dict), "the announcement must be a JSON object")
         _require(data.get("format") == SYNC_FORMAT, f"format must be {SYNC_FORMAT!r}")
         _require(data.get("list_id") == list_id, f"list_id must be {list_id!r} (its topic)")
-        version = _count(data.get("version"), "version", 1)
+        version = _version(data.get("version"), "version")
         published = data.get("published")
         _require(isinstance(published, str), "published must be a time")
         publisher = data.get("publisher", "")
@@ -190,8 +201,6 @@ def parse_announcement(raw: bytes, list_id: str, max_bytes: int) -> Announcement
         _require(
             len({t.kind for t in transfers}) == len(transfers), "at most one full and one delta"
         )
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SyncError(f"announcement for {list_id} is not valid JSON: {exc}") from exc
     except ValueError as exc:
         raise SyncError(f"announcement for {list_id} refused: {exc}") from exc
     return Announcement(list_id, version, published, transfers, publisher)

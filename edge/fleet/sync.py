@@ -42,6 +42,7 @@ from edge.fleet.protocol import Announcement, TransferInfo, parse_announcement, 
 from edge.fleet.transfer import Installed, PartialTransfer, plan
 from edge.mqtt.connection import Connection
 from edge.mqtt.topics import DeviceTopics, ListTopics, parse_chunk_topic
+from edge.system.inputs import load_json
 from edge.watchlist.install import InstallResult, WatchlistStore
 
 log = logging.getLogger(__name__)
@@ -248,7 +249,7 @@ class WatchlistSync:
 
     def _on_heartbeat(self, payload: bytes) -> None:
         try:
-            document = json.loads(payload.decode("utf-8")) if payload else None
+            document = load_json(payload) if payload else None
         except (UnicodeDecodeError, ValueError):
             return
         if isinstance(document, dict):

@@ -25,6 +25,7 @@ import numpy as np
 from edge.config.run import CaptureConfig
 from edge.errors import CaptureError, EdgeError, ImageError, SourceError
 from edge.pipeline.metrics import StageStats
+from edge.system.inputs import MAX_IMAGE_BYTES, read_bounded
 from edge.types import Image
 
 log = logging.getLogger(__name__)
@@ -62,16 +63,11 @@ def decode_image(data: bytes, name: str = "image") -> Image:
 
 
 def read_image(path: Path) -> Image:
-    """Read an image file as BGR uint8 (H, W, 3); any problem is one :class:`ImageError`."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ImageError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise ImageError(f"{path}: is a directory, not an image") from exc
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({exc.strerror})") from exc
-    return decode_image(data, str(path))
+    """Read an image file as BGR uint8 (H, W, 3); any problem is one :class:`ImageError`.
+
+    Only a regular file of at most :data:`MAX_IMAGE_BYTES` is read: a FIFO, a device (a
+    symlink to /dev/zero) or a directory is refused before reading."""
+    return decode_image(read_bounded(path, MAX_IMAGE_BYTES, "image", ImageError), str(path))
 
 
 # --- video sources ------------------------------------------------------------------------------
@@ -87,6 +83,12 @@ STILL_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".
 # next, so that no track (and no cooldown) ever spans two of them.
 STILL_STEP_S = 3600.0
 _MAX_SANE_FPS = 240.0
+# A failed read of a file is not its end: damaged data makes the decoder fail and then pick up
+# again at the next good frame (OpenCV's own read already skips up to 512 bad packets). Only
+# this many failed reads in a row, or a failure once the declared frame count is reached, end
+# a file. At the real end each failed read returns at once, so the bound costs nothing.
+MAX_FAILED_READS = 50
+_DECODE_WARNINGS = 5  # damaged stretches logged one by one; the end-of-file line counts them all
 
 
 def redact_url(url: str) -> str:
@@ -167,6 +169,10 @@ class VideoReader:
         self.config = config
         self.fps: float | None = None
         self.frame_size: tuple[int, int] | None = None  # width, height, if the source says
+        self.frame_count = 0  # frames a file declares (0: unknown)
+        self.decoded = 0  # frames read
+        self.damaged = 0  # stretches of undecodable data skipped (failed reads before a frame)
+        self._failed = 0  # failed reads in a row
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
@@ -205,24 +211,50 @@ class VideoReader:
             int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         )
         self.frame_size = (width, height) if width > 0 and height > 0 else None
+        if spec.kind == "file":
+            self.frame_count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
         self._cap = cap
+
+    @property
+    def corrupt(self) -> int:
+        """Frames of a file that could not be decoded: how many fewer it gave than it declares,
+        or (no declared count) the damaged stretches skipped. Final once :meth:`read` ended."""
+        if self.frame_count:
+            return max(self.frame_count - self.decoded, 0)
+        return self.damaged
 
     def read(self) -> tuple[Image, float | None] | None:
         """The next frame and, for a file, its media time in seconds; None at the end or when
-        the source fails."""
-        if self._cap is None:
-            return None
-        try:
-            ok, image = self._cap.read()
-        except cv2.error as exc:
-            log.warning("%s: read failed: %s", self.spec.name, exc.err or exc)
-            return None
-        if not ok or image is None:
-            return None
-        pts = None
-        if self.spec.kind == "file":
-            pts = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
-        return np.ascontiguousarray(image, dtype=np.uint8), pts
+        the source fails. A file skips undecodable frames and reads on to its real end."""
+        while self._cap is not None:
+            try:
+                ok, image = self._cap.read()
+            except cv2.error as exc:
+                log.warning("%s: read failed: %s", self.spec.name, exc.err or exc)
+                ok, image = False, None
+            if ok and image is not None:
+                if self._failed:
+                    self.damaged += 1
+                    self._failed = 0
+                self.decoded += 1
+                pts = None
+                if self.spec.kind == "file":
+                    pts = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+                return np.ascontiguousarray(image, dtype=np.uint8), pts
+            if self.spec.kind != "file":
+                return None  # a live source: Capture reconnects
+            if self.frame_count and self.decoded >= self.frame_count:
+                return None  # the declared end
+            self._failed += 1
+            if self._failed >= MAX_FAILED_READS:
+                return None  # nothing decodes any more: the end, or damage up to it
+            if self._failed == 1 and self.damaged < _DECODE_WARNINGS:
+                log.warning(
+                    "%s: cannot decode the frame after frame %d (damaged data); skipping it",
+                    self.spec.name,
+                    self.decoded,
+                )
+        return None
 
     def close(self) -> None:
         if self._cap is not None:
@@ -236,6 +268,7 @@ class FolderReader:
     def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
         self.fps: float | None = None
+        self.corrupt = 0  # stills that could not be read
         self._paths: list[Path] = []
         self._next = 0
 
@@ -259,6 +292,7 @@ class FolderReader:
             try:
                 return read_image(path), None
             except ImageError as exc:
+                self.corrupt += 1
                 log.warning("skipping %s", exc)
         return None
 
@@ -357,6 +391,7 @@ class Capture:
         self.error: BaseException | None = None
         self.frames_read = 0
         self.frames_skipped = 0  # over the frame-rate cap
+        self.frames_corrupt = 0  # could not be decoded (files, folders); known at their end
         self.reconnects = 0  # reconnect attempts made
         self.last_error: str | None = None
         self._reader: VideoReader | FolderReader | None = None
@@ -475,11 +510,11 @@ class Capture:
             started = time.perf_counter()
             got = self._reader.read()
             if got is None:
+                self.frames_corrupt += self._reader.corrupt
                 self._reader.close()
                 self._reader = None
                 if not live:
-                    self.state = "ended"
-                    log.info("end of %s after %d frames", self.spec.name, self.frames_read)
+                    self._end_of_file()
                     return
                 if self._stop.is_set():
                     self.state = "stopped"
@@ -520,6 +555,27 @@ class Capture:
                 self.state = "ended"
                 return
         self.state = "stopped"
+
+    def _end_of_file(self) -> None:
+        """A file or folder ended: report undecodable frames; one that gave none fails."""
+        if self.frames_read == 0:
+            self.state = "failed"
+            self.error = CaptureError(
+                "no frame of the video could be decoded (damaged, truncated, or not a video)"
+                if self.spec.kind == "file"
+                else "not one image of the folder could be read"
+            )
+            return
+        self.state = "ended"
+        if self.frames_corrupt:
+            log.warning(
+                "end of %s after %d frames; %d could not be decoded and were skipped",
+                self.spec.name,
+                self.frames_read,
+                self.frames_corrupt,
+            )
+        else:
+            log.info("end of %s after %d frames", self.spec.name, self.frames_read)
 
     def describe_end(self) -> str:
         """Why the capture ended, for the run summary."""

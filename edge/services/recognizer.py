@@ -499,6 +499,7 @@ class Runner:
                 "processed": processor.frames,
                 "dropped": self.frames.dropped,
                 "skipped": capture.frames_skipped,
+                "corrupt": capture.frames_corrupt,
                 "discarded_at_stop": self.frames.discarded,
             },
             "reconnects": capture.reconnects,
@@ -590,8 +591,8 @@ class Runner:
         lines = [
             f"run ended: {result.reason}, {m['elapsed_s']:.1f} s at {utc_rfc3339()}",
             f"  frames: read {frames['read']}, processed {frames['processed']} "
-            f"({m['fps']:.1f} fps), dropped {frames['dropped']}, skipped {frames['skipped']}; "
-            f"reconnects {m['reconnects']}",
+            f"({m['fps']:.1f} fps), dropped {frames['dropped']}, skipped {frames['skipped']}, "
+            f"corrupt {frames['corrupt']}; reconnects {m['reconnects']}",
             f"  faces: detected {faces['detected']}, assessed {faces['assessed']}, embedded "
             f"{faces['embedded']}; tracks {tracks['started']}",
             f"  detection: {m['detection']['tiling']}; tiles {m['detection']['tiles']}, crops "

@@ -19,9 +19,9 @@ that base + delta produced exactly the list the hub signed. See docs/watchlist.m
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +32,7 @@ from edge.clock import format_time, parse_time
 from edge.config.base import TOPIC_ID_PATTERN
 from edge.errors import BundleError, WatchlistError
 from edge.models import ModelPin, file_sha256
+from edge.system.inputs import load_json, read_bounded
 from edge.watchlist import keys as keyring
 from edge.watchlist.entries import Entry, ListContent, parse_entries
 from edge.watchlist.index import (
@@ -53,6 +54,14 @@ DELTA_ENTRIES = "delta-entries.json"
 KEY_LAYOUT = "entry_id<<8|template"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_MANIFEST_BYTES = 1 << 20
+MAX_SIGNATURE_BYTES = 1024  # an Ed25519 signature is 64 bytes; more is refused by its check
+# The entries table is about 155 bytes an entry: 1,000,000 entries (far beyond what the model
+# can tell apart, docs/watchlist.md) take 155 MB. A bigger file is refused before it is read.
+MAX_ENTRIES_BYTES = 512 * 1024 * 1024
+# Versions are JSON numbers, and JavaScript readers of a manifest (or of dispatch's API) lose
+# integers above 2^53. A signed version beyond it would also pin the anti-rollback high-water
+# mark out of reach for ever, so manifests, builds and the high-water file are bounded by it.
+MAX_VERSION = 2**53
 _MANIFEST_FIELDS = frozenset(
     {
         "format", "kind", "list_id", "version", "created", "valid_from", "valid_until",
@@ -182,8 +191,21 @@ def _int(value: Any, name: str, minimum: int = 0) -> int:
     return int(value)
 
 
+def _version(value: Any, name: str) -> int:
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_VERSION,
+        f"{name} must be an integer from 1 to 2^53 ({MAX_VERSION})",
+    )
+    return int(value)
+
+
 def _sha(value: Any, name: str) -> str:
-    _require(isinstance(value, str) and bool(_SHA256.match(value)), f"{name} must be a sha256")
+    _require(isinstance(value, str) and bool(_SHA256.fullmatch(value)), f"{name} must be a sha256")
+    return str(value)
+
+
+def _key_id(value: Any) -> str:
+    _require(isinstance(value, str) and 0 < len(value) <= 64, "signing_key_id must be a key id")
     return str(value)
 
 
@@ -197,16 +219,19 @@ def _time(value: Any, name: str) -> str:
 def parse_manifest(raw: bytes) -> Manifest:
     """Parse and validate manifest.json; any problem is a :class:`BundleError` (``manifest``)."""
     try:
-        data = json.loads(raw.decode("utf-8"))
+        try:
+            data = load_json(raw)
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+            raise BundleError("manifest", f"manifest.json is not valid JSON: {exc}") from exc
         _require(isinstance(data, dict), "the manifest must be a JSON object")
         _require(data.get("format") == FORMAT, f"format must be {FORMAT!r}")
         unknown = set(data) - _MANIFEST_FIELDS
-        _require(not unknown, f"unknown field(s) {', '.join(sorted(unknown))}")
+        _require(not unknown, f"unknown field(s) {', '.join(repr(u) for u in sorted(unknown))}")
         kind = data["kind"]
         _require(kind in ("full", "delta"), "kind must be 'full' or 'delta'")
         list_id = data["list_id"]
         _require(
-            isinstance(list_id, str) and bool(re.match(TOPIC_ID_PATTERN, list_id)),
+            isinstance(list_id, str) and bool(re.fullmatch(TOPIC_ID_PATTERN, list_id)),
             "list_id must be 1-64 letters, digits, '.', '_' or '-'",
         )
         embedding = data["embedding"]
@@ -221,7 +246,7 @@ def parse_manifest(raw: bytes) -> Manifest:
         files: dict[str, FileRef] = {}
         _require(isinstance(data["files"], dict), "files must be an object")
         for name, ref in data["files"].items():
-            _require(name in (INDEX, ENTRIES, DELTA_INDEX, DELTA_ENTRIES), f"unknown file {name}")
+            _require(name in (INDEX, ENTRIES, DELTA_INDEX, DELTA_ENTRIES), f"unknown file {name!r}")
             files[name] = FileRef(_sha(ref["sha256"], f"{name}.sha256"), _int(ref["bytes"], name))
         expected_files = {INDEX, ENTRIES} if kind == "full" else {DELTA_INDEX, DELTA_ENTRIES}
         _require(set(files) == expected_files, f"files must be {sorted(expected_files)}")
@@ -231,7 +256,7 @@ def parse_manifest(raw: bytes) -> Manifest:
             removes = d["remove_entries"]
             _require(isinstance(removes, list), "delta.remove_entries must be a list")
             delta = DeltaInfo(
-                base_version=_int(d["base_version"], "delta.base_version", 1),
+                base_version=_version(d["base_version"], "delta.base_version"),
                 base_entries_sha256=_sha(d["base_entries_sha256"], "delta.base_entries_sha256"),
                 base_templates_sha256=_sha(
                     d["base_templates_sha256"], "delta.base_templates_sha256"
@@ -245,11 +270,11 @@ def parse_manifest(raw: bytes) -> Manifest:
         manifest = Manifest(
             kind=kind,
             list_id=list_id,
-            version=_int(data["version"], "version", 1),
+            version=_version(data["version"], "version"),
             created=_time(data["created"], "created"),
             valid_from=_time(data["valid_from"], "valid_from"),
             valid_until=_time(data["valid_until"], "valid_until"),
-            signing_key_id=str(data["signing_key_id"]),
+            signing_key_id=_key_id(data["signing_key_id"]),
             model=model,
             dim=_int(embedding["dim"], "embedding.dim", 1),
             dtype=index["dtype"],
@@ -274,8 +299,6 @@ def parse_manifest(raw: bytes) -> Manifest:
             )
     except BundleError:
         raise
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError("manifest", f"manifest.json is not valid JSON: {exc}") from exc
     except KeyError as exc:
         raise BundleError("manifest", f"manifest.json lacks field {exc}") from exc
     except (TypeError, ValueError, WatchlistError) as exc:
@@ -300,38 +323,39 @@ class VerifiedBundle:
         return sha256_bytes(self.manifest_bytes)
 
 
-def _read_small(path: Path, limit: int) -> bytes:
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(limit + 1)
-    except FileNotFoundError as exc:
-        raise BundleError("files", f"{path.name} is missing from {path.parent}") from exc
-    except OSError as exc:
-        raise BundleError("files", f"cannot read {path}: {exc.strerror or exc}") from exc
-    if len(data) > limit:
-        raise BundleError("files", f"{path.name} is larger than {limit} bytes")
-    return data
+def _files_error(message: str) -> BundleError:
+    return BundleError("files", message)
 
 
-def _signer_hint(raw: bytes) -> str | None:
-    """The key id the (not yet verified) manifest names, only to word a refusal."""
-    try:
-        value = json.loads(raw.decode("utf-8")).get("signing_key_id")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
+def read_bundle_file(path: Path, limit: int = MAX_ENTRIES_BYTES) -> bytes:
+    """A bundle file read whole: a regular file of at most ``limit`` bytes, else a refusal
+    (check ``files``)."""
+    if not path.exists() and not path.is_symlink():
+        raise BundleError("files", f"{path.name} is missing from {path.parent}")
+    return read_bounded(path, limit, "bundle file", _files_error)
+
+
+def read_signed_manifest(path: Path) -> tuple[bytes, bytes]:
+    """The raw bytes of a bundle's (or release's) ``manifest.json`` and ``manifest.sig``."""
+    return (
+        read_bundle_file(path / MANIFEST, MAX_MANIFEST_BYTES),
+        read_bundle_file(path / SIGNATURE, MAX_SIGNATURE_BYTES),
+    )
 
 
 def check_files(path: Path, manifest: Manifest) -> None:
-    """Every file the manifest lists exists with its recorded size and sha256."""
+    """Every file the manifest lists is a regular file with its recorded size and sha256."""
     for name, ref in sorted(manifest.files.items()):
         file = path / name
         try:
-            size = file.stat().st_size
+            info = file.stat()
         except FileNotFoundError as exc:
             raise BundleError("files", f"{name} is missing from {path}") from exc
         except OSError as exc:
             raise BundleError("files", f"cannot read {file}: {exc.strerror or exc}") from exc
+        if not stat.S_ISREG(info.st_mode):
+            raise BundleError("files", f"{file} is not a regular file")
+        size = info.st_size
         if size != ref.bytes:
             raise BundleError(
                 "hash", f"{name} is {size} bytes, the manifest says {ref.bytes} (truncated?)"
@@ -347,14 +371,16 @@ def check_files(path: Path, manifest: Manifest) -> None:
 
 
 def read_bundle(path: Path, public_key: keyring.TrustedKey) -> VerifiedBundle:
-    """Check a bundle's signature, manifest and every file hash (in that order)."""
+    """Check a bundle's signature, manifest and every file hash (in that order).
+
+    The signature is checked over the raw bytes of manifest.json before they are parsed, so
+    nothing an untrusted party wrote reaches the JSON parser."""
     if not path.exists():
         raise BundleError("files", f"{path} does not exist")
     if not path.is_dir():
         raise BundleError("files", f"{path} is not a bundle directory")
-    raw = _read_small(path / MANIFEST, MAX_MANIFEST_BYTES)
-    signature = _read_small(path / SIGNATURE, 1024)
-    keyring.verify_signature(public_key, raw, signature, _signer_hint(raw))
+    raw, signature = read_signed_manifest(path)
+    keyring.verify_signature(public_key, raw, signature, keyring.signer_hint(raw))
     manifest = parse_manifest(raw)
     check_files(path, manifest)
     return VerifiedBundle(path, manifest, raw, signature)
@@ -364,14 +390,7 @@ def read_unverified(path: Path) -> Manifest:
     """The manifest of a bundle, parsed but NOT authenticated (for `show`)."""
     if not path.is_dir():
         raise BundleError("files", f"{path} is not a bundle directory")
-    return parse_manifest(_read_small(path / MANIFEST, MAX_MANIFEST_BYTES))
-
-
-def _read_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise BundleError("files", f"cannot read {path}: {exc.strerror or exc}") from exc
+    return parse_manifest(read_bundle_file(path / MANIFEST, MAX_MANIFEST_BYTES))
 
 
 def load_templates(
@@ -394,7 +413,7 @@ def load_full(
     m = bundle.manifest
     if m.kind != "full":
         raise BundleError("kind", f"{bundle.path} is a delta, a full bundle is needed here")
-    entries = parse_entries(_read_file(bundle.path / ENTRIES), ENTRIES)
+    entries = parse_entries(read_bundle_file(bundle.path / ENTRIES), ENTRIES)
     index, content = load_templates(
         bundle.path / INDEX, entries, m.index_params(expansion_search), view=view
     )
@@ -447,7 +466,7 @@ def apply_delta(base: ListContent, base_manifest: Manifest, delta: VerifiedBundl
     missing = [i for i in m.delta.remove_entries if i not in present]
     if missing:
         raise BundleError("delta", f"removes entries {missing[:5]} that the base does not hold")
-    added = parse_entries(_read_file(delta.path / DELTA_ENTRIES), DELTA_ENTRIES)
+    added = parse_entries(read_bundle_file(delta.path / DELTA_ENTRIES), DELTA_ENTRIES)
     if len(added) != m.delta.add_entries:
         raise BundleError(
             "delta", f"{len(added)} entries added, manifest says {m.delta.add_entries}"

@@ -22,7 +22,6 @@ import base64
 import binascii
 import contextlib
 import errno
-import json
 import os
 import re
 import tempfile
@@ -37,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from edge.clock import format_time, parse_time
 from edge.config.base import TOPIC_ID_PATTERN
 from edge.errors import BundleError, EdgeError, WatchlistError
+from edge.system.inputs import load_json
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import VerifiedBundle, fsync_path
 from edge.watchlist.entries import MAX_TEXT, Entry, ListContent, canonical_json
@@ -296,7 +296,7 @@ def _bundle_ref(data: Any) -> BundleRef:
         or set(data) != {"kind", "manifest_sha256"}
         or data["kind"] not in ("full", "delta")
         or not isinstance(data["manifest_sha256"], str)
-        or not _SHA256.match(data["manifest_sha256"])
+        or not _SHA256.fullmatch(data["manifest_sha256"])
     ):
         raise ValueError("bundles must be objects with kind (full, delta) and manifest_sha256")
     return BundleRef(data["kind"], data["manifest_sha256"])
@@ -304,13 +304,13 @@ def _bundle_ref(data: Any) -> BundleRef:
 
 def parse_details(signed: bytes) -> ListDetails:
     """The signed document; any problem is a ``ValueError`` naming it."""
-    doc = json.loads(signed.decode("utf-8"))
+    doc = load_json(signed)
     if not isinstance(doc, dict) or doc.get("format") != DETAILS_FORMAT:
         raise ValueError(f"the signed document is not {DETAILS_FORMAT}")
     if set(doc) != _DOC_FIELDS:
         raise ValueError(f"the document must hold exactly {', '.join(sorted(_DOC_FIELDS))}")
     list_id, version = doc["list_id"], doc["version"]
-    if not isinstance(list_id, str) or not re.match(TOPIC_ID_PATTERN, list_id):
+    if not isinstance(list_id, str) or not re.fullmatch(TOPIC_ID_PATTERN, list_id):
         raise ValueError("list_id is not a list id")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValueError("version must be an integer >= 1")
@@ -336,18 +336,9 @@ def parse_details(signed: bytes) -> ListDetails:
     )
 
 
-def _signer_hint(signed: bytes) -> str | None:
-    """The key id the (not yet verified) document names, only to word a refusal."""
-    try:
-        value = json.loads(signed.decode("utf-8")).get("signing_key_id")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
 def _envelope(raw: bytes) -> tuple[bytes, bytes]:
     """The signed bytes and the signature from the file's envelope."""
-    doc = json.loads(raw.decode("utf-8"))
+    doc = load_json(raw)
     if not isinstance(doc, dict) or doc.get("format") != DETAILS_FORMAT:
         raise ValueError(f"not a {DETAILS_FORMAT} file")
     if set(doc) != {"format", "signed", "signature"}:
@@ -385,7 +376,7 @@ def read_details(path: Path, public_key: Ed25519PublicKey, bundle: VerifiedBundl
             raise InvalidSignature
         public_key.verify(signature, signed)
     except InvalidSignature as exc:
-        signer = _signer_hint(signed)
+        signer = keyring.signer_hint(signed)
         if signer is not None and signer != trusted:
             detail = f"signed by key {signer}, but the trusted key is {trusted}"
         else:

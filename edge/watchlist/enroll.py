@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edge.clock import format_time, parse_time
-from edge.errors import EdgeError, EnrollmentError
+from edge.errors import EdgeError, EnrollmentError, ImageError
+from edge.system.inputs import MAX_IMAGE_BYTES, read_bounded
 from edge.types import Face, Image
 from edge.watchlist.entries import MAX_TEXT
 from edge.watchlist.index import Dtype, quantize
@@ -249,8 +250,8 @@ def enroll(
     seen: dict[str, set[str]] = {label: set() for label in people}
     for label, path in progress(items):
         try:
-            data = path.read_bytes()
-        except OSError as exc:
+            data = read_bounded(path, MAX_IMAGE_BYTES, "photo", ImageError)
+        except ImageError as exc:
             report.photos.append(PhotoOutcome(label, str(path), False, f"unreadable: {exc}"))
             continue
         digest = photo_digest(data)

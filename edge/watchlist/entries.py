@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.clock import format_time, parse_time
 from edge.errors import BundleError, WatchlistError
+from edge.system.inputs import load_json
 from edge.watchlist.index import (
     MAX_TEMPLATES_PER_ENTRY,
     IndexParams,
@@ -150,7 +151,7 @@ def _id(entry: Entry) -> int:
 def parse_entries(data: bytes, name: str) -> tuple[Entry, ...]:
     """Parse an entries table; any problem is a :class:`BundleError` of check ``entries``."""
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = load_json(data)
         if not isinstance(doc, dict) or doc.get("format") != ENTRIES_FORMAT:
             raise ValueError(f"format is not {ENTRIES_FORMAT}")
         if set(doc) != {"format", "entries"} or not isinstance(doc["entries"], list):
@@ -158,7 +159,7 @@ def parse_entries(data: bytes, name: str) -> tuple[Entry, ...]:
         entries = tuple(
             _entry_from_json(item, f"entry {n}") for n, item in enumerate(doc["entries"])
         )
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, ValueError, WatchlistError) as exc:
+    except (KeyError, ValueError, WatchlistError) as exc:  # bad UTF-8 and JSON are ValueErrors
         raise BundleError("entries", f"{name}: {exc}") from exc
     ids = [e.id for e in entries]
     if ids != sorted(set(ids)):

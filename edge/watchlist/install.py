@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -38,12 +39,13 @@ from edge.config import Config
 from edge.config.watchlist import WatchlistConfig
 from edge.errors import BundleError, WatchlistError
 from edge.models import ModelPin, embedding_pin
+from edge.system.inputs import load_json, read_bounded
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import (
     ENTRIES,
     INDEX,
     MANIFEST,
-    MAX_MANIFEST_BYTES,
+    MAX_VERSION,
     SIGNATURE,
     Manifest,
     VerifiedBundle,
@@ -55,6 +57,8 @@ from edge.watchlist.bundle import (
     load_templates,
     parse_manifest,
     read_bundle,
+    read_bundle_file,
+    read_signed_manifest,
     sha256_bytes,
     write_synced,
 )
@@ -70,6 +74,8 @@ RELEASES = "releases"
 HIGHWATER = "highwater.json"
 LOCK = ".lock"
 STAGING_PREFIX = ".staging-"
+# One small mark per list id ever installed: a few dozen bytes each.
+MAX_HIGHWATER_BYTES = 1 << 20
 
 
 class AuditSink(Protocol):
@@ -102,7 +108,11 @@ class InstallResult:
 
 def _copy_synced(src: Path, dst: Path) -> None:
     try:
-        with src.open("rb") as fin, dst.open("wb") as fout:
+        # O_NONBLOCK: a FIFO put in place of a checked file must not block the open.
+        fd = os.open(src, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fin, dst.open("wb") as fout:
+            if not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
+                raise BundleError("files", f"{src} is not a regular file")
             shutil.copyfileobj(fin, fout, 1 << 20)
             fout.flush()
             os.fsync(fout.fileno())
@@ -148,15 +158,7 @@ class WatchlistStore:
         The index is memory-mapped (release folders never change once renamed into place):
         no copy in memory, pages shared with the page cache, instant start.
         """
-        try:
-            raw = (path / MANIFEST).read_bytes()
-            if len(raw) > MAX_MANIFEST_BYTES:
-                raise BundleError("files", f"{MANIFEST} is too large")
-            signature = (path / SIGNATURE).read_bytes()
-        except FileNotFoundError as exc:
-            raise BundleError("files", f"{Path(exc.filename).name} is missing from {path}") from exc
-        except OSError as exc:
-            raise BundleError("files", f"cannot read {path}: {exc.strerror or exc}") from exc
+        raw, signature = read_signed_manifest(path)
         keyring.verify_signature(self.public_key, raw, signature, None)
         manifest = parse_manifest(raw)
         if manifest.kind == "full":
@@ -166,10 +168,7 @@ class WatchlistStore:
             )
         else:
             # A delta is stored applied: the signed content digests vouch for the files.
-            try:
-                entries_raw = (path / ENTRIES).read_bytes()
-            except OSError as exc:
-                raise BundleError("files", f"cannot read {path / ENTRIES}: {exc}") from exc
+            entries_raw = read_bundle_file(path / ENTRIES)
             if sha256_bytes(entries_raw) != manifest.entries_sha256:
                 raise BundleError("content", f"{ENTRIES} differs from the one the hub signed")
             entries = parse_entries(entries_raw, ENTRIES)
@@ -191,10 +190,9 @@ class WatchlistStore:
         if path is None:
             return None
         try:
-            raw = (path / MANIFEST).read_bytes()
-            signature = (path / SIGNATURE).read_bytes()
-        except OSError as exc:
-            raise BundleError("files", f"installed list unreadable: {exc}") from exc
+            raw, signature = read_signed_manifest(path)
+        except BundleError as exc:
+            raise BundleError("files", f"installed list unreadable: {exc.detail}") from exc
         keyring.verify_signature(self.public_key, raw, signature, None)
         return parse_manifest(raw), sha256_bytes(raw)
 
@@ -245,15 +243,29 @@ class WatchlistStore:
         return watchlist, newer
 
     def _highwater(self) -> dict[str, int]:
-        try:
-            data = json.loads((self.root / HIGHWATER).read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        """The high-water mark of each list id. A file that cannot be trusted is an error that
+        blocks installs (a guessed mark could allow a rollback): the message says what to fix."""
+        path = self.root / HIGHWATER
+        if not path.exists() and not path.is_symlink():
             return {}
-        except (OSError, ValueError) as exc:
-            raise WatchlistError(f"{self.root / HIGHWATER} is unreadable: {exc}") from exc
+        raw = read_bounded(path, MAX_HIGHWATER_BYTES, "high-water file", WatchlistError)
+        try:
+            data = load_json(raw)
+        except ValueError as exc:
+            raise WatchlistError(f"{path} is unreadable: {exc}") from exc
         if not isinstance(data, dict):
-            raise WatchlistError(f"{self.root / HIGHWATER} is not a JSON object")
-        return {str(k): int(v) for k, v in data.items()}
+            raise WatchlistError(f"{path} is not a JSON object")
+        marks: dict[str, int] = {}
+        for list_id, mark in data.items():
+            if isinstance(mark, bool) or not isinstance(mark, int) or not 1 <= mark <= MAX_VERSION:
+                shown = json.dumps(mark)
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                raise WatchlistError(
+                    f"{path}: the mark of list {list_id[:64]!r} is {shown}, not a version from 1 "
+                    f"to 2^53: correct or remove that entry (installs are refused until then)"
+                )
+            marks[list_id] = mark
+        return marks
 
     # --- install ----------------------------------------------------------------------------
 

@@ -16,16 +16,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeAlias
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge.errors import BundleError, WatchlistError
+from edge.system.inputs import read_bounded
 
 PRIVATE_KEY_NAME = "watchlist-signing.key"
 PUBLIC_KEY_NAME = "watchlist-signing.pub"
@@ -35,6 +37,11 @@ NO_KEY_HINT = (
     "pass --pubkey, set watchlist.public_key in the config, or trust the hub's key once "
     "with `edge keys trust PUB.pem`"
 )
+# An Ed25519 key in PEM is under 200 bytes; 64 KiB leaves room for comments and nothing more.
+MAX_KEY_BYTES = 64 * 1024
+# The signer's key id as canonical JSON writes it. Read from bytes whose signature has not been
+# checked yet, so a pattern (linear, bounded) rather than the JSON parser.
+_SIGNER = re.compile(rb'"signing_key_id":"([0-9a-f]{1,64})"')
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -70,17 +77,14 @@ def generate_keypair(out_dir: Path) -> tuple[Path, Path]:
 
 
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise WatchlistError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    return read_bounded(path, MAX_KEY_BYTES, what, WatchlistError)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     data = _read(path, "private key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise WatchlistError(f"{path} is not an unencrypted PEM private key") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise WatchlistError(f"{path} is not an Ed25519 private key")
@@ -91,7 +95,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     data = _read(path, "public key")
     try:
         key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise WatchlistError(f"{path} is not a PEM public key") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise WatchlistError(f"{path} is not an Ed25519 public key")
@@ -210,6 +214,12 @@ def trust(store: Path, public_key_path: Path) -> tuple[str, Path, bool]:
 
 def sign(private_key: Ed25519PrivateKey, message: bytes) -> bytes:
     return private_key.sign(message)
+
+
+def signer_hint(unverified: bytes) -> str | None:
+    """The key id an unverified signed document names, only to word a refusal."""
+    found = _SIGNER.search(unverified)
+    return found.group(1).decode("ascii") if found is not None else None
 
 
 def verify_signature(

@@ -32,6 +32,7 @@ from edge.watchlist.bundle import (
     ENTRIES,
     INDEX,
     MANIFEST,
+    MAX_VERSION,
     SIGNATURE,
     DeltaInfo,
     FileRef,
@@ -70,14 +71,19 @@ class ListMeta:
     expansion_add: int = 128
 
     def check(self) -> None:
-        if not re.match(TOPIC_ID_PATTERN, self.list_id):
+        if not re.fullmatch(TOPIC_ID_PATTERN, self.list_id):
             raise WatchlistError(
                 f"list id {self.list_id!r}: use 1-64 letters, digits, '.', '_' or '-'"
             )
-        if self.version < 1:
-            raise WatchlistError("version must be >= 1")
+        if not 1 <= self.version <= MAX_VERSION:
+            raise WatchlistError(f"version {self.version} is not from 1 to 2^53 ({MAX_VERSION})")
         if self.valid_until <= self.valid_from:
             raise WatchlistError("the list must expire after it becomes valid")
+        if self.valid_until <= self.created:
+            raise WatchlistError(
+                f"the list would expire at {format_time(self.valid_until)}, before it is built "
+                f"({format_time(self.created)}): no device would install it"
+            )
 
     def params(self) -> IndexParams:
         return IndexParams(self.dim, self.dtype, self.connectivity, self.expansion_add)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from video_helpers import DEMO_CLIP, MjpegCamera, Plan
+from video_helpers import DEMO_CLIP, MjpegCamera, Plan, damaged_clip
 
 from edge.config.run import CaptureConfig
 from edge.errors import CaptureError, SourceError
@@ -126,6 +126,33 @@ def test_a_file_is_read_completely_with_media_timestamps() -> None:
     assert cap.frames_read == CLIP_FRAMES and queue.dropped == 0
 
 
+def test_a_damaged_file_is_read_past_the_damage_to_its_end(tmp_path: Path) -> None:
+    clip = damaged_clip(tmp_path / "zeroed.mp4", "zeroed")
+    queue = FrameQueue(4, lossy=False)
+    cap = capture(parse_source(str(clip)), queue)
+    cap.open()
+    cap.start()
+    frames = drain(queue)
+    assert cap.join(5.0) and cap.state == "ended" and cap.describe_end() == "end of source"
+    # OpenCV alone decodes 260 of the 275 frames; stopping at the first failed read gave 136.
+    assert len(frames) >= 250 and cap.frames_read == len(frames)
+    assert cap.frames_corrupt == CLIP_FRAMES - len(frames) > 0
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert frames[-1].t > 8.5  # media time reaches the end of the 9 s clip
+
+
+def test_a_file_that_yields_no_frame_at_all_is_an_error(tmp_path: Path) -> None:
+    clip = damaged_clip(tmp_path / "scrambled.mp4", "scrambled")
+    queue = FrameQueue(4, lossy=False)
+    cap = capture(parse_source(str(clip)), queue)
+    cap.open()  # the index is intact: it opens
+    cap.start()
+    assert drain(queue) == []
+    assert cap.join(5.0) and cap.state == "failed"
+    assert isinstance(cap.error, CaptureError) and "no frame" in str(cap.error)
+    assert cap.frames_corrupt == CLIP_FRAMES
+
+
 def test_frame_rate_cap_skips_at_the_source() -> None:
     queue = FrameQueue(4, lossy=False)
     cap = capture(parse_source(str(DEMO_CLIP)), queue, max_fps=10)
@@ -169,6 +196,7 @@ def test_a_folder_of_stills_skips_unreadable_files(tmp_path: Path) -> None:
     cap.start()
     frames = drain(queue)
     assert len(frames) == 3 and [f.t for f in frames] == [0.0, STILL_STEP_S, 2 * STILL_STEP_S]
+    assert cap.frames_corrupt == 1  # broken.jpg
 
 
 def test_an_empty_folder_is_refused(tmp_path: Path) -> None:

@@ -11,11 +11,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from paths import FIXTURES
+from input_helpers import dev_zero, fifo, sparse
+from paths import FIXTURES, REPO
 
 from edge.cli import main
+from edge.demo import DEMO_PUBLIC_KEY, DEMO_WATCHLIST
 from edge.pipeline.capture import MAX_PIXELS, read_image
 from edge.samples import OTHER_PERSON, SAME_PERSON
+from edge.system.inputs import MAX_IMAGE_BYTES
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -106,8 +109,14 @@ def test_huge_images_are_refused_from_the_header() -> None:
         (lambda tmp: _write(tmp / "t.jpg", b"hello"), "not an image"),
         (lambda tmp: tmp, "is a directory"),
         (_huge, "too large"),
+        (lambda tmp: dev_zero(tmp / "zero.jpg"), "is a character device, not a regular file"),
+        (lambda tmp: fifo(tmp / "pipe.jpg"), "is a FIFO, not a regular file"),
+        (lambda tmp: sparse(tmp / "big.bmp", MAX_IMAGE_BYTES + 1), "is larger than"),
     ],
-    ids=["missing", "empty", "truncated", "text", "directory", "10000x10000"],
+    ids=[
+        *("missing", "empty", "truncated", "text", "directory", "10000x10000"),
+        *("dev-zero", "fifo", "over-the-byte-limit"),
+    ],
 )
 def test_bad_images_give_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, make: object, message: str
@@ -164,3 +173,26 @@ def test_the_installed_command_never_prints_a_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.startswith("edge: error:") and "Traceback" not in result.stderr
+
+
+def test_a_reader_that_closes_stdout_early_ends_the_command_quietly() -> None:
+    # `edge identify --json | head -c 10`: the reader is gone before the output is written.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    command = [sys.executable, "-m", "edge", "identify", str(SAME_PERSON[0]), "--json"]
+    command += ["--watchlist", str(DEMO_WATCHLIST), "--pubkey", str(DEMO_PUBLIC_KEY)]
+    try:
+        result = subprocess.run(
+            command,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141, result.stderr  # as SIGPIPE ends other tools
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+    assert "Exception ignored" not in result.stderr

@@ -17,7 +17,7 @@ import pytest
 from alerts_helpers import Collector
 from mqtt_fixtures import Mosquitto
 from paths import REPO
-from video_helpers import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
+from video_helpers import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST, damaged_clip
 
 from edge import audit
 from edge.alerts.schema import validate_alert
@@ -183,6 +183,32 @@ def test_errors_are_one_line(
     assert main(["run", "--state-dir", str(tmp_path), *extra, *QUIET]) == 2
     err = capsys.readouterr().err
     assert "edge: error: " in err and message in err and "Traceback" not in err
+
+
+def test_a_damaged_clip_is_run_to_its_end_and_its_corrupt_frames_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = damaged_clip(tmp_path / "zeroed.mp4", "zeroed")
+    metrics = tmp_path / "m.json"
+    args = ["run", "--source", str(clip), "--watchlist", str(DEMO_WATCHLIST)]
+    args += ["--pubkey", str(DEMO_PUBLIC_KEY), "--state-dir", str(tmp_path / "state")]
+    assert main([*args, "--metrics-json", str(metrics), *QUIET]) == 0
+    out = capsys.readouterr().out
+    frames = json.loads(metrics.read_text())["frames"]
+    # before: "end of source" after 136 frames, the rest of the clip never seen
+    assert frames["processed"] >= 250 and frames["corrupt"] == 275 - frames["processed"]
+    assert f"processed {frames['processed']} " in out and f"corrupt {frames['corrupt']};" in out
+
+
+def test_a_clip_that_yields_no_frame_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = damaged_clip(tmp_path / "scrambled.mp4", "scrambled")
+    args = ["run", "--source", str(clip), "--watchlist", str(DEMO_WATCHLIST)]
+    args += ["--pubkey", str(DEMO_PUBLIC_KEY), "--state-dir", str(tmp_path / "state")]
+    assert main([*args, *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert f"edge: error: capture from {clip} failed: no frame of the video" in err
 
 
 def test_no_installed_list_and_a_wrong_key_are_refused(

@@ -116,6 +116,7 @@ def test_miranda_is_alerted_and_only_on_frames_where_he_is_visible(
         "processed": 275,
         "dropped": 0,
         "skipped": 0,
+        "corrupt": 0,
         "discarded_at_stop": 0,
     }
     assert miranda_run["tracks"]["scene_cuts"] == 3

@@ -14,6 +14,7 @@ from watchlist_helpers import build_full, people
 
 from edge.cli import main
 from edge.models import ModelPin
+from edge.samples import SAME_PERSON
 from edge.watchlist.bundle import INDEX, MANIFEST
 
 needs_lfw = pytest.mark.skipif(not (LFW / "images").is_dir(), reason=f"LFW not found at {LFW}")
@@ -346,3 +347,47 @@ def test_a_trusted_key_serves_every_command_without_pubkey(
     assert code == 0 and "watchlist test-list v1" in out, err
     code, out, err = run(capsys, "identify", str(OTHER_PERSON), "--watchlist", str(bundle), *state)
     assert code == 0 and "watchlist test-list v1" in out, err
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        ["--valid-from", "2020-01-01"],  # + the default 30 days: written, expired, before
+        ["--valid-from", "2020-01-01", "--expires", "2020-06-01"],  # likewise
+        ["--expires", "2020-01-01"],  # refused before too, as a window that ends too soon
+    ],
+    ids=["default-validity-past", "window-past", "expires-past"],
+)
+def test_build_refuses_a_list_that_would_arrive_expired(
+    tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str], window: list[str]
+) -> None:
+    photos = tmp_path / "photos" / "Colin_Powell"
+    photos.mkdir(parents=True)
+    shutil.copy(SAME_PERSON[0], photos / "1.jpg")
+    code, _, err = run(
+        capsys,
+        "watchlist",
+        "build",
+        "--photos",
+        str(tmp_path / "photos"),
+        "--key",
+        str(keys[0]),
+        "--out",
+        str(tmp_path / "o"),
+        *window,
+    )
+    assert code == 2 and err.startswith("edge: error: ") and err.count("\n") == 1
+    assert "has passed" in err and "nothing written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys", "photos"]  # nothing written
+
+
+def test_build_refuses_a_version_beyond_2_to_the_53(
+    tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = tmp_path / "photos" / "Colin_Powell"
+    photos.mkdir(parents=True)
+    shutil.copy(SAME_PERSON[0], photos / "1.jpg")
+    argv = ["watchlist", "build", "--photos", str(tmp_path / "photos"), "--key", str(keys[0])]
+    code, _, err = run(capsys, *argv, "--out", str(tmp_path / "o"), "--version", str(2**70))
+    assert code == 2 and "2^53" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()

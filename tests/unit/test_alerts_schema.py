@@ -15,6 +15,7 @@ from edge.alerts.schema import (
     ALERT_SCHEMA_FILE,
     REVIEW_SCHEMA_FILE,
     build_alert,
+    decode_ack,
     decode_alert,
     decode_review,
     encode_alert,
@@ -177,3 +178,24 @@ def test_malformed_reviews_are_refused_with_a_reason(payload: bytes, complaint: 
     with pytest.raises(AlertError) as raised:
         decode_review(payload)
     assert complaint in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"alert_id": ' + b"[" * 50 + b"]" * 50 + b"}"],
+    ids=["parser-overflow", "deeper-than-the-limit"],
+)
+def test_deeply_nested_payloads_are_alert_errors(payload: bytes) -> None:
+    for decode in (decode_alert, decode_review, decode_ack):
+        with pytest.raises(AlertError, match="nested more than") as caught:
+            decode(payload)
+        assert "\n" not in str(caught.value)
+
+
+def test_an_alert_with_nan_or_infinity_is_refused() -> None:
+    alert = encode_alert(sample_alert())
+    for constant in (b"NaN", b"Infinity", b"-Infinity"):
+        bad = alert.replace(b'"score":0.71', b'"score":' + constant)
+        assert bad != alert
+        with pytest.raises(AlertError, match="not a JSON number"):
+            decode_alert(bad)

@@ -12,6 +12,7 @@ import edge.cli
 from edge import audit
 from edge.audit import GENESIS, AuditLog, read_records, record_hash, verify
 from edge.cli import audit as audit_cli
+from edge.errors import AuditError
 
 
 @pytest.fixture
@@ -111,8 +112,10 @@ def test_torn_last_line_is_repaired_and_recorded(tmp_path: Path) -> None:
     with AuditLog(path) as log:
         head = log.append("ack", {"alert_id": "a2"})
     records = read_records(path)
-    assert [r["kind"] for r in records[-2:]] == [audit.REPAIRED, "ack"]
+    assert [r["kind"] for r in records[-2:]] == [audit.REPAIR, "ack"]
     assert records[-2]["data"]["discarded_bytes"] == 19
+    side = path.with_name(records[-2]["data"]["side_file"])
+    assert side.read_bytes() == b'{"seq":4,"kind":"hi'  # the cut bytes are kept
     assert head.seq == 5
     assert verify(path).ok
 
@@ -174,3 +177,96 @@ def test_cli_verify_of_a_missing_log_is_a_one_line_error(
     assert edge.cli.main(["audit", "verify", "--path", str(tmp_path / "nope.jsonl")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("edge: error: cannot read audit log") and err.count("\n") == 1
+
+
+# --- an unreadable last line (issue 12) ---------------------------------------------------------
+
+
+def _flip_quote(line: bytes) -> bytes:
+    return line.replace(b'"kind"', b'"kind\x01', 1)  # a flipped byte: no longer JSON
+
+
+DAMAGE = {
+    "flipped byte": _flip_quote,
+    "not an object": lambda line: b"[1,2,3]\n",
+    "seq is text": lambda line: line.replace(b'"seq":3', b'"seq":"3"'),
+    "hash missing": lambda line: line.replace(b'"hash":', b'"hush":'),
+    "nested JSON": lambda line: b"[" * 100_000 + b"]" * 100_000 + b"\n",
+    "not UTF-8": lambda line: line.replace(b'"hit"', b'"h\xffit"'),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_an_unreadable_last_line_is_moved_aside_and_the_chain_goes_on(
+    tmp_path: Path, damage: str, cli_with_audit: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    _log_with(path, 3)
+    lines = _lines(path)
+    lines[-1] = DAMAGE[damage](lines[-1])
+    path.write_bytes(b"".join(lines))
+    with AuditLog(path) as log:  # repaired on open
+        assert log.head().seq == 3
+        head = log.append("ack", {"alert_id": "a2"})
+        assert log.append("send", {"alert_id": "a3"}).seq == 5
+    assert head.seq == 4
+    records = read_records(path)
+    assert [r["kind"] for r in records] == ["hit", "hit", audit.REPAIR, "ack", "send"]
+    repair = records[2]["data"]
+    assert repair["after_seq"] == 2 and "1 unreadable last record" in repair["reason"]
+    assert repair["discarded_bytes"] == len(lines[-1])
+    side = path.with_name(repair["side_file"])
+    assert side.read_bytes() == lines[-1] and side.parent == path.parent
+    result = verify(path)
+    assert result.ok, result.problems
+    (reported,) = result.repairs
+    assert f"{len(lines[-1])} bytes cut after seq 2" in reported and side.name in reported
+
+    assert edge.cli.main(["audit", "verify", "--path", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "chain intact; 1 repair(s)" in out and f"kept in {side.name}" in out
+
+
+def test_a_repair_whose_side_file_is_gone_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _log_with(path, 2)
+    with path.open("ab") as handle:
+        handle.write(b"garbage\n")
+    AuditLog(path).close()
+    (side,) = tmp_path.glob("audit.jsonl.cut-*")
+    side.unlink()
+    (reported,) = verify(path).repairs
+    assert "MISSING" in reported
+
+
+def test_logs_repaired_by_earlier_versions_still_verify(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _log_with(path, 2)
+    with AuditLog(path) as log:
+        log.append(audit.REPAIRED_BEFORE, {"discarded_bytes": 7, "discarded_sha256": "0" * 64})
+    result = verify(path)
+    assert result.ok and result.records == 3
+    (reported,) = result.repairs
+    assert "7 bytes cut" in reported and "not kept" in reported
+
+
+def test_a_tail_too_long_to_be_a_damaged_record_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _log_with(path, 2)
+    with path.open("ab") as handle:
+        handle.write(b"not a record\n" * (audit.MAX_REPAIR_BYTES // 10))
+    size = path.stat().st_size
+    with pytest.raises(AuditError) as caught:
+        AuditLog(path)
+    assert "not audit records" in str(caught.value) and "\n" not in str(caught.value)
+    assert path.stat().st_size == size and not list(tmp_path.glob("*.cut-*"))
+
+
+def test_verify_reads_a_nested_line_in_the_middle_as_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _log_with(path, 3)
+    lines = _lines(path)
+    lines[1] = b"[" * 100_000 + b"]" * 100_000 + b"\n"
+    path.write_bytes(b"".join(lines))
+    result = verify(path)
+    assert any("line 2: not an audit record" in p for p in result.problems)

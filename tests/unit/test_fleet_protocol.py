@@ -94,6 +94,11 @@ def test_announcement_round_trips_and_bad_ones_are_one_line_errors(lists: dict[s
     cases.append((json.dumps(broken).encode(), LIST_ID, 1 << 30, "chunks are"))
     broken = dict(document, format="edge-sync/9")
     cases.append((json.dumps(broken).encode(), LIST_ID, 1 << 30, "format must be"))
+    # issue 12: nesting that overflowed the parser, versions beyond 2^53, NaN
+    cases.append((b"[" * 100_000 + b"]" * 100_000, LIST_ID, 1 << 30, "not valid JSON: .*nested"))
+    broken = dict(document, version=2**70)
+    cases.append((json.dumps(broken).encode(), LIST_ID, 1 << 30, "at most 2\\^53"))
+    cases.append((raw.replace(b'"version":2', b'"version":NaN'), LIST_ID, 1 << 30, "NaN"))
     for payload, lid, limit, message in cases:
         with pytest.raises(SyncError, match=message) as caught:
             parse_announcement(payload, lid, limit)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from input_helpers import dev_zero, fifo, sparse
 from watchlist_helpers import DIM, NOW, build_full, build_next, make_keys, meta, people
 
 from edge.errors import BundleError, WatchlistError
@@ -17,6 +19,7 @@ from edge.watchlist.bundle import (
     ENTRIES,
     INDEX,
     MANIFEST,
+    MAX_VERSION,
     SIGNATURE,
     load_full,
     parse_manifest,
@@ -190,3 +193,95 @@ def test_delta_refuses_a_model_change(tmp_path: Path) -> None:
     with pytest.raises(WatchlistError, match="above the base"):
         build_next(tmp_path / "v1", people(1, 3), priv, pub, 1, tmp_path / "d2", tmp_path / "f2")
     assert meta(1).list_id == "test-list"
+
+
+# --- hardening (issue 12) ---------------------------------------------------------------------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_versions_are_bounded_by_2_to_the_53(tmp_path: Path) -> None:
+    priv, pub, _, _ = make_keys(tmp_path)
+    build_full(tmp_path / "b", people(1, 2), priv, MAX_VERSION)  # the largest is fine
+    assert read_bundle(tmp_path / "b", pub).manifest.version == MAX_VERSION
+    good = json.loads((tmp_path / "b" / MANIFEST).read_bytes())
+    for version in (MAX_VERSION + 1, 2**70):
+        doc = {**good, "version": version}
+        with pytest.raises(BundleError, match="2\\^53") as err:
+            parse_manifest(json.dumps(doc).encode())
+        assert err.value.check == "manifest"
+    with pytest.raises(WatchlistError, match="2\\^53"):
+        build_full(tmp_path / "huge", people(1, 2), priv, 2**70)
+    assert not (tmp_path / "huge").exists()
+
+
+def test_a_deeply_nested_manifest_is_refused_by_its_signature_before_it_is_parsed(
+    tmp_path: Path,
+) -> None:
+    priv, pub, _, _ = make_keys(tmp_path)
+    build_full(tmp_path / "b", people(1, 2), priv, 1)
+    (tmp_path / "b" / MANIFEST).write_bytes(DEEP)
+    with pytest.raises(BundleError) as err:
+        read_bundle(tmp_path / "b", pub)
+    assert err.value.check == "signature"
+    # parsed anyway (`watchlist show` reads it unverified): a manifest refusal, not a crash
+    with pytest.raises(BundleError) as err:
+        read_unverified(tmp_path / "b")
+    assert err.value.check == "manifest" and "nested" in str(err.value)
+
+
+def test_the_signer_named_in_a_refusal_comes_from_the_raw_bytes(tmp_path: Path) -> None:
+    priv, _, _, _ = make_keys(tmp_path)
+    _, other, _, _ = make_keys(tmp_path / "other")
+    build_full(tmp_path / "b", people(1, 2), priv, 1)
+    with pytest.raises(BundleError, match=f"signed by key {keyring.key_id(priv.public_key())}"):
+        read_bundle(tmp_path / "b", other)
+
+
+def test_the_builder_refuses_a_list_that_expires_before_it_is_built(tmp_path: Path) -> None:
+    priv, _, _, _ = make_keys(tmp_path)
+    with pytest.raises(WatchlistError, match="before it is built"):
+        build_full(
+            tmp_path / "b",
+            people(1, 2),
+            priv,
+            1,
+            valid_from=NOW - timedelta(days=3),
+            valid_until=NOW - timedelta(seconds=1),
+        )
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: dev_zero(p), "character device"),
+        (lambda p: fifo(p), "FIFO"),
+        (lambda p: sparse(p, keyring.MAX_KEY_BYTES + 1), "larger than"),
+    ],
+    ids=["dev-zero", "fifo", "huge"],
+)
+def test_a_key_file_that_is_not_a_small_regular_file_is_refused_unread(
+    tmp_path: Path, make: object, message: str
+) -> None:
+    path = make(tmp_path / "hub.pub")  # type: ignore[operator]
+    with pytest.raises(WatchlistError, match=message):
+        keyring.load_public_key(path)
+    with pytest.raises(WatchlistError, match=message):
+        keyring.load_private_key(path)
+
+
+def test_a_bundle_file_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    priv, pub, _, _ = make_keys(tmp_path)
+    build_full(tmp_path / "b", people(1, 2), priv, 1)
+    size = (tmp_path / "b" / ENTRIES).stat().st_size
+    (tmp_path / "b" / ENTRIES).unlink()
+    fifo(tmp_path / "b" / ENTRIES)
+    with pytest.raises(BundleError, match="not a regular file") as err:
+        read_bundle(tmp_path / "b", pub)
+    assert err.value.check == "files" and size > 0
+    (tmp_path / "b" / SIGNATURE).unlink()
+    fifo(tmp_path / "b" / SIGNATURE)
+    with pytest.raises(BundleError, match="FIFO") as err:
+        read_bundle(tmp_path / "b", pub)
+    assert err.value.check == "files"

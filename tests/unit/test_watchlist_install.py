@@ -209,14 +209,18 @@ def test_rollback_blocked_even_after_switching_lists(world: World) -> None:
 
 
 @pytest.mark.parametrize(
-    ("valid_from", "valid_until"),
-    [(NOW - timedelta(days=10), NOW - timedelta(seconds=1)), (NOW + timedelta(hours=2), None)],
+    ("valid_from", "valid_until", "installed_at"),
+    [
+        # the builder refuses a list already expired, so this one expires on its way
+        (NOW - timedelta(days=10), NOW + timedelta(hours=1), NOW + timedelta(hours=2)),
+        (NOW + timedelta(hours=2), None, NOW),
+    ],
     ids=["expired", "not-yet-valid"],
 )
 def test_list_outside_validity_window_is_refused(
-    world: World, valid_from: Any, valid_until: Any
+    world: World, valid_from: Any, valid_until: Any, installed_at: Any
 ) -> None:
-    s = store(world.tmp / "state", world.pub)
+    s = store(world.tmp / "state", world.pub, FixedClock(installed_at))
     s.install(world.v1)
     before = _snapshot(s)
     kw: dict[str, Any] = {"valid_from": valid_from}
@@ -484,3 +488,81 @@ def test_expired_entry_is_skipped_and_search_widens(tmp_path: Path, view: bool) 
     if view:
         with pytest.raises(WatchlistError, match="read-only"):
             index.remove(np.array([0], dtype=np.uint64))
+
+
+# --- hardening (issue 12) ---------------------------------------------------------------------
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def append(self, kind: str, data: Any) -> None:
+        self.records.append(dict(data))
+
+
+def test_a_deeply_nested_manifest_is_refused_by_its_signature_and_audited(world: World) -> None:
+    sink = _Sink()
+    s = store(world.tmp / "state", world.pub, audit=sink)
+    s.install(world.v1)
+    before = _snapshot(s)
+    bad = _copy(world.v2, world.tmp / "deep")
+    (bad / MANIFEST).write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(BundleError) as err:
+        s.install(bad)
+    assert err.value.check == "signature" and "\n" not in str(err.value)
+    assert sink.records[-1]["action"] == "refused" and sink.records[-1]["check"] == "signature"
+    assert _snapshot(s) == before
+
+
+def test_a_signed_version_beyond_2_to_the_53_is_refused_and_the_mark_stays(world: World) -> None:
+    s = store(world.tmp / "state", world.pub)
+    s.install(world.v1)
+    bad = _copy(world.v2, world.tmp / "huge")
+    _resign(bad, world.priv, lambda m: m.update(version=2**70))
+    with pytest.raises(BundleError, match="2\\^53") as err:
+        s.install(bad)
+    assert err.value.check == "manifest"
+    assert json.loads((s.root / "highwater.json").read_text()) == {"test-list": 1}
+    assert s.install(world.v2).version == 2  # an ordinary next version still installs
+
+
+@pytest.mark.parametrize(
+    ("marks", "message"),
+    [
+        ('{"test-list": "seven"}', '"seven", not a version'),
+        ('{"test-list": 1.5}', "1.5, not a version"),
+        ('{"test-list": true}', "true, not a version"),
+        ('{"test-list": [1]}', "[1], not a version"),
+        (json.dumps({"test-list": 2**70}), f"{2**70}, not a version from 1 to 2^53"),
+        ("[" * 100_000 + "]" * 100_000, "unreadable"),
+        ('{"test-list": 1', "unreadable"),
+    ],
+    ids=["text", "float", "bool", "list", "2^70", "nested", "torn"],
+)
+def test_a_bad_high_water_file_is_a_one_line_error_and_audited(
+    world: World, marks: str, message: str
+) -> None:
+    sink = _Sink()
+    s = store(world.tmp / "state", world.pub, audit=sink)
+    s.install(world.v1)
+    (s.root / "highwater.json").write_text(marks)
+    with pytest.raises(WatchlistError) as err:
+        s.install(world.v2)
+    assert message in str(err.value) and "highwater.json" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert sink.records[-1]["action"] == "failed"
+    assert _load(s).version == 1
+
+
+def test_an_installed_manifest_that_is_not_a_regular_file_is_refused_unread(
+    world: World,
+) -> None:
+    s = store(world.tmp / "state", world.pub)
+    s.install(world.v1)
+    manifest = s.root / CURRENT / MANIFEST
+    manifest.unlink()
+    manifest.symlink_to("/dev/zero")
+    with pytest.raises(BundleError, match="character device") as err:
+        _load(s)
+    assert err.value.check == "files"
