@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from edge import __version__
-from edge.cli.args import Subparsers
+from edge.cli.args import Subparsers, finish_commands
 from edge.errors import EdgeError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in _registrars():
         register(subparsers)
+    finish_commands(parser)
     return parser
 
 

@@ -16,7 +16,14 @@ import paho.mqtt.client as paho
 from edge.alerts.outbox import Outbox
 from edge.alerts.schema import Review, decode_alert, decode_review, encode_review
 from edge.alerts.service import AlertService
-from edge.cli.args import Subparsers, add_common, command_group, config_from_args, positive_int
+from edge.cli.args import (
+    Subparsers,
+    add_common,
+    command_group,
+    config_from_args,
+    counted,
+    positive_int,
+)
 from edge.clock import utc_rfc3339
 from edge.config import Config
 from edge.config.base import TOPIC_ID_PATTERN
@@ -46,13 +53,18 @@ def register(subparsers: Subparsers) -> None:
         "1 if some are still waiting when --timeout runs out (they stay in the outbox).",
     )
     add_common(test, broker=True, state_dir=_STATE_DIR)
-    test.add_argument("--count", type=positive_int, default=1, help="alerts to send (1)")
-    test.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for acks (30)")
+    test.add_argument("--count", type=positive_int, default=1, help="alerts to send")
+    test.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the acknowledgements"
+    )
     test.add_argument(
         "--no-wait", action="store_true", help="only enqueue; the device's service sends them"
     )
     test.add_argument("--print-ids", action="store_true", help="print each alert id as queued")
-    test.set_defaults(handler=_test_command)
+    test.set_defaults(
+        handler=_test_command,
+        exit_codes={1: "when some are still unacknowledged at --timeout (they stay queued)"},
+    )
 
     tail = commands.add_parser(
         "tail",
@@ -66,7 +78,9 @@ def register(subparsers: Subparsers) -> None:
     tail.add_argument("--count", type=positive_int, help="exit after this many alerts")
     tail.add_argument("--timeout", type=float, help="exit after this many seconds")
     tail.add_argument("--json", action="store_true", help="print each alert as one JSON line")
-    tail.set_defaults(handler=_tail_command)
+    tail.set_defaults(
+        handler=_tail_command, exit_codes={1: "when fewer than --count arrived by --timeout"}
+    )
 
     review = commands.add_parser(
         "review",
@@ -74,8 +88,10 @@ def register(subparsers: Subparsers) -> None:
         description="What a dispatch desk sends: a review-v1 message on the device's review topic.",
     )
     add_common(review, broker=True, state_dir=_STATE_DIR)
-    review.add_argument("alert_id")
-    review.add_argument("decision", choices=["confirm", "reject"])
+    review.add_argument("alert_id", help="the alert's alert_id (a UUIDv7)")
+    review.add_argument(
+        "decision", choices=["confirm", "reject"], help="confirm the match, or reject it"
+    )
     review.add_argument("--device", help="device id (default: this device's id)")
     review.add_argument("--by", help="operator id")
     review.add_argument("--note", help="free text")
@@ -92,7 +108,9 @@ def register(subparsers: Subparsers) -> None:
     bench.add_argument(
         "--no-fsync", action="store_true", help="audit log without fsync (shows what it costs)"
     )
-    bench.set_defaults(handler=_bench_command)
+    bench.set_defaults(
+        handler=_bench_command, exit_codes={1: "when some alerts did not arrive (incomplete)"}
+    )
 
     outbox_commands = command_group(
         subparsers, "outbox", "inspect or flush the durable alert outbox"
@@ -105,8 +123,12 @@ def register(subparsers: Subparsers) -> None:
         "flush", help="send everything waiting now and exit when the outbox is empty"
     )
     add_common(flush, broker=True, state_dir=_STATE_DIR)
-    flush.add_argument("--timeout", type=float, default=60.0, help="give up after (60) seconds")
-    flush.set_defaults(handler=_flush_command)
+    flush.add_argument(
+        "--timeout", type=float, default=60.0, help="give up after this many seconds"
+    )
+    flush.set_defaults(
+        handler=_flush_command, exit_codes={1: "when alerts still wait after --timeout"}
+    )
 
 
 def _device_arg(args: argparse.Namespace, config: Config) -> str:
@@ -169,11 +191,12 @@ def _flush_command(args: argparse.Namespace) -> int:
         why = service.publisher.last_error
     if not emptied:
         print(
-            f"edge: {left} alerts still waiting after {args.timeout:g}s ({why or 'no ack yet'})",
+            f"edge: {counted(left, 'alert')} still waiting after {args.timeout:g}s "
+            f"({why or 'no ack yet'})",
             file=sys.stderr,
         )
         return 1
-    print(f"outbox empty: {before} alerts acknowledged by {broker}")
+    print(f"outbox empty: {counted(before, 'alert')} acknowledged by {broker}")
     return 0
 
 
@@ -208,7 +231,7 @@ def _status_command(args: argparse.Namespace) -> int:
         return 0
     age = result["oldest_age_s"]
     print(
-        f"  waiting:  {result['depth']} alerts, {result['bytes']} bytes "
+        f"  waiting:  {counted(result['depth'], 'alert')}, {counted(result['bytes'], 'byte')} "
         f"(bounds {config.outbox.max_alerts} alerts, {config.outbox.max_bytes} bytes, "
         f"when full: {config.outbox.when_full})"
     )

@@ -16,6 +16,55 @@ from edge.errors import ConfigError
 STATE_DIR_DEFAULT = "(default: $EDGE_STATE_DIR, else state_dir from the config)"
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written; every default shown one way, '(default: X)',
+    unless the help already says it (or there is none worth saying: a flag, an unset option)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "(default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return text
+        shown = ",".join(str(v) for v in default) if isinstance(default, list | tuple) else default
+        if (
+            isinstance(default, tuple)
+            and len(default) == 2
+            and all(isinstance(v, int) for v in default)
+        ):
+            shown = f"{default[0]}x{default[1]}"
+        return f"{text} (default: {shown})"
+
+
+def finish_commands(parser: argparse.ArgumentParser) -> None:
+    """Give every command the one help style and an 'exit status' paragraph. A command lists
+    its own further codes with ``set_defaults(exit_codes={1: "when ..."})``."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                finish_commands(sub)
+    if parser.get_default("handler") is None:
+        return
+    codes = {
+        0: "on success",
+        2: "on an error (one line on stderr: 'edge: error: ...')",
+        130: "when interrupted (Ctrl-C)",
+        141: "when the output is closed early (e.g. piped into head)",
+    }
+    codes.update(parser.get_default("exit_codes") or {})
+    text = "exit status:\n" + "\n".join(f"  {code:<5}{why}" for code, why in sorted(codes.items()))
+    parser.epilog = f"{parser.epilog}\n\n{text}" if parser.epilog else text
+
+
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """'1 entry', '3 entries': a count with its noun in agreement."""
+    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from edge.audit import verify
-from edge.cli.args import Subparsers, add_common, command_group, config_from_args
+from edge.cli.args import Subparsers, add_common, command_group, config_from_args, counted
 
 
 def register(subparsers: Subparsers) -> None:
@@ -19,8 +19,15 @@ def register(subparsers: Subparsers) -> None:
         "(a damaged tail moved aside, with where its bytes are kept) are listed either way.",
     )
     add_common(check, state_dir="the audit log's directory")
-    check.add_argument("--path", type=Path, help="audit log file (default from config)")
-    check.set_defaults(handler=_verify_command)
+    check.add_argument(
+        "--path",
+        type=Path,
+        help="audit log file (default: audit.path, else audit.jsonl in the state directory)",
+    )
+    check.set_defaults(
+        handler=_verify_command,
+        exit_codes={1: "when a record was edited, removed or reordered"},
+    )
 
 
 def _verify_command(args: argparse.Namespace) -> int:
@@ -29,13 +36,14 @@ def _verify_command(args: argparse.Namespace) -> int:
     repaired = f"; {len(result.repairs)} repair(s) of a damaged tail" if result.repairs else ""
     if result.ok:
         print(
-            f"audit log {path}: {result.records} records, chain intact{repaired}; "
+            f"audit log {path}: {counted(result.records, 'record')}, chain intact{repaired}; "
             f"head seq {result.head.seq} hash {result.head.hash}"
         )
         for repair in result.repairs:
             print(f"  {repair}")
         return 0
-    print(f"audit log {path}: TAMPERED ({result.records} records read){repaired}", file=sys.stderr)
+    read = counted(result.records, "record")
+    print(f"audit log {path}: TAMPERED ({read} read){repaired}", file=sys.stderr)
     for problem in result.problems:
         print(f"  {problem}", file=sys.stderr)
     for repair in result.repairs:

@@ -144,7 +144,7 @@ def _register_identify(
         "--gallery-size",
         type=_gallery_size,
         default=None,
-        help="identities enrolled (default and 'max': every eligible one)",
+        help="identities enrolled, or 'max' for every eligible one (default: max)",
     )
     parser.add_argument("--seed", type=int, default=0, help="which identities are enrolled")
     parser.add_argument(
@@ -211,15 +211,25 @@ def _register_index(bench_subparsers: argparse._SubParsersAction[argparse.Argume
         "--sizes",
         type=_sizes,
         default=[1000, 100_000, 1_000_000],
-        help="comma-separated entry counts (default 1000,100000,1000000)",
+        help="comma-separated entry counts",
     )
     parser.add_argument("--queries", type=int, default=1000, help="timed queries per size")
     parser.add_argument(
         "--distribution", choices=["face", "isotropic"], default="face", help="templates drawn"
     )
-    parser.add_argument("--dtype", choices=["i8", "f16"], help="default: watchlist.index_dtype")
-    parser.add_argument("--connectivity", type=int, help="default: watchlist.connectivity")
-    parser.add_argument("--expansion-add", type=int, help="default: watchlist.expansion_add")
+    parser.add_argument(
+        "--dtype",
+        choices=["i8", "f16"],
+        help="template storage type (default: watchlist.index_dtype)",
+    )
+    parser.add_argument(
+        "--connectivity", type=int, help="HNSW graph degree (default: watchlist.connectivity)"
+    )
+    parser.add_argument(
+        "--expansion-add",
+        type=int,
+        help="HNSW build candidate list (default: watchlist.expansion_add)",
+    )
     parser.add_argument(
         "--expansion-search",
         type=_sizes,
@@ -232,7 +242,7 @@ def _register_index(bench_subparsers: argparse._SubParsersAction[argparse.Argume
         help="how the saved index is opened: memory-mapped as a device does (default) or copied",
     )
     parser.add_argument("--threads", type=int, default=2, help="threads for building")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random templates and queries")
     parser.add_argument("--json", action="store_true", help="one JSON object per size (lines)")
     add_common(parser)
     parser.set_defaults(handler=cmd_index)
@@ -338,34 +348,34 @@ def _register_far(bench_subparsers: argparse._SubParsersAction[argparse.Argument
         type=_frame_size,
         default=(1920, 1080),
         metavar="WxH",
-        help="frame size (default 1920x1080)",
+        help="frame size",
     )
     parser.add_argument(
         "--widths",
         type=_widths,
         default=far.DEFAULT_WIDTHS,
         metavar="W,W,...",
-        help="face widths in px, comma-separated (default 24,32,48,64,96,128)",
+        help="face widths in px, comma-separated",
     )
     parser.add_argument(
-        "--frames", type=positive_int, default=40, metavar="N", help="frames per width (40)"
+        "--frames", type=positive_int, default=40, metavar="N", help="frames per width"
     )
     parser.add_argument(
         "--faces",
         type=positive_int,
         default=6,
         metavar="N",
-        help="faces per frame, half of them people on the list (6)",
+        help="faces per frame, half of them people on the list",
     )
     parser.add_argument(
         "--gallery-size",
         type=positive_int,
         default=100,
         metavar="N",
-        help="identities on the watchlist (100)",
+        help="identities on the watchlist",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="picks the people, backgrounds and spots (0)"
+        "--seed", type=int, default=0, help="picks the people, backgrounds and spots"
     )
     parser.add_argument(
         "--backgrounds",
@@ -390,7 +400,7 @@ def _register_far(bench_subparsers: argparse._SubParsersAction[argparse.Argument
         "`edge run --source OUT.mp4` on large frames)",
     )
     parser.add_argument(
-        "--seconds", type=positive_float, default=8.0, help="--write-clip: length (8 s)"
+        "--seconds", type=positive_float, default=8.0, help="--write-clip: its length in seconds"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object")
     add_common(parser, recognition=True)
@@ -465,8 +475,8 @@ def _register_dispatch(
     parser.add_argument(
         "--stored", type=int, default=1_000_000, help="alerts in the database for the page timing"
     )
-    parser.add_argument("--batch", type=int, default=500, help="alerts per commit (500)")
-    parser.add_argument("--repeats", type=int, default=200, help="timed page requests (200)")
+    parser.add_argument("--batch", type=int, default=500, help="alerts per commit")
+    parser.add_argument("--repeats", type=int, default=200, help="timed page requests")
     parser.add_argument("--json", action="store_true", help="one JSON object")
     add_common(parser)
     parser.set_defaults(handler=cmd_dispatch)

@@ -67,7 +67,7 @@ def register(subparsers: Subparsers) -> None:
         subparsers, "config", "check a config file, or print the defaults", "ACTION"
     )
     check = config_sub.add_parser("check", help="validate a YAML config file")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="YAML config file to validate")
     check.set_defaults(handler=cmd_check)
     defaults = config_sub.add_parser("defaults", help="every setting with its default and meaning")
     defaults.set_defaults(handler=cmd_defaults)

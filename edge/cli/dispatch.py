@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.cli.args import Subparsers, add_common, command_group, config_from_args, parse_broker
+from edge.cli.args import (
+    Subparsers,
+    add_common,
+    command_group,
+    config_from_args,
+    counted,
+    parse_broker,
+)
 from edge.config import Config
 from edge.errors import ConfigError, DispatchError
 
@@ -56,26 +63,36 @@ def register(subparsers: Subparsers) -> None:
     serve.add_argument(
         "--listen", metavar="HOST:PORT", help="console address (default: dispatch.host/port)"
     )
-    serve.set_defaults(handler=_serve)
+    serve.set_defaults(
+        handler=_serve,
+        exit_codes={0: "on SIGTERM or SIGINT", 1: "when one of its threads died"},
+    )
 
     users = command_group(commands, "users", "console accounts")
     add = users.add_parser(
         "add", help="add an account; the password is read from stdin", description=""
     )
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["operator", "supervisor", "auditor"])
+    add.add_argument("name", help="user name (letters, digits, '.', '_', '-')")
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=["operator", "supervisor", "auditor"],
+        help="operator: reviews alerts; supervisor: also users and devices; auditor: reads",
+    )
     _add_db(add)
     add.set_defaults(handler=_users_add)
     listing = users.add_parser("list", help="the accounts and their roles")
     _add_db(listing)
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of text"
+    )
     listing.set_defaults(handler=_users_list)
 
     tokens = command_group(commands, "tokens", "API tokens")
     create = tokens.add_parser(
         "create", help="a new API token acting as user NAME (printed as the last line)"
     )
-    create.add_argument("name")
+    create.add_argument("name", help="the user the token acts as")
     create.add_argument("--label", help="what the token is for")
     _add_db(create)
     create.set_defaults(handler=_tokens_create)
@@ -99,7 +116,7 @@ def register(subparsers: Subparsers) -> None:
         help="trusted key (default: watchlist.public_key, else the keys `edge keys trust` "
         "installed)",
     )
-    imp.add_argument("--json", action="store_true")
+    imp.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     _add_db(imp)
     imp.set_defaults(handler=_import_list)
 
@@ -191,9 +208,10 @@ def _import_list(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict(), sort_keys=True))
         return 0
     print(
-        f"imported {report.list_id} v{report.version}: {report.entries} entries "
+        f"imported {report.list_id} v{report.version}: "
+        f"{counted(report.entries, 'entry', 'entries')} "
         f"({report.with_details} with a reason, legal basis or case reference), "
-        f"{report.photos} reference photos"
+        f"{counted(report.photos, 'reference photo', 'reference photos')}"
     )
     if report.details_from_bundle:
         note = (

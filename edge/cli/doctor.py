@@ -70,5 +70,5 @@ def register(subparsers: Subparsers) -> None:
     doctor.add_argument(
         "--skip", action="append", metavar="CHECK", help=f"skip a check ({', '.join(CHECKS)})"
     )
-    doctor.add_argument("--json", action="store_true")
-    doctor.set_defaults(handler=cmd_doctor)
+    doctor.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    doctor.set_defaults(handler=cmd_doctor, exit_codes={1: "when any check failed"})

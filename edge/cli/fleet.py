@@ -16,6 +16,7 @@ from edge.cli.args import (
     add_common,
     command_group,
     config_from_args,
+    counted,
     positive_float,
     positive_int,
 )
@@ -72,11 +73,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
     )
     for t in result.transfers:
         print(
-            f"  {t.kind:5s} {t.sha256[:16]}  {t.size} bytes in {len(t.chunks)} chunks of "
+            f"  {t.kind:5s} {t.sha256[:16]}  {t.size} bytes in "
+            f"{counted(len(t.chunks), 'chunk')} of "
             f"{t.chunk_bytes}"
         )
     if result.cleared_chunks:
-        print(f"  cleared {result.cleared_chunks} chunks of the previous version")
+        print(f"  cleared {counted(result.cleared_chunks, 'chunk')} of the previous version")
     return 0
 
 
@@ -85,7 +87,8 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
 
     cleared = withdraw(config_from_args(args), args.list_id)
     if cleared:
-        print(f"withdrew {args.list_id}: cleared its announcement and {cleared - 1} chunks")
+        chunks = counted(cleared - 1, "chunk")
+        print(f"withdrew {args.list_id}: cleared its announcement and {chunks}")
     else:
         print(f"nothing announced for {args.list_id}")
     return 0
@@ -189,7 +192,13 @@ def register(subparsers: Subparsers) -> None:
         description="BUNDLE is a full bundle or a delta; give both (same list and version) so "
         "that devices on the delta's base fetch the delta and every other device the full one.",
     )
-    pub.add_argument("bundles", type=Path, nargs="+", metavar="BUNDLE")
+    pub.add_argument(
+        "bundles",
+        type=Path,
+        nargs="+",
+        metavar="BUNDLE",
+        help="a full bundle, a delta, or one of each (same list and version)",
+    )
     pub.add_argument(
         "--chunk-bytes",
         type=positive_int,
@@ -204,8 +213,13 @@ def register(subparsers: Subparsers) -> None:
     pub.add_argument(
         "--force", action="store_true", help="announce even if not newer than the broker's"
     )
-    pub.add_argument("--timeout", type=positive_float, default=300.0, help="broker acks (300 s)")
-    pub.add_argument("--json", action="store_true")
+    pub.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=300.0,
+        help="seconds to wait for the broker's acknowledgements",
+    )
+    pub.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     add_common(pub, broker=True, state_dir="its trusted keys")
     pub.set_defaults(handler=cmd_publish)
 
@@ -216,16 +230,18 @@ def register(subparsers: Subparsers) -> None:
         "--wait",
         type=positive_float,
         default=3.0,
-        help="read retained messages for at most this long (3 s)",
+        help="read retained messages for at most this many seconds",
     )
-    devices.add_argument("--json", action="store_true")
+    devices.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of text"
+    )
     add_common(devices, broker=True)
     devices.set_defaults(handler=cmd_devices)
 
     withdraw = sub.add_parser(
         "withdraw", help="clear a list's announcement and chunks (devices keep their list)"
     )
-    withdraw.add_argument("list_id", metavar="LIST_ID")
+    withdraw.add_argument("list_id", metavar="LIST_ID", help="the list to withdraw")
     add_common(withdraw, broker=True)
     withdraw.set_defaults(handler=cmd_withdraw)
 
@@ -241,7 +257,7 @@ def register(subparsers: Subparsers) -> None:
         "--list",
         action="append",
         metavar="LIST_ID",
-        help="follow this list (repeatable; default: sync.lists)",
+        help="follow this list (repeatable) (default: sync.lists)",
     )
     sync.add_argument(
         "--pubkey",
@@ -256,7 +272,10 @@ def register(subparsers: Subparsers) -> None:
     )
     sync.add_argument("--no-api", action="store_true", help="do not serve the local API")
     add_common(sync, broker=True, state_dir="installed list, transfers, outbox and audit log")
-    sync.set_defaults(handler=cmd_sync)
+    sync.set_defaults(
+        handler=cmd_sync,
+        exit_codes={0: "on SIGTERM or SIGINT", 1: "when one of its threads died"},
+    )
 
     prov = subparsers.add_parser(
         "provision",

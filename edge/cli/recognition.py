@@ -117,20 +117,23 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def register(subparsers: Subparsers) -> None:
     detect = subparsers.add_parser("detect", help="find faces in an image")
-    detect.add_argument("image", type=Path)
+    detect.add_argument("image", type=Path, help="photo or frame (JPEG, PNG, BMP, WebP, TIFF)")
     detect.add_argument("--json", action="store_true", help="one JSON object")
     add_common(detect, recognition=True)
     detect.set_defaults(handler=cmd_detect)
 
     compare = subparsers.add_parser("compare", help="are two photos the same person?")
-    compare.add_argument("image_a", type=Path)
-    compare.add_argument("image_b", type=Path)
+    compare.add_argument("image_a", type=Path, help="first photo (its largest usable face)")
+    compare.add_argument("image_b", type=Path, help="second photo (its largest usable face)")
     compare.add_argument("--json", action="store_true", help="one JSON object")
     add_common(compare, recognition=True)
     compare.set_defaults(handler=cmd_compare)
 
     embed = subparsers.add_parser("embed", help="embeddings of every face, one JSON line per image")
-    embed.add_argument("images", type=Path, nargs="+")
+    embed.add_argument("images", type=Path, nargs="+", help="photos to embed, one JSON line each")
     embed.add_argument("--json", action="store_true", help="JSON lines (the useful form)")
     add_common(embed, recognition=True)
-    embed.set_defaults(handler=cmd_embed)
+    embed.set_defaults(
+        handler=cmd_embed,
+        exit_codes={2: "on an error, or when any image could not be read (the rest are embedded)"},
+    )

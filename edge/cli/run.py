@@ -13,7 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.cli.args import Subparsers, add_common, config_from_args, positive_float, positive_int
+from edge.cli.args import (
+    Subparsers,
+    add_common,
+    config_from_args,
+    counted,
+    positive_float,
+    positive_int,
+)
 from edge.config import Config, config_from_dict
 from edge.demo import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
 from edge.errors import WatchlistError
@@ -100,8 +107,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # The demo publishes only to a broker it was told about.
         publish = publish and (args.broker is not None or args.config is not None)
         print(
-            f"edge demo: {DEMO_CLIP.name} against the demo watchlist ({len(watchlist)} "
-            f"entries); alerts are marked as tests and kept in {state_dir or 'the state dir'}"
+            f"edge demo: {DEMO_CLIP.name} against the demo watchlist "
+            f"({counted(len(watchlist), 'entry', 'entries')}); alerts are marked as tests and "
+            f"kept in {state_dir or 'the state dir'}"
         )
     options = RunOptions(
         source=spec,
@@ -184,4 +192,11 @@ def register(subparsers: Subparsers) -> None:
     )
     run.add_argument("--no-status", action="store_true", help="no live status line")
     add_common(run, recognition=True, broker=True, state_dir="outbox, audit log and installed list")
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(
+        handler=cmd_run,
+        exit_codes={
+            0: "when the source ended or on SIGTERM",
+            1: "when a camera or stream was lost for good (capture.max_reconnects)",
+            130: "on SIGINT (Ctrl-C)",
+        },
+    )

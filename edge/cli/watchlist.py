@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.audit import AuditLog
-from edge.cli.args import Subparsers, add_common, command_group, config_from_args
+from edge.cli.args import Subparsers, add_common, command_group, config_from_args, counted
 from edge.cli.progress import progress_bar
 from edge.clock import format_time, parse_time, utc_now
 from edge.config import Config
@@ -95,8 +95,9 @@ def _manifest_lines(m: Manifest) -> list[str]:
     if m.delta is not None:
         lines.append(
             f"  delta against version {m.delta.base_version}: removes "
-            f"{len(m.delta.remove_entries)} entries, adds {m.delta.add_entries} "
-            f"({m.delta.add_templates} templates)"
+            f"{counted(len(m.delta.remove_entries), 'entry', 'entries')}, adds "
+            f"{counted(m.delta.add_entries, 'entry', 'entries')} "
+            f"({counted(m.delta.add_templates, 'template')})"
         )
     return lines
 
@@ -336,7 +337,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         extra = "".join(
             f", {k} {e[k]}" for k in ("expires", "reason", "legal_basis", "case_ref") if k in e
         )
-        print(f"  [{e['id']}] {e['label']}: {len(e['templates'])} templates{extra}")
+        print(f"  [{e['id']}] {e['label']}: {counted(len(e['templates']), 'template')}{extra}")
     return 0
 
 
@@ -356,7 +357,8 @@ def cmd_install(args: argparse.Namespace) -> int:
     )
     print(
         f"installed {result.list_id} version {result.version} from a {result.kind} bundle"
-        f"{previous}: {result.entries} entries, {result.templates} templates"
+        f"{previous}: {counted(result.entries, 'entry', 'entries')}, "
+        f"{counted(result.templates, 'template')}"
     )
     return 0
 
@@ -394,7 +396,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for line in _manifest_lines(m):
         print(line)
     if expired:
-        print(f"  {expired} entries have expired and are not matched")
+        print(f"  {counted(expired, 'entry has', 'entries have')} expired and are not matched")
     return 0
 
 
@@ -461,7 +463,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
             )
     print(
         f"{args.image}: {len(records)} face(s); watchlist {m.list_id} v{m.version}, "
-        f"{len(watchlist)} entries, threshold {watchlist.threshold:.4f}{fpir}"
+        f"{counted(len(watchlist), 'entry', 'entries')}, threshold {watchlist.threshold:.4f}{fpir}"
     )
     for n, r in enumerate(records, 1):
         head = f"  face {n} box {r['box']} quality {r['quality']:.2f}: {r['decision'].upper()}"
@@ -487,7 +489,13 @@ def register(subparsers: Subparsers) -> None:
         help="enroll a photo folder into a signed bundle (or a delta with --base)",
         description="DIR holds one folder per person (the folder name is the label).",
     )
-    build.add_argument("--photos", type=Path, required=True, metavar="DIR")
+    build.add_argument(
+        "--photos",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="one folder per person, named by the label, holding their photos",
+    )
     build.add_argument("--key", type=Path, required=True, help="the hub's private key (PEM)")
     build.add_argument("--out", type=Path, required=True, help="bundle folder to create")
     build.add_argument("--list-id", help="list id (default: the base's, else DIR's name)")
@@ -533,22 +541,25 @@ def register(subparsers: Subparsers) -> None:
     build.add_argument("--report", type=Path, help="write the per-photo report (JSON) here")
     build.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_common(build, recognition=True)
-    build.set_defaults(handler=cmd_build)
+    build.set_defaults(
+        handler=cmd_build,
+        exit_codes={1: "when an entry has no usable photo (without --allow-partial)"},
+    )
 
     verify = sub.add_parser("verify", help="check a bundle's signature, hashes and contents")
-    verify.add_argument("bundle", type=Path)
-    verify.add_argument("--json", action="store_true")
+    verify.add_argument("bundle", type=Path, help="bundle folder to check")
+    verify.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     _add_device_options(verify)
     verify.set_defaults(handler=cmd_verify)
 
     show = sub.add_parser("show", help="print a bundle's manifest (not verified)")
-    show.add_argument("bundle", type=Path)
+    show.add_argument("bundle", type=Path, help="bundle folder to describe")
     show.add_argument("--entries", action="store_true", help="list the entries too")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     show.set_defaults(handler=cmd_show)
 
     install = sub.add_parser("install", help="verify a bundle and make it this device's list")
-    install.add_argument("bundle", type=Path)
+    install.add_argument("bundle", type=Path, help="full bundle or delta to install")
     install.add_argument(
         "--replace-list", action="store_true", help="allow a bundle with another list id"
     )
@@ -556,18 +567,20 @@ def register(subparsers: Subparsers) -> None:
     install.set_defaults(handler=cmd_install)
 
     status = sub.add_parser("status", help="the installed list, verified")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     _add_device_options(status, recognition=True)
     status.set_defaults(handler=cmd_status)
 
     identify = subparsers.add_parser("identify", help="match the faces in a photo to a watchlist")
-    identify.add_argument("image", type=Path)
+    identify.add_argument("image", type=Path, help="photo whose faces are searched in the list")
     identify.add_argument(
         "--watchlist", type=Path, metavar="BUNDLE", help="full bundle (default: the installed list)"
     )
     identify.add_argument(
         "--top-k", type=int, help="candidates per face (default: watchlist.top_k)"
     )
-    identify.add_argument("--json", action="store_true")
+    identify.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of text"
+    )
     _add_device_options(identify, recognition=True)
     identify.set_defaults(handler=cmd_identify)

@@ -82,7 +82,7 @@ def test_texts_go_to_the_details_file_and_reach_dispatch(
     db = f"sqlite:///{tmp_path / 'd.db'}"
     code, out, err = import_list(capsys, bundle, db, "--photos", str(photos))
     assert code == 0, err
-    assert "1 entries (1 with a reason, legal basis or case reference), 1 reference photos" in out
+    assert "1 entry (1 with a reason, legal basis or case reference), 1 reference photo" in out
     assert f"entry details from {sidecar}" in out
     with Store(db) as store:
         entry = store.entry("demo", "0")

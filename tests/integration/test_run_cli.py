@@ -49,6 +49,8 @@ def test_edge_run_without_arguments_runs_the_demo(
     frame = int(re.search(r"frame (\d+)", alerts[0]).group(1))  # type: ignore[union-attr]
     assert frame <= 20 or 82 <= frame <= 210
     assert "run ended: end of source" in out and "processed 275" in out
+    # Counts agree with their nouns: the demo list has one entry and one alert is raised.
+    assert "(1 entry)" in out and not re.search(r"\b1 (entries|faces|alerts|frames)\b", out)
     stored = _alerts_in(tmp_path / "xdg" / "edge" / "demo" / "outbox.db")
     assert len(stored) == 1 and stored[0]["test"] is True
 
