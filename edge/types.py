@@ -10,6 +10,7 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 Image = npt.NDArray[np.uint8]
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 
 # BlazeFace keypoint order (subject's right eye appears on the image's left).
 RIGHT_EYE, LEFT_EYE, NOSE_TIP, MOUTH_CENTER, RIGHT_EAR, LEFT_EAR = range(6)
@@ -19,7 +20,7 @@ RIGHT_EYE, LEFT_EYE, NOSE_TIP, MOUTH_CENTER, RIGHT_EAR, LEFT_EAR = range(6)
 class Detection:
     """A face found in a frame, in that frame's pixel coordinates."""
 
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    box: Box
     score: float
     keypoints: FloatArray  # (6, 2) x, y in BlazeFace order
 
@@ -92,3 +93,14 @@ class Identification:
         if self.candidates and self.candidates[0].score >= self.threshold:
             return self.candidates[0]
         return None
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when they do not overlap)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

@@ -65,7 +65,7 @@ from edge.pipeline.embed import EMBEDDING_DIM
 from edge.pipeline.pick import nearest_to_centre
 from edge.pipeline.quality import assess
 from edge.pipeline.tiles import plan_tiles
-from edge.types import AlignedFace, Image
+from edge.types import AlignedFace, Box, Image
 from edge.watchlist.enroll import enroll
 from edge.watchlist.matcher import Watchlist
 from edge.watchlist.policy import ThresholdPolicy
@@ -328,7 +328,7 @@ def measure_scene(
     watchlist: Watchlist,
     width: int,
     records: Records,
-) -> tuple[scenes.Scoring, list[scenes.Box]]:
+) -> tuple[scenes.Scoring, list[Box]]:
     """Run one frame through the pipeline, time it and record what happened to each face."""
     config = analyzer.config
     floor = config.quality.min_quality

@@ -42,9 +42,8 @@ from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import read_image
 from edge.pipeline.detect import FaceDetector
 from edge.pipeline.pick import nearest_to_centre
-from edge.types import Image
+from edge.types import Box, Image, iou
 
-Box = tuple[float, float, float, float]  # x1, y1, x2, y2
 Region = tuple[int, int, int, int]  # x1, y1, x2, y2 (pixels, end exclusive)
 FloatImage = npt.NDArray[np.float32]
 
@@ -133,12 +132,6 @@ def overlap(a: Box, b: Box) -> float:
     w = min(a[2], b[2]) - max(a[0], b[0])
     h = min(a[3], b[3]) - max(a[1], b[1])
     return max(0.0, w) * max(0.0, h)
-
-
-def iou(a: Box, b: Box) -> float:
-    inter = overlap(a, b)
-    union = area(a) + area(b) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def grow(b: Box, share: float) -> Box:

@@ -36,8 +36,8 @@ from typing import Protocol
 import numpy.typing as npt
 
 from edge.config.run import TrackerConfig
-from edge.pipeline.track import Box, Shot, Track
-from edge.types import Identification
+from edge.pipeline.track import Shot, Track
+from edge.types import Box, Identification
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from edge.pipeline.decide import Decider, Gallery, Hit
 from edge.pipeline.metrics import StageSet
 from edge.pipeline.multiscale import ScanStats, VideoScanner
 from edge.pipeline.quality import assess
-from edge.pipeline.track import Box, Shot, Track, Tracker
-from edge.types import Detection, FloatArray, Image
+from edge.pipeline.track import Shot, Track, Tracker
+from edge.types import Box, Detection, FloatArray, Image
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,6 @@ import numpy as np
 from edge.config.recognition import DetectorConfig
 from edge.pipeline.detect import BlazeFace, Candidates, FaceDetector, merge
 from edge.pipeline.tiles import (
-    Box,
     Region,
     TilePlan,
     TileScheduler,
@@ -35,7 +34,7 @@ from edge.pipeline.tiles import (
     crop_regions,
     plan_tiles,
 )
-from edge.types import Detection, Image
+from edge.types import Box, Detection, Image, iou
 
 # (frame, detections) -> the face-mesh presence probability of each.
 Verifier = Callable[[Image, list[Detection]], list[float]]
@@ -185,7 +184,7 @@ class MultiScaleDetector:
             i
             for i, (d, frame_score) in enumerate(zip(detections, frame_scores, strict=True))
             if frame_score < self.config.score_threshold
-            and not any(_iou(d.box, box) > TRUST_IOU for box in trusted)
+            and not any(iou(d.box, box) > TRUST_IOU for box in trusted)
         ]
         if not check:
             return detections
@@ -230,15 +229,6 @@ class VideoScanner:
 
 def _add_ms(stats: ScanStats, name: str, started: float) -> None:
     stats.ms[name] = stats.ms.get(name, 0.0) + (time.perf_counter() - started) * 1000
-
-
-def _iou(a: Box, b: Box) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def _one_per_face(boxes: list[Box]) -> list[Box]:

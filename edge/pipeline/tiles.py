@@ -26,8 +26,8 @@ from typing import Literal
 
 from edge.config.recognition import DetectorConfig
 from edge.errors import ConfigError
+from edge.types import Box
 
-Box = tuple[float, float, float, float]
 RegionKind = Literal["frame", "tile", "crop"]
 CROP_LEVEL = -2  # Region.level of a crop around a tracked face (-1: the whole frame)
 

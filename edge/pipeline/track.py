@@ -21,24 +21,12 @@ from datetime import datetime
 import numpy as np
 
 from edge.config.run import TrackerConfig
-from edge.types import Detection, FloatArray, Match
+from edge.types import Box, Detection, FloatArray, Match, iou
 
-Box = tuple[float, float, float, float]
 _VELOCITY_SMOOTHING = 0.5  # weight of the newest velocity measurement
 _MAX_PREDICT_S = 0.5  # never extrapolate a box further than this
 # A face does not change size by half from one sighting to the next: such a box is someone else.
 MAX_SIZE_STEP = 1.5
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x1, y1, x2, y2) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _similar_size(a: Box, b: Box) -> bool:

@@ -39,13 +39,19 @@ from edge.errors import BundleError, EdgeError, WatchlistError
 from edge.system.inputs import load_json
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import VerifiedBundle, fsync_path
-from edge.watchlist.entries import MAX_TEXT, Entry, ListContent, canonical_json
+from edge.watchlist.entries import (
+    MAX_TEXT,
+    TEXT_FIELDS,
+    Entry,
+    ListContent,
+    canonical_json,
+    id_and_label,
+)
 from edge.watchlist.writer import EntryFields
 
 DETAILS_FORMAT = "edge-watchlist-details/1"
 DETAILS_SUFFIX = ".dispatch.json"
 MAX_DETAILS_BYTES = 1 << 28
-TEXT_FIELDS = ("reason", "legal_basis", "case_ref")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DOC_FIELDS = frozenset(
     {"format", "list_id", "version", "created", "signing_key_id", "bundles", "entries"}
@@ -274,12 +280,7 @@ def _entry(data: Any, n: int) -> EntryDetails:
     unknown = set(data) - _ENTRY_FIELDS
     if unknown:
         raise ValueError(f"entry {n}: unknown field(s) {', '.join(sorted(unknown))}")
-    entry_id = data["id"]
-    if not isinstance(entry_id, int) or isinstance(entry_id, bool) or entry_id < 0:
-        raise ValueError(f"entry {n}: id must be a non-negative integer")
-    label = data["label"]
-    if not isinstance(label, str) or not label:
-        raise ValueError(f"entry {n}: label must be a non-empty string")
+    entry_id, label = id_and_label(data, f"entry {n}")
     texts = [_text(data.get(name), f"entry {n} {name}", MAX_TEXT) for name in TEXT_FIELDS]
     return EntryDetails(
         entry_id,

@@ -31,7 +31,7 @@ from edge.watchlist.index import (
 
 ENTRIES_FORMAT = "edge-watchlist-entries/1"
 _PHOTO = re.compile(r"^[0-9a-f]{32}$")
-_TEXT_FIELDS = ("reason", "legal_basis", "case_ref")
+TEXT_FIELDS = ("reason", "legal_basis", "case_ref")  # for dispatch only, never on a device
 MAX_TEXT = 500
 
 
@@ -78,26 +78,32 @@ class Entry:
             "added": self.added,
             "templates": [t.to_json() for t in self.templates],
         }
-        for name in ("expires", *_TEXT_FIELDS):
+        for name in ("expires", *TEXT_FIELDS):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
         return out
 
 
-def _entry_from_json(data: Any, where: str) -> Entry:
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: an entry must be an object")
-    allowed = {"id", "label", "added", "templates", "expires", *_TEXT_FIELDS}
-    unknown = set(data) - allowed
-    if unknown:
-        raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+def id_and_label(data: dict[str, Any], where: str) -> tuple[int, str]:
+    """An entry's id and label, checked: what every file that names entries agrees on."""
     entry_id = data["id"]
     if not isinstance(entry_id, int) or isinstance(entry_id, bool) or entry_id < 0:
         raise ValueError(f"{where}: id must be a non-negative integer")
     label = data["label"]
     if not isinstance(label, str) or not label:
         raise ValueError(f"{where}: label must be a non-empty string")
+    return entry_id, label
+
+
+def _entry_from_json(data: Any, where: str) -> Entry:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: an entry must be an object")
+    allowed = {"id", "label", "added", "templates", "expires", *TEXT_FIELDS}
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    entry_id, label = id_and_label(data, where)
     templates = []
     raw_templates = data["templates"]
     if not isinstance(raw_templates, list) or not raw_templates:
@@ -115,7 +121,7 @@ def _entry_from_json(data: Any, where: str) -> Entry:
             raise ValueError(f"{where}: template {number} quality must be a number")
         templates.append(Template(int(t["key"]), t["photo"], float(t["quality"])))
     texts: dict[str, str | None] = {}
-    for name in ("added", "expires", *_TEXT_FIELDS):
+    for name in ("added", "expires", *TEXT_FIELDS):
         value = data.get(name)
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{where}: {name} must be a string")

@@ -25,8 +25,8 @@ from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import Frame, read_image
 from edge.pipeline.decide import Hit
 from edge.pipeline.frames import FrameProcessor
-from edge.pipeline.tiles import Box
 from edge.samples import OTHER_PERSON, SAME_PERSON
+from edge.types import Box
 from edge.watchlist import keys as keyring
 from edge.watchlist.matcher import Watchlist
 

@@ -13,7 +13,7 @@ from edge.bench import scenes
 from edge.bench.scenes import Background, BackgroundMaker, Paste, PlacedFace, Scene, SourceFace
 from edge.demo import DEMO_CLIP
 from edge.samples import OTHER_PERSON, SAME_PERSON
-from edge.types import Image
+from edge.types import Box, Image
 
 SIZE = (480, 320)
 PHOTOS = (*SAME_PERSON, OTHER_PERSON)
@@ -44,7 +44,7 @@ def pastes(width: float, count: int = 3) -> list[Paste]:
     ]
 
 
-def render(seed: int, width: float, faces: list[scenes.Box] | None = None) -> Scene:
+def render(seed: int, width: float, faces: list[Box] | None = None) -> Scene:
     background = maker().make(np.random.default_rng([seed, 1]))
     if faces is not None:
         background.faces = faces
@@ -165,7 +165,7 @@ def test_the_finish_blurs_and_compresses() -> None:
     assert float(out.std()) < float(canvas.std()) * 0.8  # the blur took out pixel noise
 
 
-def _scene(truth: list[scenes.Box], ignore: list[scenes.Box]) -> Scene:
+def _scene(truth: list[Box], ignore: list[Box]) -> Scene:
     faces = [PlacedFace(i, f"p{i}", 40.0, b, (0, 0, 1, 1)) for i, b in enumerate(truth)]
     return Scene(np.zeros((1, 1, 3), np.uint8), faces, ignore)
 
@@ -217,7 +217,7 @@ def test_the_sensitive_scan_puts_tile_faces_in_frame_pixels() -> None:
     image = np.zeros((300, 500, 3), np.uint8)
     image[200:230, 400:420] = 255  # a "face" the fake detector finds where it sees white
 
-    def detect(part: Image) -> list[scenes.Box]:
+    def detect(part: Image) -> list[Box]:
         ys, xs = np.nonzero(part[:, :, 0])
         if len(xs) == 0 or part.shape[:2] == image.shape[:2]:  # blind on the whole frame
             return []

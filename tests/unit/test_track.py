@@ -10,8 +10,8 @@ import pytest
 from edge.config import Config
 from edge.config.run import TrackerConfig
 from edge.pipeline.decide import Decider
-from edge.pipeline.track import Box, Shot, Track, Tracker, iou
-from edge.types import Detection, Match
+from edge.pipeline.track import Shot, Track, Tracker
+from edge.types import Box, Detection, Match, iou
 
 WALL = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 THRESHOLD = 0.45
