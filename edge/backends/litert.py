@@ -121,6 +121,6 @@ def _dequantizer(detail: dict[str, Any]) -> Converter:
     scale, zero_point = detail["quantization"]
 
     def dequantize(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+        return np.asarray((values.astype(np.float32) - zero_point) * scale, dtype=np.float32)
 
     return dequantize
