@@ -15,10 +15,13 @@ LFW_DIR = SHARED_DATA / "lfw"
 
 
 @cache
-def analyzer(backend: str = "onnx", precision: str = "fp32", refiner: str = "mesh") -> FaceAnalyzer:
+def analyzer(
+    backend: str = "onnx", precision: str = "fp32", refiner: str = "mesh", detector: str = "fp32"
+) -> FaceAnalyzer:
     data = Config().model_dump()
     data["runtime"]["backend"] = backend
     data["embedder"]["precision"] = precision
+    data["detector"]["precision"] = detector
     data["align"]["refiner"] = refiner
     return FaceAnalyzer(config_from_dict(data))
 

@@ -8,14 +8,15 @@ originals (scripts/fetch-models), so the calling code never knows which runtime 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from edge.errors import BackendError
-from edge.models import verified_path
+from edge.errors import BackendError, ModelError
+from edge.models import RUNTIME_SUFFIX, shipped_precisions, variant_file, verified_path
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -29,32 +30,50 @@ class InferenceSession(Protocol):
     def run(self, batch: FloatArray) -> list[FloatArray]: ...
 
 
-SessionFactory = Callable[[Path, int], InferenceSession]
+@dataclass(frozen=True)
+class Placement:
+    """Where a session runs. ``providers`` (ONNX Runtime only): 'cpu', or 'auto' for TensorRT or
+    CUDA when the installed onnxruntime offers them; ``engine_cache`` keeps TensorRT's built
+    engines across restarts."""
+
+    threads: int
+    providers: Literal["cpu", "auto"] = "cpu"
+    engine_cache: Path | None = None
 
 
-def _litert(path: Path, threads: int) -> InferenceSession:
+SessionFactory = Callable[[Path, Placement], InferenceSession]
+
+
+def _litert(path: Path, placement: Placement) -> InferenceSession:
     from edge.backends.litert import LiteRTSession
 
-    return LiteRTSession(path, threads)
+    return LiteRTSession(path, placement.threads)
 
 
-def _onnx(path: Path, threads: int) -> InferenceSession:
+def _onnx(path: Path, placement: Placement) -> InferenceSession:
     from edge.backends.onnx import OnnxSession
 
-    return OnnxSession(path, threads)
+    return OnnxSession(path, placement)
 
 
-# name -> (file suffix, factory). Factories import their runtime lazily so that a device only
-# needs the runtime it is configured for.
-BACKENDS: dict[str, tuple[str, SessionFactory]] = {
-    "litert": (".tflite", _litert),
-    "onnx": (".onnx", _onnx),
-}
+# name -> factory; the file suffix is edge.models.RUNTIME_SUFFIX. Factories import their runtime
+# lazily so that a device only needs the runtime it is configured for.
+BACKENDS: dict[str, SessionFactory] = {"litert": _litert, "onnx": _onnx}
+assert set(BACKENDS) == set(RUNTIME_SUFFIX)
 
 
-def open_session(model_stem: str, backend: str, threads: int) -> InferenceSession:
-    """Load ``<model_stem><suffix>`` from the shipped models for ``backend``, hash-checked."""
+def open_session(
+    model_stem: str, backend: str, placement: Placement | int, precision: str = "fp32"
+) -> InferenceSession:
+    """Load ``model_stem`` at ``precision`` from the shipped models for ``backend``, hash-checked.
+    ``placement`` may be a plain thread count (CPU)."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
-    suffix, factory = BACKENDS[backend]
-    return factory(verified_path(model_stem + suffix), threads)
+    if precision not in shipped_precisions(model_stem, backend):
+        raise ModelError(
+            f"{model_stem} has no {precision} model for backend {backend!r} (shipped: "
+            f"{', '.join(shipped_precisions(model_stem, backend)) or 'none'})"
+        )
+    if isinstance(placement, int):
+        placement = Placement(placement)
+    return BACKENDS[backend](verified_path(variant_file(model_stem, backend, precision)), placement)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from edge.backends.base import FloatArray
 from edge.errors import BackendError
@@ -59,6 +60,10 @@ class LiteRTSession:
         (self._input,) = self._interpreter.get_input_details()
         self._outputs = self._interpreter.get_output_details()
         self._batch = int(self._input["shape"][0])
+        # A fully quantized model may take or give int8 tensors: the session stays float to its
+        # callers, quantizing the input and dequantizing the outputs with the model's own scales.
+        self._to_model = _quantizer(self._input)
+        self._from_model = [_dequantizer(out) for out in self._outputs]
 
     @property
     def input_hw(self) -> tuple[int, int]:
@@ -80,9 +85,42 @@ class LiteRTSession:
 
     def _invoke(self, chunk: FloatArray) -> list[FloatArray]:
         try:
-            self._interpreter.set_tensor(self._input["index"], np.ascontiguousarray(chunk))
+            self._interpreter.set_tensor(self._input["index"], self._to_model(chunk))
             self._interpreter.invoke()
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"LiteRT inference failed: {exc}") from exc
         # get_tensor copies; the interpreter reuses its buffers on the next invoke.
-        return [self._interpreter.get_tensor(out["index"]) for out in self._outputs]
+        return [
+            convert(self._interpreter.get_tensor(out["index"]))
+            for out, convert in zip(self._outputs, self._from_model, strict=True)
+        ]
+
+
+Converter = Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
+
+
+def _quantizer(detail: dict[str, Any]) -> Converter:
+    """float32 -> the tensor's type (a copy to quantized integers when it is int8/uint8)."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype == np.float32:
+        return np.ascontiguousarray
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+
+    def quantize(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        scaled = np.round(values / scale) + zero_point
+        return np.ascontiguousarray(np.clip(scaled, info.min, info.max).astype(dtype))
+
+    return quantize
+
+
+def _dequantizer(detail: dict[str, Any]) -> Converter:
+    """The tensor's type -> float32."""
+    if np.dtype(detail["dtype"]) == np.float32:
+        return lambda values: values
+    scale, zero_point = detail["quantization"]
+
+    def dequantize(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.asarray((values.astype(np.float32) - zero_point) * scale, dtype=np.float32)
+
+    return dequantize

@@ -172,6 +172,7 @@ def run(
         gated_share=embedded.gated / len(keys),
         backend=analyzer.config.runtime.backend,
         precision=analyzer.config.embedder.precision,
+        detector_precision=analyzer.config.detector.precision,
         refiner=analyzer.config.align.refiner,
     )
     return result

@@ -20,6 +20,7 @@ import numpy as np
 from edge.config import Config, config_from_dict
 from edge.demo import DEMO_CLIP
 from edge.errors import BackendError
+from edge.models import EMBEDDING_MODEL, RUNTIME_SUFFIX, shipped_precisions
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import decode_image, read_image
 from edge.pipeline.quality import assess
@@ -103,12 +104,19 @@ def time_frames(
     return Timings(per_stage, total)
 
 
-def variants(base: Config) -> Iterator[tuple[str, str, Config]]:
-    for backend, precision in (("onnx", "fp32"), ("onnx", "int8"), ("litert", "fp32")):
-        data = base.model_dump()
-        data["runtime"]["backend"] = backend
-        data["embedder"]["precision"] = precision
-        yield backend, precision, config_from_dict(data)
+def variants(base: Config) -> Iterator[tuple[str, str, str, Config]]:
+    """(backend, embedder precision, detector precision, config): every shipped embedder with
+    the fp32 detector, then int8 embedder and detector together, per backend."""
+    for backend in RUNTIME_SUFFIX:
+        combinations = [(p, "fp32") for p in shipped_precisions(EMBEDDING_MODEL, backend)]
+        if "int8" in shipped_precisions(f"blazeface_{base.detector.model}", backend):
+            combinations.append(("int8", "int8"))
+        for embedder, detector in combinations:
+            data = base.model_dump()
+            data["runtime"]["backend"] = backend
+            data["embedder"]["precision"] = embedder
+            data["detector"]["precision"] = detector
+            yield backend, embedder, detector, config_from_dict(data)
 
 
 def run(
@@ -129,19 +137,21 @@ def run(
         (f"{HD_W}x{HD_H}", "still", len(HD_FACE_PX), hd),
         (f"{HD_W}x{HD_H}", "video", len(HD_FACE_PX), hd),
     ]
-    for backend, precision, config in variants(base):
+    for backend, precision, detector, config in variants(base):
+        name = f"{backend}/{precision}/detector {detector}"
         try:
             analyzer = FaceAnalyzer.from_config(config)
         except BackendError as exc:
-            progress(f"skipped {backend}/{precision}: {exc}")
+            progress(f"skipped {name}: {exc}")
             continue
         for size, mode, faces, data in cases:
-            progress(f"{backend}/{precision}, {size} {mode}, {faces} face(s)")
+            progress(f"{name}, {size} {mode}, {faces} face(s)")
             found = len(analyzer.detect(decode_image(data)))
             timings = time_frames(analyzer, data, repeats, warmup, video=mode == "video")
             row: dict[str, Any] = {
                 "backend": backend,
                 "precision": precision,
+                "detector_precision": detector,
                 "frame": size,
                 "mode": mode,
                 "faces": faces,

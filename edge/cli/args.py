@@ -112,7 +112,10 @@ def add_common(
             "--backend", choices=["onnx", "litert"], help="override runtime.backend"
         )
         parser.add_argument(
-            "--precision", choices=["fp32", "int8"], help="override embedder.precision"
+            "--precision", choices=["fp32", "fp16", "int8"], help="override embedder.precision"
+        )
+        parser.add_argument(
+            "--detector-precision", choices=["fp32", "int8"], help="override detector.precision"
         )
     if broker:
         parser.add_argument(
@@ -142,6 +145,8 @@ def config_from_args(
         changes.setdefault("runtime", {})["backend"] = args.backend
     if getattr(args, "precision", None):
         changes.setdefault("embedder", {})["precision"] = args.precision
+    if getattr(args, "detector_precision", None):
+        changes.setdefault("detector", {})["precision"] = args.detector_precision
     if getattr(args, "broker", None):
         host, port = parse_broker(args.broker)
         changes.setdefault("mqtt", {}).update(host=host, port=port)

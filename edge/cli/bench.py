@@ -45,7 +45,8 @@ def cmd_lfw(args: argparse.Namespace) -> int:
     print(
         f"LFW {result['folds']}-fold: accuracy {result['accuracy']:.4f} "
         f"± {result['std']:.4f} on {result['pairs']} pairs "
-        f"({result['backend']}/{result['precision']}, refiner {result['refiner']})"
+        f"({result['backend']}/{result['precision']}, detector {result['detector_precision']}, "
+        f"refiner {result['refiner']})"
     )
     print(f"  threshold (mean over folds): {result['threshold']:.3f}")
     print(
@@ -59,7 +60,7 @@ def cmd_lfw(args: argparse.Namespace) -> int:
 def _print_speed_table(rows: list[dict[str, Any]]) -> None:
     stages = ("decode", "detect", "align", "embed")
     header = (
-        f"{'backend':8} {'prec':5} {'frame':>9} {'mode':5} {'faces':>5} "
+        f"{'backend':8} {'prec':5} {'det':5} {'frame':>9} {'mode':5} {'faces':>5} "
         + " ".join(f"{stage + ' p50/p90':>18}" for stage in stages)
         + f" {'fps':>7}"
     )
@@ -70,10 +71,12 @@ def _print_speed_table(rows: list[dict[str, Any]]) -> None:
             for s in stages
         )
         print(
-            f"{row['backend']:8} {row['precision']:5} {row['frame']:>9} {row['mode']:5} "
+            f"{row['backend']:8} {row['precision']:5} {row['detector_precision']:5} "
+            f"{row['frame']:>9} {row['mode']:5} "
             f"{row['faces']:>5} {cells} {row['fps']:>7.1f}"
         )
     print(
+        "prec: embedder.precision; det: detector.precision. "
         "fps: decode to embeddings of every face, every frame. 'still': the whole frame and "
         "every tile; 'video': as edge run, this frame's share of the tiles and crops around "
         "tracked faces (edge run also embeds only some shots, so it runs faster)."

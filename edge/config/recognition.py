@@ -16,11 +16,18 @@ class RuntimeConfig(Section):
         "litert",
         description="Inference runtime: 'litert' (LiteRT with XNNPACK, the original .tflite "
         "files; the faster one on this project's 2-core x86 machine: 73 against 57 frames/s "
-        "with one face, `edge bench speed`) or 'onnx' (ONNX Runtime; the only one that runs the "
-        "int8 embedder). Run `edge bench speed` on the device to choose.",
+        "with one face, `edge bench speed`) or 'onnx' (ONNX Runtime; on a GPU through "
+        "runtime.providers). Run `edge bench speed` on the device to choose.",
     )
     threads: int = Field(
         2, ge=1, le=64, description="Threads per model session (intra-op). Match the cores."
+    )
+    providers: Literal["cpu", "auto"] = Field(
+        "cpu",
+        description="ONNX Runtime's execution providers: 'cpu', or 'auto': TensorRT, else CUDA, "
+        "when the installed onnxruntime offers them (a Jetson's onnxruntime-gpu), else the CPU "
+        "with one warning. TensorRT engines are cached in <state_dir>/tensorrt. Ignored by "
+        "'litert'.",
     )
 
 
@@ -51,6 +58,13 @@ class DetectorConfig(Section):
         "full_range",
         description="BlazeFace variant: 'full_range' (192x192 input, faces up to ~5 m away) or "
         "'short_range' (128x128, faster, faces within ~2 m: selfie/doorbell distance).",
+    )
+    precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="BlazeFace weights, for the whole frame, tiles and crops: 'fp32' (the "
+        "original; LiteRT's file keeps Google's float16 weights) or 'int8' (static int8 "
+        "calibrated on LFW, output heads float; both runtimes). int8 measured slower on this "
+        "project's x86 machine and moves boxes a little (edge/models/SOURCES.md).",
     )
     score_threshold: float = Field(
         0.5, gt=0.0, lt=1.0, description="Minimum detection confidence (after sigmoid)."
@@ -171,10 +185,11 @@ class QualityConfig(Section):
 
 
 class EmbedderConfig(Section):
-    precision: Literal["fp32", "int8"] = Field(
+    precision: Literal["fp32", "fp16", "int8"] = Field(
         "fp32",
-        description="MobileFaceNet weights: 'fp32' (original) or 'int8' (QDQ, ONNX Runtime "
-        "only). fp32 is the default: int8 embeds 1.5x faster but makes more errors "
-        "(edge/models/SOURCES.md).",
+        description="MobileFaceNet weights: 'fp32' (the original), 'fp16' (float16 weights, "
+        "LiteRT only) or 'int8' (LiteRT: int8 weights with float activations; ONNX Runtime: "
+        "static int8 QDQ). All stay within 0.0015 of fp32 on LFW (edge/models/SOURCES.md); "
+        "templates made with one compare with any other.",
     )
     batch_size: int = Field(8, ge=1, le=64, description="Faces embedded per model call.")

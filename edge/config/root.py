@@ -33,6 +33,7 @@ from edge.config.run import CaptureConfig, RunConfig, TrackerConfig
 from edge.config.sync import SyncConfig
 from edge.config.watchlist import WatchlistConfig
 from edge.errors import ConfigError
+from edge.models import EMBEDDING_MODEL, shipped_precisions
 from edge.system.inputs import read_bounded
 
 STATE_DIR_ENV = "EDGE_STATE_DIR"
@@ -99,12 +100,28 @@ class Config(Section):
     dispatch: DispatchConfig = DispatchConfig()
 
     @model_validator(mode="after")
-    def _int8_needs_onnx(self) -> Config:
-        if self.embedder.precision == "int8" and self.runtime.backend != "onnx":
-            raise ValueError(
-                "embedder.precision 'int8' needs runtime.backend 'onnx' (LiteRT runs fp32 only)"
-            )
+    def _models_ship(self) -> Config:
+        """Every model the settings name exists for the backend at the precision asked."""
+        backend = self.runtime.backend
+        for field, stem, precision in self.model_variants():
+            shipped = shipped_precisions(stem, backend)
+            if precision not in shipped:
+                raise ValueError(
+                    f"{field} {precision!r} does not exist for runtime.backend {backend!r} "
+                    f"({stem} ships in {', '.join(shipped)})"
+                )
         return self
+
+    def model_variants(self) -> list[tuple[str, str, str]]:
+        """(setting, model, precision) of every model these settings may load."""
+        detectors = {"full_range", self.detector.model, self.detector.crop_model}
+        return [
+            *(
+                ("detector.precision", f"blazeface_{name}", self.detector.precision)
+                for name in sorted(detectors)
+            ),
+            ("embedder.precision", EMBEDDING_MODEL, self.embedder.precision),
+        ]
 
     def paths(self, state_dir: Path | None = None) -> StatePaths:
         """The state paths, with ``state_dir`` (``--state-dir``) overriding the configured one."""
@@ -132,8 +149,10 @@ def _key(part: object) -> str:
 def _one_line(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(_key(p) for p in err["loc"]) or "(top level)"
-        parts.append(f"{where}: {' '.join(str(err['msg']).split())}")
+        message = " ".join(str(err["msg"]).removeprefix("Value error, ").split())
+        where = ".".join(_key(p) for p in err["loc"])
+        # A cross-section check names its own settings.
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
 

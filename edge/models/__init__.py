@@ -16,10 +16,14 @@ from pathlib import Path
 from edge.errors import ModelError
 
 MODELS_DIR = Path(__file__).resolve().parent
-# The embedding model family. Its shipped variants (tflite, onnx, int8) all derive from the
+# The embedding model family. Its shipped variants (tflite, onnx, fp16, int8) all derive from the
 # original weights, whose sha256 pins the model: their embeddings interchange.
 EMBEDDING_MODEL = "mobilefacenet"
 EMBEDDING_SOURCE_FILE = f"{EMBEDDING_MODEL}.tflite"
+# The file suffix each runtime loads, and the precisions a model may ship in: fp32 is the plain
+# file ('mobilefacenet.tflite'), the others carry their name ('mobilefacenet.int8.tflite').
+RUNTIME_SUFFIX = {"litert": ".tflite", "onnx": ".onnx"}
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,16 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def variant_file(stem: str, backend: str, precision: str) -> str:
+    """The file name of model ``stem`` at ``precision`` for ``backend`` (which may not ship)."""
+    return stem + ("" if precision == "fp32" else f".{precision}") + RUNTIME_SUFFIX[backend]
+
+
+def shipped_precisions(stem: str, backend: str) -> list[str]:
+    """The precisions in which ``stem`` ships for ``backend``, per models.json."""
+    return [p for p in PRECISIONS if variant_file(stem, backend, p) in catalog()]
 
 
 def verified_path(name: str, models_dir: Path = MODELS_DIR) -> Path:

@@ -8,7 +8,7 @@ its own so that benchmarks can time them separately. Detection is multi-scale on
 
 from __future__ import annotations
 
-from edge.backends import open_session
+from edge.backends import InferenceSession, Placement, open_session
 from edge.config import Config
 from edge.models import EMBEDDING_MODEL, ModelPin, embedding_pin
 from edge.pipeline.align import KeypointAligner, MeshAligner
@@ -20,33 +20,40 @@ from edge.pipeline.tiles import NO_TILES, plan_tiles
 from edge.types import AlignedFace, Detection, Face, FloatArray, Image
 
 
+def open_model(config: Config, stem: str, precision: str = "fp32") -> InferenceSession:
+    """A shipped model on the configured runtime (threads, execution providers)."""
+    runtime = config.runtime
+    placement = Placement(
+        runtime.threads,
+        runtime.providers,
+        config.paths().root / "tensorrt" if runtime.providers == "auto" else None,
+    )
+    return open_session(stem, runtime.backend, placement, precision)
+
+
 class FaceAnalyzer:
     def __init__(self, config: Config) -> None:
-        runtime = config.runtime
         self.config = config
-        self.detector = FaceDetector(
-            open_session(f"blazeface_{config.detector.model}", runtime.backend, runtime.threads),
-            config.detector,
-        )
+        self.detector = FaceDetector(self._detector_session(config.detector.model), config.detector)
         self.aligner: MeshAligner | KeypointAligner = (
-            MeshAligner(open_session("face_mesh", runtime.backend, runtime.threads))
+            MeshAligner(open_model(config, "face_mesh"))
             if config.align.refiner == "mesh"
             else KeypointAligner()
         )
-        stem = EMBEDDING_MODEL + (".int8" if config.embedder.precision == "int8" else "")
         self.embedder = Embedder(
-            open_session(stem, runtime.backend, runtime.threads), config.embedder.batch_size
+            open_model(config, EMBEDDING_MODEL, config.embedder.precision),
+            config.embedder.batch_size,
         )
         self._multiscale: MultiScaleDetector | None = None  # opened at the first large frame
         self._check_mesh: MeshAligner | None = None
 
+    def _detector_session(self, model: str) -> InferenceSession:
+        return open_model(self.config, f"blazeface_{model}", self.config.detector.precision)
+
     def _session_for(self, model: str) -> BlazeFace:
         if model == self.detector.model.model:
             return self.detector.model
-        runtime = self.config.runtime
-        return BlazeFace(
-            open_session(f"blazeface_{model}", runtime.backend, runtime.threads), model
-        )
+        return BlazeFace(self._detector_session(model), model)
 
     @property
     def multiscale(self) -> MultiScaleDetector:
@@ -68,9 +75,7 @@ class FaceAnalyzer:
     def _mesh_for_checks(self) -> MeshAligner:
         # align.refiner 'none' aligns on BlazeFace's points, but tiles still need the check.
         if self._check_mesh is None:
-            runtime = self.config.runtime
-            session = open_session("face_mesh", runtime.backend, runtime.threads)
-            self._check_mesh = MeshAligner(session)
+            self._check_mesh = MeshAligner(open_model(self.config, "face_mesh"))
         return self._check_mesh
 
     def video_scanner(self, frame_w: int, frame_h: int) -> VideoScanner | None:
@@ -87,7 +92,7 @@ class FaceAnalyzer:
 
     @property
     def model_pin(self) -> ModelPin:
-        """The embedding model; fp32 and int8 share it (their embeddings interchange)."""
+        """The embedding model; every precision shares it (their embeddings interchange)."""
         return embedding_pin()
 
     @property

@@ -209,11 +209,11 @@ def check_backend(config: Config) -> Check:
     import numpy as np
 
     from edge.backends import open_session
+    from edge.models import EMBEDDING_MODEL
 
     backend, threads = config.runtime.backend, config.runtime.threads
-    stem = "mobilefacenet" + (".int8" if config.embedder.precision == "int8" else "")
     try:
-        session = open_session(stem, backend, threads)
+        session = open_session(EMBEDDING_MODEL, backend, threads, config.embedder.precision)
         h, w = session.input_hw
         batch = np.zeros((1, h, w, 3), dtype=np.float32)
         session.run(batch)  # warm-up

@@ -10,6 +10,7 @@ from recognition_helpers import analyzer
 from edge.backends import open_session
 from edge.config.recognition import DetectorConfig, QualityConfig
 from edge.demo import DEMO_CLIP
+from edge.models import EMBEDDING_MODEL, RUNTIME_SUFFIX, shipped_precisions
 from edge.pipeline.capture import read_image
 from edge.pipeline.detect import FaceDetector
 from edge.pipeline.quality import assess
@@ -81,17 +82,48 @@ def test_batched_and_single_embeddings_agree() -> None:
     assert np.allclose(batched, single[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_backends_agree_on_the_embedding(precision: str) -> None:
-    image = read_image(SAME_PERSON[0])
-    onnx = analyzer("onnx", precision).analyze(image)[0].embedding
-    reference = analyzer("litert").analyze(image)[0].embedding
-    assert onnx is not None and reference is not None
-    similarity = float(onnx @ reference)
-    if precision == "fp32":
-        assert similarity >= 0.9999
-    else:
-        assert similarity >= 0.97, "int8 drifts from fp32, but not far"
+# Lowest cosine to LiteRT fp32 on the sample photos. The LiteRT variants keep float activations
+# (on LFW their lowest cosine is 0.9989); ONNX Runtime's int8 quantizes activations too (LFW:
+# mean 0.990, lowest 0.965).
+VARIANT_FLOOR = {
+    ("onnx", "fp32"): 0.9999,
+    ("litert", "fp16"): 0.9999,
+    ("litert", "int8"): 0.998,
+    ("onnx", "int8"): 0.97,
+}
+
+
+@pytest.mark.parametrize(("backend", "precision"), sorted(VARIANT_FLOOR))
+def test_every_embedder_variant_agrees_with_fp32(backend: str, precision: str) -> None:
+    reference = analyzer("litert")
+    variant = analyzer(backend, precision)
+    for path in (*SAME_PERSON, OTHER_PERSON):
+        image = read_image(path)
+        ours = variant.analyze(image)[0].embedding
+        theirs = reference.analyze(image)[0].embedding
+        assert ours is not None and theirs is not None
+        assert float(ours @ theirs) >= VARIANT_FLOOR[backend, precision], path.name
+
+
+def test_every_shipped_embedder_variant_is_tested() -> None:
+    shipped = {
+        (backend, precision)
+        for backend in RUNTIME_SUFFIX
+        for precision in shipped_precisions(EMBEDDING_MODEL, backend)
+    }
+    assert shipped - {("litert", "fp32")} == set(VARIANT_FLOOR)
+
+
+@pytest.mark.parametrize("backend", sorted(RUNTIME_SUFFIX))
+def test_int8_detector_finds_the_same_face(backend: str) -> None:
+    for path in (*SAME_PERSON, OTHER_PERSON):
+        image = read_image(path)
+        (reference,) = analyzer(backend).detect(image)
+        (face,) = analyzer(backend, detector="int8").detect(image)
+        width = reference.box[2] - reference.box[0]
+        assert np.abs(np.subtract(face.box, reference.box)).max() < 0.15 * width, path.name
+        assert np.abs(face.keypoints - reference.keypoints).max() < 0.08 * width, path.name
+        assert face.score > 0.7
 
 
 def test_quality_gate_scores_blur_and_tiny_faces_low() -> None:

@@ -158,11 +158,26 @@ def test_a_wrong_config_key_is_one_line(capsys: pytest.CaptureFixture[str], tmp_
     assert status == 2 and "detector.score_treshold" in err and err.count("\n") == 1
 
 
-def test_int8_on_litert_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_variant_that_does_not_ship_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run_cli(
-        capsys, "detect", str(SAME_PERSON[0]), "--backend", "litert", "--precision", "int8"
+        capsys, "detect", str(SAME_PERSON[0]), "--backend", "onnx", "--precision", "fp16"
     )
-    assert status == 2 and "int8" in err
+    assert status == 2 and err.count("\n") == 1
+    assert "embedder.precision 'fp16' does not exist for runtime.backend 'onnx'" in err
+
+
+def test_int8_runs_on_the_default_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_cli(
+        capsys,
+        "compare",
+        *map(str, SAME_PERSON),
+        "--precision",
+        "int8",
+        "--detector-precision",
+        "int8",
+        "--json",
+    )
+    assert status == 0 and json.loads(out)["same_person"]
 
 
 def test_the_installed_command_never_prints_a_traceback(tmp_path: Path) -> None:

@@ -41,7 +41,12 @@ def test_every_field_is_documented() -> None:
         ("detector:\n  score_treshold: 0.4\n", "detector.score_treshold: Extra inputs"),
         ("runtime:\n  backend: tensorrt\n", "runtime.backend"),
         ("runtime:\n  threads: 0\n", "runtime.threads"),
-        ("embedder:\n  precision: int8\nruntime:\n  backend: litert\n", "int8"),
+        (
+            "embedder:\n  precision: fp16\nruntime:\n  backend: onnx\n",
+            "embedder.precision 'fp16' does not exist for runtime.backend 'onnx' (mobilefacenet "
+            "ships in fp32, int8)",
+        ),
+        ("detector:\n  precision: fp16\n", "detector.precision"),
         ("- a\n- b\n", "top level must be a mapping"),
         ("detector: [unclosed\n", "not valid YAML"),
     ],
