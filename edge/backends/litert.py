@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +11,7 @@ import numpy.typing as npt
 
 from edge.backends.base import FloatArray
 from edge.errors import BackendError
+from edge.system.native import native_stderr_silenced
 
 
 def _interpreter_class() -> Any:
@@ -33,26 +31,10 @@ def _interpreter_class() -> Any:
         ) from exc
 
 
-@contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """LiteRT's C++ core prints "INFO: Created TensorFlow Lite XNNPACK delegate" straight to
-    file descriptor 2, with no switch in the Python API; the CLI promises one-line errors on
-    stderr and nothing else, so the descriptor is pointed at /dev/null while a model loads."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class LiteRTSession:
     def __init__(self, path: Path, threads: int) -> None:
         try:
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 self._interpreter = _interpreter_class()(model_path=str(path), num_threads=threads)
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:

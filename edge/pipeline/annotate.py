@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from edge.errors import EdgeError
 from edge.pipeline.frames import FaceView
+from edge.system.native import native_stderr_silenced
 from edge.types import Image
 
 log = logging.getLogger(__name__)
@@ -47,24 +47,6 @@ BROWSER_CODECS: dict[str, tuple[tuple[str, str], ...]] = {
 _probed: dict[str, tuple[str, str] | None] = {}
 
 
-@contextlib.contextmanager
-def _native_stderr_muted() -> Iterator[None]:
-    """FFmpeg prints to file descriptor 2 itself when an encoder is missing or a tag is unusual:
-    noise while probing, so it goes to /dev/null for that moment."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def probe_codec(suffix: str, folder: Path | None = None) -> tuple[str, str] | None:
     """The first browser-playable (fourcc, name) this OpenCV build can write for ``suffix``, or
     None; found by opening a small writer on a scratch file (in ``folder``), once a process."""
@@ -74,7 +56,7 @@ def probe_codec(suffix: str, folder: Path | None = None) -> tuple[str, str] | No
             fd, scratch = tempfile.mkstemp(prefix=".annotate-probe-", suffix=suffix, dir=folder)
             os.close(fd)
             try:
-                with _native_stderr_muted():
+                with native_stderr_silenced():
                     writer = cv2.VideoWriter(
                         scratch, cv2.VideoWriter.fourcc(*fourcc), 25.0, (64, 64)
                     )

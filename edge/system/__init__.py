@@ -1,3 +1,4 @@
 """The operating system around edge: systemd readiness and watchdog (:mod:`sdnotify`),
 SIGINT/SIGTERM (:mod:`signals`), the machine checks of ``edge doctor`` (:mod:`doctor`), and
-bounded reads of untrusted files and JSON (:mod:`inputs`)."""
+bounded reads of untrusted files and JSON (:mod:`inputs`), native libraries' stderr
+(:mod:`native`)."""
