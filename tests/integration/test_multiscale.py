@@ -26,7 +26,7 @@ from edge.pipeline.capture import Frame, read_image
 from edge.pipeline.decide import Hit
 from edge.pipeline.frames import FrameProcessor
 from edge.samples import OTHER_PERSON, SAME_PERSON
-from edge.types import Box
+from edge.types import Box, iou
 from edge.watchlist import keys as keyring
 from edge.watchlist.matcher import Watchlist
 
@@ -65,15 +65,6 @@ def paste(canvas: np.ndarray, path: Path, face_w: float, x: int, y: int) -> Box:
     small = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA)
     canvas[y : y + side, x : x + side] = small
     return (x + box[0] * scale, y + box[1] * scale, x + box[2] * scale, y + box[3] * scale)
-
-
-def iou(a: Box, b: Box) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def found(detections: list, truth: Box) -> bool:  # type: ignore[type-arg]
