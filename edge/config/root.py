@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from edge.config.alerts import AlertContentConfig, AuditConfig, OutboxConfig
@@ -34,7 +33,7 @@ from edge.config.sync import SyncConfig
 from edge.config.watchlist import WatchlistConfig
 from edge.errors import ConfigError
 from edge.models import EMBEDDING_MODEL, shipped_precisions
-from edge.system.inputs import read_bounded
+from edge.system.inputs import load_yaml, read_bounded
 
 STATE_DIR_ENV = "EDGE_STATE_DIR"
 DEFAULT_STATE_DIR: Path = Path("/var/lib/edge")
@@ -177,12 +176,8 @@ def load_config(path: Path | None) -> Config:
             f"config {path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
         ) from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from exc
-    except RecursionError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: nested too deeply") from exc
-    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a date 2024-13-01
+        data = load_yaml(text)
+    except ValueError as exc:
         raise ConfigError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from exc
     if data is None:
         data = {}

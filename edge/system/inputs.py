@@ -9,6 +9,10 @@ problem is one line naming the file, raised as the caller's own error class.
 and refuses documents nested deeper than :data:`MAX_JSON_DEPTH`, which would otherwise end in a
 RecursionError in the parser or in whatever walks the document next. Its errors are
 ``ValueError`` (as the json module's own are), which callers translate where the input enters.
+
+:func:`load_yaml` does the same for YAML (config files), and also bounds what aliases expand to:
+a few hundred bytes of ``&a [*b, *b, ...]`` would otherwise build a document of billions of
+nodes for the validator to walk.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from edge.errors import EdgeError
 
 # No document edge reads (manifests, announcements, alerts, audit records, state files) nests
 # beyond 5 levels; 32 leaves room to grow and keeps every walk of a document shallow.
 MAX_JSON_DEPTH = 32
+# A full config file is about 300 nodes; aliases may repeat a block, within this bound.
+MAX_YAML_NODES = 100_000
 _READ_BLOCK = 1 << 20
 # The largest image edge decodes (36 megapixels, edge.pipeline.capture.MAX_PIXELS) stored
 # uncompressed as 8-bit RGB (BMP, TIFF) is 108 MB; a bigger file is refused before it is read
@@ -120,3 +128,53 @@ def load_json(data: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if json_depth_exceeds(document, max_depth):
         raise ValueError(f"JSON nested more than {max_depth} levels deep")
     return document
+
+
+def _yaml_shape_error(text: str, max_depth: int, max_nodes: int) -> str | None:
+    """Why ``text`` nests or expands too far, from its parse events alone (cheap: no document
+    is built), or None. An alias counts as the nodes of the collection it names."""
+    depth = 0
+    counts = [0]  # nodes seen so far in each open collection (the outermost: the document)
+    anchors: dict[str, int] = {}
+    open_anchors: list[str | None] = []
+    for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        if isinstance(event, yaml.AliasEvent):
+            counts[-1] += anchors.get(event.anchor or "", 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            counts[-1] += 1
+            if event.anchor is not None:
+                anchors[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > max_depth:
+                return f"nested more than {max_depth} levels deep"
+            counts.append(1)
+            open_anchors.append(event.anchor)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            size = counts.pop()
+            anchor = open_anchors.pop()
+            if anchor is not None:
+                anchors[anchor] = size
+            counts[-1] += size
+        if counts[0] + sum(counts[1:]) > max_nodes:
+            return f"expands to more than {max_nodes:,} values (aliases repeating aliases)"
+    return None
+
+
+def load_yaml(text: str, max_depth: int = MAX_JSON_DEPTH, max_nodes: int = MAX_YAML_NODES) -> Any:
+    """Parse YAML with the safe loader; invalid YAML, nesting beyond ``max_depth`` and aliases
+    expanding beyond ``max_nodes`` values are a ``ValueError`` with a one-line reason."""
+    try:
+        problem = _yaml_shape_error(text, max_depth, max_nodes)
+        if problem is not None:
+            raise ValueError(problem)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        where = exc.problem_mark or exc.context_mark
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        raise ValueError(f"{exc.problem or exc.context}{at}".splitlines()[0]) from exc
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc).splitlines()[0]) from exc
+    except (TypeError, OverflowError) as exc:  # e.g. a date 2024-13-01
+        raise ValueError(str(exc).splitlines()[0]) from exc

@@ -148,6 +148,41 @@ def test_yaml_the_loader_chokes_on_is_one_line(tmp_path: Path, text: str) -> Non
     assert "\n" not in str(caught.value)
 
 
+def _alias_bomb(levels: int) -> str:
+    """Each level an anchored list of ten aliases of the one before: 10**levels values."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 33 + "]" * 33, "nested more than 32 levels deep"),
+        ("a:\n" + "".join("  " * i + "- b:\n" for i in range(40)), "nested more than 32"),
+        ("[" * 200_000 + "]" * 200_000, "exceeded maximum nesting depth"),
+        (_alias_bomb(9), "expands to more than 100,000 values"),
+    ],
+    ids=["flow", "block", "very-deep", "alias-bomb"],
+)
+def test_hostile_yaml_is_refused_from_its_shape_before_a_document_is_built(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """The loader refuses these from the parse events alone: building the document first cost
+    seconds of recursion (deep nesting) or billions of values (the alias bomb is 10**9)."""
+    path = tmp_path / "edge.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="is not valid YAML") as caught:
+        load_config(path)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_aliases_within_the_bound_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text("device:\n  id: &name cam-1\n  location: {name: *name}\n")
+    assert load_config(path).device.location.name == "cam-1"  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
