@@ -40,7 +40,7 @@ def test_anything_but_a_small_regular_file_is_refused_at_once(
     started = time.monotonic()
     with pytest.raises(ConfigError) as caught:
         read_bounded(path, 100, "config", ConfigError)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0  # at once: a blocking read would never return
     text = str(caught.value)
     assert message.format(path=path) in text and str(path) in text and "\n" not in text
 
