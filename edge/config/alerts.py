@@ -63,7 +63,7 @@ class AlertContentConfig(Section):
         "JPEG at most context_width px wide, the matched face's box beside it (not drawn in), "
         "and every other face pixelated on the device before the JPEG is made (docs/alerts.md). "
         "It costs a scan of the whole frame for each matched shot that may become an alert "
-        "(measured on a 2-core x86: 75-95 ms at 640x360, 170-280 ms at 1920x1080). false: no "
+        "(measured on a 2-core x86: 50-110 ms at 640x360, 125-220 ms at 1920x1080). false: no "
         "context frame is made or sent.",
     )
     context_width: int = Field(
