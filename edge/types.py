@@ -56,6 +56,17 @@ class Face:
         return self.detection.score
 
 
+@dataclass(frozen=True, eq=False)
+class ContextFrame:
+    """A small JPEG of the scene around a matched face, every other face already blurred in it
+    (made by :mod:`edge.pipeline.context`, carried by an alert as its ``context``)."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    box: tuple[int, int, int, int]  # the matched face in the JPEG's pixels: x1, y1, x2, y2
+
+
 @dataclass(frozen=True)
 class Match:
     """One watchlist entry as a candidate for a face, with its best template's score."""

@@ -26,6 +26,7 @@ import jsonschema  # type: ignore[import-untyped]
 from edge.clock import utc_rfc3339
 from edge.errors import AlertError
 from edge.system.inputs import load_json
+from edge.types import ContextFrame
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +146,17 @@ def build_alert(
     location: Mapping[str, Any] | None = None,
     crop_jpeg: bytes | None = None,
     crop_max_bytes: int = 32 * 1024,
+    context: ContextFrame | None = None,
+    context_max_bytes: int = 128 * 1024,
     test: bool = False,
     alert_id: str | None = None,
 ) -> dict[str, Any]:
     """A schema-valid alert with a fresh UUIDv7 id; raises :class:`AlertError` if invalid.
 
     ``location`` is the device's configured location (``name``/``lat``/``lon``; ``None`` values
-    are left out). A crop larger than ``crop_max_bytes`` is left out (the alert matters more than
-    the picture); one that is not a JPEG is an error.
+    are left out). A crop larger than ``crop_max_bytes``, or a context frame (the scene, every
+    other face already blurred) larger than ``context_max_bytes``, is left out (the alert matters
+    more than the picture); one that is not a JPEG is an error.
     """
     if event_time is not None and event_time.tzinfo is None:
         raise AlertError("event time must be timezone-aware (naive datetimes are ambiguous)")
@@ -174,26 +178,44 @@ def build_alert(
         where = {k: v for k, v in location.items() if v is not None}
         if where:
             alert["location"] = where
-    if crop_jpeg is not None:
-        if not crop_jpeg.startswith(JPEG_MAGIC):
-            raise AlertError("alert crop is not a JPEG (it must start with FF D8 FF)")
-        if len(crop_jpeg) > crop_max_bytes:
-            log.info(
-                "alert %s: crop of %d bytes is over the %d-byte cap, sending the alert without it",
-                alert["alert_id"],
-                len(crop_jpeg),
-                crop_max_bytes,
-            )
-        else:
-            alert["crop"] = {
-                "media_type": "image/jpeg",
-                "data": base64.b64encode(crop_jpeg).decode("ascii"),
-            }
+    if crop_jpeg is not None and _fits(alert["alert_id"], "crop", crop_jpeg, crop_max_bytes):
+        alert["crop"] = {"media_type": "image/jpeg", "data": _base64(crop_jpeg)}
+    if context is not None and _fits(
+        alert["alert_id"], "context frame", context.jpeg, context_max_bytes
+    ):
+        alert["context"] = {
+            "media_type": "image/jpeg",
+            "data": _base64(context.jpeg),
+            "width": context.width,
+            "height": context.height,
+            "box": list(context.box),
+        }
     for key in ("score", "threshold", "quality"):
         if alert[key] != alert[key] or alert[key] in (float("inf"), float("-inf")):
             raise AlertError(f"alert {key} must be a finite number, not {alert[key]}")
     validate_alert(alert)
     return alert
+
+
+def _fits(alert_id: str, what: str, jpeg: bytes, max_bytes: int) -> bool:
+    """Whether a picture goes into the alert: an error if it is not a JPEG, False (logged) if it
+    is over its cap."""
+    if not jpeg.startswith(JPEG_MAGIC):
+        raise AlertError(f"alert {what} is not a JPEG (it must start with FF D8 FF)")
+    if len(jpeg) > max_bytes:
+        log.info(
+            "alert %s: %s of %d bytes is over the %d-byte cap, sending the alert without it",
+            alert_id,
+            what,
+            len(jpeg),
+            max_bytes,
+        )
+        return False
+    return True
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def encode_alert(alert: Mapping[str, Any]) -> bytes:
@@ -221,8 +243,8 @@ def decode_alert(payload: bytes) -> dict[str, Any]:
 
 
 def alert_summary(alert: Mapping[str, Any]) -> dict[str, Any]:
-    """The alert without its crop: what the audit log keeps of it."""
-    return {k: v for k, v in alert.items() if k != "crop"}
+    """The alert without its pictures (crop, context frame): what the audit log keeps of it."""
+    return {k: v for k, v in alert.items() if k not in ("crop", "context")}
 
 
 # --- review decisions --------------------------------------------------------------------------

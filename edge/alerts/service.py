@@ -4,7 +4,8 @@ with AlertService(config) as alerts:          # starts the publisher thread
     alerts.status(model_id="mobilefacenet-fp32", watchlist_id="wl", watchlist_version="7")
     alert = alerts.hit(watchlist_id="wl", watchlist_version="7", entry_id="e42",
                        entry_label="...", score=0.71, threshold=0.6, quality=0.83, track_id=12,
-                       model_id="mobilefacenet-fp32", crop_jpeg=jpeg_bytes)
+                       model_id="mobilefacenet-fp32", crop_jpeg=jpeg_bytes,
+                       context=context_frame)
     alert["alert_id"]                         # committed to the outbox, sent in the background
 """
 
@@ -21,6 +22,7 @@ from edge.alerts.publisher import AlertPublisher, DeviceStatus
 from edge.alerts.schema import Review, build_alert
 from edge.audit import AuditLog, Head
 from edge.config import Config
+from edge.types import ContextFrame
 
 
 class AlertService:
@@ -100,12 +102,14 @@ class AlertService:
         model_id: str,
         event_time: datetime | None = None,
         crop_jpeg: bytes | None = None,
+        context: ContextFrame | None = None,
         test: bool = False,
     ) -> dict[str, Any]:
-        """Build an alert for this device (location and crop policy from config), commit it to
-        the outbox and audit the hit; returns the alert as committed (its ``alert_id`` among
-        the rest). Sending happens in the background."""
+        """Build an alert for this device (location, crop and context policy from config),
+        commit it to the outbox and audit the hit; returns the alert as committed (its
+        ``alert_id`` among the rest). Sending happens in the background."""
         location = self.config.device.location
+        content = self.config.alerts
         alert = build_alert(
             device_id=self.config.device.id,
             watchlist_id=watchlist_id,
@@ -119,15 +123,23 @@ class AlertService:
             model_id=model_id,
             event_time=event_time,
             location=None if location is None else location.model_dump(),
-            crop_jpeg=crop_jpeg if self.config.alerts.include_crop else None,
-            crop_max_bytes=self.config.alerts.crop_max_bytes,
+            crop_jpeg=crop_jpeg if content.include_crop else None,
+            crop_max_bytes=content.crop_max_bytes,
+            context=context if content.include_context else None,
+            context_max_bytes=content.context_max_bytes,
             test=test,
         )
         self.outbox.enqueue(alert)
         return alert
 
     def test_hit(
-        self, label: str, track_id: int, *, source: str = "test", entry_id: str = "test"
+        self,
+        label: str,
+        track_id: int,
+        *,
+        source: str = "test",
+        entry_id: str = "test",
+        context: ContextFrame | None = None,
     ) -> str:
         """Commit an alert marked ``test: true`` (``edge alerts test``, benchmarks); it travels
         exactly as a real one. ``source`` names the watchlist and model. Returns its id."""
@@ -141,6 +153,7 @@ class AlertService:
             quality=1.0,
             track_id=track_id,
             model_id=source,
+            context=context,
             test=True,
         )
         return str(alert["alert_id"])

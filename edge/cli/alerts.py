@@ -36,10 +36,15 @@ from edge.mqtt.oneshot import (
     wait_published,
 )
 from edge.mqtt.topics import DeviceTopics
+from edge.types import Box, ContextFrame
 
 log = logging.getLogger(__name__)
 
 _STATE_DIR = "directory of the outbox and audit log"
+# Test alerts' context frame: a frame of the demo clip in which Lin-Manuel Miranda is alone on
+# stage, and his face there (the detector's box; tests/integration/test_context.py checks both).
+DEMO_CONTEXT_FRAME = 120
+DEMO_CONTEXT_BOX: Box = (190.0, 53.0, 277.7, 140.8)
 
 
 def register(subparsers: Subparsers) -> None:
@@ -49,8 +54,10 @@ def register(subparsers: Subparsers) -> None:
         "test",
         help="push N test alerts through the outbox and MQTT client",
         description="Enqueue N alerts marked test=true in the device's outbox and send them "
-        "exactly as real alerts are sent. Exit 0 once the broker has acknowledged all of them; "
-        "1 if some are still waiting when --timeout runs out (they stay in the outbox).",
+        "exactly as real alerts are sent, each with a context frame from the demo clip (Lin-"
+        "Manuel Miranda alone on stage; none with alerts.include_context false). Exit 0 once "
+        "the broker has acknowledged all of them; 1 if some are still waiting when --timeout "
+        "runs out (they stay in the outbox).",
     )
     add_common(test, broker=True, state_dir=_STATE_DIR)
     test.add_argument("--count", type=positive_int, default=1, help="alerts to send")
@@ -145,13 +152,16 @@ def _device_arg(args: argparse.Namespace, config: Config) -> str:
 
 def _test_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    content = config.alerts
+    context = demo_context_frame(content.context_width) if content.include_context else None
     service = AlertService(config, state_dir=args.state_dir, as_tool=True)
     ids: list[str] = []
     try:
         if not args.no_wait:
             service.start()
         for n in range(args.count):
-            alert_id = service.test_hit(f"edge alerts test {n + 1}/{args.count}", n)
+            label = f"edge alerts test {n + 1}/{args.count}"
+            alert_id = service.test_hit(label, n, context=context)
             ids.append(alert_id)
             if args.print_ids:
                 print(alert_id, flush=True)
@@ -177,6 +187,27 @@ def _test_command(args: argparse.Namespace) -> int:
         f"({took:.2f}s after the last was queued)"
     )
     return 0
+
+
+def demo_context_frame(width: int) -> ContextFrame | None:
+    """The context frame of test alerts (:data:`DEMO_CONTEXT_FRAME` of the demo clip), made as
+    real ones are (nobody else is in that frame to blur); None if the clip cannot be read."""
+    import cv2
+    import numpy as np
+
+    from edge.demo import DEMO_CLIP
+    from edge.pipeline.context import encode_context
+
+    capture = cv2.VideoCapture(str(DEMO_CLIP))
+    try:
+        for _ in range(DEMO_CONTEXT_FRAME + 1):
+            ok, image = capture.read()
+            if not ok:
+                log.warning("cannot read %s: test alerts go without a context frame", DEMO_CLIP)
+                return None
+    finally:
+        capture.release()
+    return encode_context(np.asarray(image, dtype=np.uint8), DEMO_CONTEXT_BOX, (), width)
 
 
 def _flush_command(args: argparse.Namespace) -> int:
@@ -296,6 +327,10 @@ def _alert_line(alert: dict[str, Any], as_json: bool) -> str:
         parts.append(f"location={json.dumps(alert['location'], sort_keys=True)}")
     if "crop" in alert:
         parts.append(f"crop={len(alert['crop']['data']) * 3 // 4}B")
+    if "context" in alert:
+        context = alert["context"]
+        size = len(context["data"]) * 3 // 4
+        parts.append(f"context={context['width']}x{context['height']},{size}B")
     if alert["test"]:
         parts.append("TEST")
     return " ".join(parts)

@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from edge.config.run import TrackerConfig
 from edge.pipeline.track import Shot, Track
-from edge.types import Box, Identification
+from edge.types import Box, ContextFrame, Identification
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class Hit:
     box: Box
     votes: int
     crop_jpeg: bytes | None = None
+    context: ContextFrame | None = None
 
 
 class Decider:
@@ -95,6 +96,26 @@ class Decider:
     def is_rejected(self, track_id: int, entry_id: int) -> bool:
         with self._rejections_lock:
             return (track_id, entry_id) in self._rejections
+
+    def wants_context(self, track: Track, shot: Shot) -> bool:
+        """Whether ``shot`` (attached to ``track``, not yet observed) could become the shot of
+        an alert, so is worth a context frame (which costs a scan of the whole frame): it
+        matched, its entry is neither in its cooldown nor rejected for this track, and no shot
+        already pending would be chosen over it (votes: one as high for that entry; best: one
+        of better quality in the window)."""
+        match = shot.match
+        if match is None or self.is_rejected(track.id, match.entry_id):
+            return False
+        if self._cooling(match.entry_id, shot.t):
+            return False
+        if self.config.decision == "best":
+            return track.window is None or shot.quality > track.window.quality
+        pending = track.votes.get(match.entry_id, [])
+        return all(v.match is None or v.match.score < match.score for v in pending)
+
+    def _cooling(self, entry_id: int, t: float) -> bool:
+        last = self._last_alert.get(entry_id)
+        return last is not None and abs(t - last) < self.config.cooldown_s
 
     def observe(self, track: Track, shot: Shot) -> list[Hit]:
         """A new shot of ``track`` (already attached to it)."""
@@ -159,8 +180,7 @@ class Decider:
                 match.entry_id,
             )
             return []
-        last = self._last_alert.get(match.entry_id)
-        if last is not None and abs(shot.t - last) < self.config.cooldown_s:
+        if self._cooling(match.entry_id, shot.t):
             self.suppressed += 1
             log.debug(
                 "track %d matched entry %d again within the cooldown: no alert",
@@ -183,5 +203,6 @@ class Decider:
                 box=shot.box,
                 votes=votes,
                 crop_jpeg=shot.crop_jpeg,
+                context=shot.context,
             )
         ]

@@ -7,8 +7,9 @@ new, when a cheap quality estimate says its face got clearly better than before,
 embedding is searched in the watchlist on its own and becomes a shot of its track; the decision
 stage (:mod:`edge.pipeline.decide`) turns enough evidence into a :class:`~edge.pipeline.decide.Hit`.
 
-Only shots that matched an entry get a JPEG crop, and only in memory; everything else about a
-face is dropped with its track.
+Only shots that matched an entry get a JPEG crop, and those that may become an alert a context
+frame too (:mod:`edge.pipeline.context`: the scene, every other face blurred), only in memory;
+everything else about a face is dropped with its track.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from edge.config import Config
 from edge.pipeline.align import KeypointAligner
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import Frame
+from edge.pipeline.context import ContextMaker
 from edge.pipeline.decide import Decider, Gallery, Hit
 from edge.pipeline.metrics import StageSet
 from edge.pipeline.multiscale import ScanStats, VideoScanner
 from edge.pipeline.quality import assess
 from edge.pipeline.track import Shot, Track, Tracker
-from edge.types import Box, Detection, FloatArray, Image
+from edge.types import Box, ContextFrame, Detection, FloatArray, Image
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ class FrameProcessor:
         "align",
         "embed",
         "match",
+        "context",
     )
 
     def __init__(
@@ -125,6 +128,12 @@ class FrameProcessor:
         self.floor = config.quality.min_quality
         self.min_eye_px = config.quality.min_eye_px
         self._cheap = KeypointAligner()
+        content = config.alerts
+        self._contexts = (
+            ContextMaker(analyzer, content.context_width) if content.include_context else None
+        )
+        self._detections: list[Detection] = []  # the current frame's, for its context frames
+        self._context_ms = 0.0  # spent on context frames in the current frame's matching
         self.frames = 0
         self.faces = 0  # detections over all frames
         self.assessed = 0  # faces aligned and quality-scored
@@ -220,6 +229,7 @@ class FrameProcessor:
             result.hits += self.decider.finish(track)
         t_cut = time.perf_counter()
         detections = self._detect(frame)
+        self._detections = detections
         t_detect = time.perf_counter()
         pairs = self.tracker.update(detections, frame.t, frame.index)
         due = self._schedule(frame.image, pairs)
@@ -259,9 +269,11 @@ class FrameProcessor:
         self.stages["embed"].add((t_embed - t_align) * 1000)
         self.embedded += len(passing)
         hits: list[Hit] = []
+        self._context_ms = 0.0
         for (track, detection, _, quality), vector in zip(passing, vectors, strict=True):
             hits += self._take_shot(frame, track, detection, quality, vector)
-        self.stages["match"].add((time.perf_counter() - t_embed) * 1000)
+        # Context frames are their own stage.
+        self.stages["match"].add((time.perf_counter() - t_embed) * 1000 - self._context_ms)
         return hits
 
     def _take_shot(
@@ -286,6 +298,8 @@ class FrameProcessor:
             crop_jpeg=crop,
         )
         owner, ended = self.tracker.attach(track, shot)
+        if self._contexts is not None and self.decider.wants_context(owner, shot):
+            shot.context = self._context(frame, detection, (track, owner))
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "frame %d: track %d%s, quality %.2f, best entry %s",
@@ -297,6 +311,23 @@ class FrameProcessor:
             )
         hits = self.decider.finish(ended) if ended is not None else []
         return hits + self.decider.observe(owner, shot)
+
+    def _context(
+        self, frame: Frame, detection: Detection, its_tracks: tuple[Track, ...]
+    ) -> ContextFrame | None:
+        """The context frame for ``detection``: the frame's other detections and every other
+        track's box (last seen and predicted) are blurred, besides what the maker's scan finds."""
+        assert self._contexts is not None
+        started = time.perf_counter()
+        others = [d.box for d in self._detections if d is not detection]
+        for track in self.tracker.tracks.values():
+            if all(track is not own for own in its_tracks):
+                others += [track.box, track.predict(frame.t)]
+        context = self._contexts.make(frame.image, detection.box, others)
+        ms = (time.perf_counter() - started) * 1000
+        self.stages["context"].add(ms)
+        self._context_ms += ms
+        return context
 
     def _current(self, track: Track, detection: Detection) -> Track:
         if track.id in self.tracker.tracks:

@@ -9,8 +9,9 @@ or a cut to someone else in the same place), and a new track whose first embeddi
 a recently lost one continues it.
 
 Privacy: a :class:`Track` holds everything known about a face (boxes, embeddings, and the crops
-of shots that matched the watchlist) in memory only. The tracker lets go of a track when it
-ends and nothing of it is written anywhere, unless the decision stage turned it into an alert.
+and context frames of shots that matched the watchlist) in memory only. The tracker lets go of a
+track when it ends and nothing of it is written anywhere, unless the decision stage turned it
+into an alert.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import datetime
 import numpy as np
 
 from edge.config.run import TrackerConfig
-from edge.types import Box, Detection, FloatArray, Match, iou
+from edge.types import Box, ContextFrame, Detection, FloatArray, Match, iou
 
 _VELOCITY_SMOOTHING = 0.5  # weight of the newest velocity measurement
 _MAX_PREDICT_S = 0.5  # never extrapolate a box further than this
@@ -48,6 +49,7 @@ class Shot:
     match: Match | None = None  # best entry if it reached the threshold
     best: Match | None = None  # best entry whatever its score (for the debug log)
     crop_jpeg: bytes | None = None  # only ever made for a shot that matched
+    context: ContextFrame | None = None  # only for a matched shot that may become an alert
 
 
 class Track:
@@ -118,7 +120,7 @@ class Track:
         del self.shots[max_shots:]
 
     def forget(self) -> None:
-        """Drop every embedding and crop the track holds (it has ended)."""
+        """Drop every embedding, crop and context frame the track holds (it has ended)."""
         self.shots.clear()
         self.votes.clear()
         self.window = None

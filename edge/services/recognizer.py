@@ -407,6 +407,7 @@ class Runner:
             model_id=self.model_id,
             event_time=hit.wall,
             crop_jpeg=hit.crop_jpeg,
+            context=hit.context,
             test=self.options.test_alerts,
         )
         alert_id = str(alert["alert_id"])

@@ -61,6 +61,8 @@ def test_alerts_test_sends_marked_test_alerts_through_the_outbox(
         collector.close()
     alerts = [decode_alert(payload) for _, payload, _ in collector.messages]
     assert all(a["test"] is True and a["device_id"] == "cam-1" for a in alerts)
+    # Each looks like a real one at the console: a scene from the demo clip, the face boxed.
+    assert all(a["context"]["width"] == 640 and len(a["context"]["box"]) == 4 for a in alerts)
     assert edge.cli.main(["audit", "verify", "--state-dir", str(tmp_path / "state")]) == 0
 
 
@@ -127,6 +129,7 @@ def test_alerts_tail_prints_what_alerts_test_sends(
     lines = [line for line in out.splitlines() if "TEST" in line]
     assert len(lines) == 2
     assert "cam-1" in lines[0] and "score=1.000/1.000" in lines[0]
+    assert "context=640x360," in lines[0]
 
 
 def test_alerts_tail_json_and_timeout(

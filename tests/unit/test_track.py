@@ -11,7 +11,7 @@ from edge.config import Config
 from edge.config.run import TrackerConfig
 from edge.pipeline.decide import Decider
 from edge.pipeline.track import Shot, Track, Tracker
-from edge.types import Box, Detection, Match, iou
+from edge.types import Box, ContextFrame, Detection, Match, iou
 
 WALL = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 THRESHOLD = 0.45
@@ -242,3 +242,39 @@ def test_a_rejected_match_does_not_alert_again_for_that_track() -> None:
     assert not decider.is_rejected(track.id, 4)
     _, later = _track_with(decider, [shot(50, 9.0, person, entry=4)])  # a new pass is judged afresh
     assert len(later) == 1
+
+
+def test_only_a_matched_shot_that_may_become_an_alert_wants_a_context_frame() -> None:
+    decider = Decider(config(min_votes=2, cooldown_s=10.0))
+    person = unit(23)
+    track = Track(1, (0, 0, 10, 10), 0.0, 0)
+    assert not decider.wants_context(track, shot(0, 0.0, person))  # matched nothing
+    first = shot(1, 0.1, person, entry=4, score=0.6)
+    assert decider.wants_context(track, first)
+    track.add_shot(first, 5)
+    assert decider.observe(track, first) == []
+    # The pending 0.6 vote would carry the alert, not this one.
+    assert not decider.wants_context(track, shot(2, 0.2, person, entry=4, score=0.6))
+    best = shot(3, 0.3, person, entry=4, score=0.7)
+    assert decider.wants_context(track, best)
+    best.context = ContextFrame(b"\xff\xd8\xff", 64, 36, (1, 2, 3, 4))
+    track.add_shot(best, 5)
+    hits = decider.observe(track, best)
+    assert [h.context for h in hits] == [best.context]  # the alert carries its shot's frame
+    assert not decider.wants_context(track, shot(4, 5.0, person, entry=4, score=0.9))  # cooldown
+    assert decider.wants_context(track, shot(5, 5.0, person, entry=5))  # another entry
+    assert decider.wants_context(track, shot(6, 10.3, person, entry=4))  # the cooldown is over
+    decider.reject(track.id, 5)
+    assert not decider.wants_context(track, shot(7, 11.0, person, entry=5))
+
+
+def test_best_policy_wants_a_context_frame_for_the_best_shot_of_the_window_only() -> None:
+    decider = Decider(config(decision="best", window_s=1.0, cooldown_s=0.0))
+    person = unit(24)
+    track = Track(1, (0, 0, 10, 10), 0.0, 0)
+    good = shot(0, 0.0, person, entry=2, quality=0.8)
+    assert decider.wants_context(track, good)
+    track.add_shot(good, 5)
+    decider.observe(track, good)
+    assert not decider.wants_context(track, shot(1, 0.1, person, entry=2, quality=0.7))
+    assert decider.wants_context(track, shot(2, 0.2, person, entry=2, quality=0.9))
