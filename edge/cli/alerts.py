@@ -9,7 +9,7 @@ import re
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 
@@ -37,6 +37,9 @@ from edge.mqtt.oneshot import (
 )
 from edge.mqtt.topics import DeviceTopics
 from edge.types import Box, ContextFrame
+
+if TYPE_CHECKING:
+    from edge.pipeline.context import Background
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +156,11 @@ def _device_arg(args: argparse.Namespace, config: Config) -> str:
 def _test_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     content = config.alerts
-    context = demo_context_frame(content.context_width) if content.include_context else None
+    context = (
+        demo_context_frame(content.context_width, content.context_background)
+        if content.include_context
+        else None
+    )
     service = AlertService(config, state_dir=args.state_dir, as_tool=True)
     ids: list[str] = []
     try:
@@ -189,7 +196,7 @@ def _test_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_context_frame(width: int) -> ContextFrame | None:
+def demo_context_frame(width: int, background: Background) -> ContextFrame | None:
     """The context frame of test alerts (:data:`DEMO_CONTEXT_FRAME` of the demo clip), made as
     real ones are (nobody else is in that frame to blur); None if the clip cannot be read."""
     import cv2
@@ -207,7 +214,8 @@ def demo_context_frame(width: int) -> ContextFrame | None:
                 return None
     finally:
         capture.release()
-    return encode_context(np.asarray(image, dtype=np.uint8), DEMO_CONTEXT_BOX, (), width)
+    frame = np.asarray(image, dtype=np.uint8)
+    return encode_context(frame, DEMO_CONTEXT_BOX, (), width, background)
 
 
 def _flush_command(args: argparse.Namespace) -> int:

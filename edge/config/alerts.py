@@ -73,6 +73,14 @@ class AlertContentConfig(Section):
         description="The context frame is scaled down to at most this many pixels wide (never "
         "up); the schema allows at most 640.",
     )
+    context_background: Literal["blurred", "sharp"] = Field(
+        "blurred",
+        description="'blurred': everything in the context frame outside the matched person (their "
+        "face box grown to head and shoulders) is blurred as well, so that a face no detector "
+        "pass could find (a profile, a turned or half-hidden head) is never sent sharp; the "
+        "layout of the scene stays readable. 'sharp': the scene is sent as seen and only the "
+        "faces found are pixelated.",
+    )
     context_max_bytes: int = Field(
         128 * 1024,
         ge=16 * 1024,

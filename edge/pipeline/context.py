@@ -15,6 +15,11 @@ Which regions are blurred, all of them unless they are the matched face itself:
   confidence than detection's, with no face-mesh check, each face's box the span of every
   candidate that merged into it. In doubt, a region is blurred.
 
+With ``alerts.context_background: blurred`` (the default) the whole scene is blurred first as
+well (a Gaussian of :data:`BACKGROUND_BLUR` of the context's width), except the matched person's
+head and shoulders (:data:`PERSON_REGION`): a face that no pass found, a profile or a turned
+head, is then no sharper than the street around it.
+
 A blurred region is the face's box grown by :data:`BLUR_MARGIN` of its size on each side (hair,
 ears and the head's outline go too), averaged down to :data:`BLUR_BLOCKS` blocks along its
 longer side and scaled back up smoothly: a handful of colours is all that is left of a face.
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -45,6 +51,12 @@ CONTEXT_JPEG_QUALITY = 80
 MAX_SIDE = 4096  # the alert schema's bound on either side of the JPEG
 BLUR_MARGIN = 0.4  # of the face box's width (height) added on each side before blurring
 BLUR_BLOCKS = 3  # a blurred region keeps this many blocks along its longer side
+# The background blur's sigma, as a fraction of the context's width: 640 px -> 12 px, which
+# leaves a face of up to ~60 px a smear (measured in tests/integration/test_context.py).
+BACKGROUND_BLUR = 1 / 54
+# The matched person kept sharp: their face box grown by these fractions of its width (left,
+# right) and height (up, down): the head, the shoulders and what they wear near the face.
+PERSON_REGION = (0.6, 0.6, 0.4, 1.2)
 SCAN_THRESHOLD = 0.25  # detection's is 0.5: a doubtful face is blurred, not shown
 # Context pixels: the scan's tiles are planned to find faces this wide about 60 % of the time and
 # wider ones reliably. Tiles are never enlarged, so a frame no wider than the context frame is
@@ -54,6 +66,7 @@ SMALLEST_FACE_PX = 12.0
 # track, or the scan's box for it): two faces cannot share one place in a frame.
 SAME_FACE_IOU = 0.4
 SAME_FACE_INSIDE = 0.6
+Background = Literal["blurred", "sharp"]
 
 
 def context_scale(frame_w: int, frame_h: int, width: int) -> float:
@@ -100,9 +113,10 @@ def _scaled(box: Box, scale: float, size: tuple[int, int], margin: float) -> tup
 class ContextMaker:
     """Makes context frames at most ``width`` px wide, with ``analyzer``'s detector models."""
 
-    def __init__(self, analyzer: FaceAnalyzer, width: int) -> None:
+    def __init__(self, analyzer: FaceAnalyzer, width: int, background: Background) -> None:
         self.analyzer = analyzer
         self.width = width
+        self.background = background
         self._tiles: dict[tuple[int, int], list[Region]] = {}
 
     def tiles(self, frame_w: int, frame_h: int) -> list[Region]:
@@ -141,15 +155,34 @@ class ContextMaker:
         """The context frame of ``image`` (frame pixels) for the face at ``matched``; ``others``
         are more regions to blur (the frame's other detections and tracks), besides every face
         the scan finds. None if the JPEG cannot be encoded."""
-        return encode_context(image, matched, [*others, *self.faces(image)], self.width)
+        others = [*others, *self.faces(image)]
+        return encode_context(image, matched, others, self.width, self.background)
+
+
+def _blur_background(canvas: Image, matched: tuple[int, ...], size: tuple[int, int]) -> None:
+    """Blur ``canvas`` in place outside the matched person's head and shoulders."""
+    x1, y1, x2, y2 = matched
+    w, h = x2 - x1, y2 - y1
+    left, right, up, down = PERSON_REGION
+    px1, py1 = max(0, math.floor(x1 - left * w)), max(0, math.floor(y1 - up * h))
+    px2, py2 = min(size[0], math.ceil(x2 + right * w)), min(size[1], math.ceil(y2 + down * h))
+    person = canvas[py1:py2, px1:px2].copy()
+    sigma = max(2.0, size[0] * BACKGROUND_BLUR)
+    canvas[:] = cv2.GaussianBlur(canvas, (0, 0), sigma)
+    canvas[py1:py2, px1:px2] = person
 
 
 def encode_context(
-    image: Image, matched: Box, blur: Iterable[Box], width: int
+    image: Image,
+    matched: Box,
+    blur: Iterable[Box],
+    width: int,
+    background: Background = "blurred",
 ) -> ContextFrame | None:
     """``image`` at most ``width`` px wide with every ``blur`` box that is not the ``matched``
-    face pixelated, as a JPEG made in memory from the blurred copy (``image`` itself is left as
-    it was); None if the JPEG cannot be encoded."""
+    face pixelated (and, ``background`` 'blurred', all but the matched person blurred), as a
+    JPEG made in memory from the blurred copy (``image`` itself is left as it was); None if the
+    JPEG cannot be encoded."""
     height, frame_w = image.shape[:2]
     scale = context_scale(frame_w, height, width)
     size = (max(1, round(frame_w * scale)), max(1, round(height * scale)))
@@ -158,6 +191,8 @@ def encode_context(
     else:
         canvas = image.copy()
     mx1, my1, mx2, my2 = _scaled(matched, scale, size, 0.0)
+    if background == "blurred":
+        _blur_background(canvas, (mx1, my1, mx2, my2), size)
     face = canvas[my1:my2, mx1:mx2].copy()
     restore = np.ones(face.shape[:2], dtype=bool)  # the matched face's pixels no box covers
     for box in blur:

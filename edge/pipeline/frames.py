@@ -130,7 +130,9 @@ class FrameProcessor:
         self._cheap = KeypointAligner()
         content = config.alerts
         self._contexts = (
-            ContextMaker(analyzer, content.context_width) if content.include_context else None
+            ContextMaker(analyzer, content.context_width, content.context_background)
+            if content.include_context
+            else None
         )
         self._detections: list[Detection] = []  # the current frame's, for its context frames
         self._context_ms = 0.0  # spent on context frames in the current frame's matching

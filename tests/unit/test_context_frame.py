@@ -120,6 +120,23 @@ def test_a_neighbour_s_margin_stops_at_the_matched_face_but_its_own_box_does_not
     assert _detail(_patch(cut, strip)) < 0.35 * _detail(_patch(plain, strip))
 
 
+def test_the_background_is_blurred_but_the_matched_person_is_kept() -> None:
+    scene, matched, _ = _scene()
+    scale = 640 / scene.shape[1]
+    plain = cv2.resize(scene, (640, 320), interpolation=cv2.INTER_AREA)
+    mine = tuple(v * scale for v in matched)
+    w, h = mine[2] - mine[0], mine[3] - mine[1]
+    shoulders = (mine[0], mine[3], mine[2], mine[3] + h)
+    far_corner = (0.0, 0.0, w, h) if mine[0] > 2 * w else (640 - w, 320 - h, 640.0, 320.0)
+    blurred = _decoded(_made(encode_context(scene, matched, [], 640, "blurred")))
+    sharp = _decoded(_made(encode_context(scene, matched, [], 640, "sharp")))
+    for image in (blurred, sharp):
+        assert np.abs(_patch(image, mine) - _patch(plain, mine)).mean() < 4
+        assert np.abs(_patch(image, shoulders) - _patch(plain, shoulders)).mean() < 4
+    assert _detail(_patch(blurred, far_corner)) < 0.5 * _detail(_patch(plain, far_corner))
+    assert np.abs(_patch(sharp, far_corner) - _patch(plain, far_corner)).mean() < 4
+
+
 def _context() -> ContextFrame:
     scene, matched, other = _scene()
     return _made(encode_context(scene, matched, [other], 640))
