@@ -57,3 +57,67 @@ def login(client: TestClient, name: str, password: str = PASSWORD) -> str:
 
 def client_for(deps: Deps) -> TestClient:
     return TestClient(create_app(deps), base_url="http://testserver")
+
+
+# --- real pictures: an enrolment photo of two people, and a scene a device saw -------------------
+
+SAMPLES = Path(__file__).resolve().parent.parent / "edge" / "samples"
+ENROLLED = "Colin Powell"  # the larger face of the two-person photo: `--pick largest` takes him
+OTHER = "Tony Blair"
+
+
+def two_people_photo(path: Path) -> Path:
+    """A real photo of two people (LFW samples side by side): Tony Blair small on the left,
+    Colin Powell large on the right. Written as a JPEG at ``path``."""
+    import cv2
+    import numpy as np
+
+    powell = cv2.imread(str(SAMPLES / "Colin_Powell_0001.jpg"))
+    blair = cv2.imread(str(SAMPLES / "Tony_Blair_0001.jpg"))
+    canvas = np.full((300, 560, 3), 96, np.uint8)
+    canvas[130:270, 30:170] = cv2.resize(blair, (140, 140), interpolation=cv2.INTER_AREA)
+    canvas[25:275, 290:540] = powell
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return path
+
+
+def scene_frame() -> tuple[Any, Any]:
+    """A 640x360 scene as a device sends it: Colin Powell (another photo of him) on the right,
+    a second person on the left whose face is blurred beyond recognition, as the device does.
+    Returns the BGR image and the unblurred original (to check the blur against)."""
+    import cv2
+    import numpy as np
+
+    powell = cv2.imread(str(SAMPLES / "Colin_Powell_0002.jpg"))
+    blair = cv2.imread(str(SAMPLES / "Tony_Blair_0001.jpg"))[:, 70:250]  # him alone
+    ramp = np.linspace(60, 150, 640, dtype=np.uint8)
+    scene = np.dstack([np.tile(ramp, (360, 1))] * 3).copy()
+    scene[90:340, 60:240] = blair
+    scene[70:320, 360:610] = powell
+    original = scene.copy()
+    scene[150:300, 50:195] = cv2.GaussianBlur(scene[150:300, 50:195], (0, 0), 16)
+    return scene, original
+
+
+def with_context(alert: dict[str, Any], jpeg: bytes, box: Any) -> dict[str, Any]:
+    """``alert`` with a context frame (alert schema v1 ``context``) made of this JPEG, the
+    matched face at ``box`` in its pixels, as a device sends it."""
+    import base64
+
+    import cv2
+    import numpy as np
+
+    from edge.alerts.schema import validate_alert
+
+    height, width = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2]
+    context = {
+        "media_type": "image/jpeg",
+        "data": base64.b64encode(jpeg).decode("ascii"),
+        "width": width,
+        "height": height,
+        "box": [int(v) for v in box],
+    }
+    out = {**alert, "context": context}
+    validate_alert(out)
+    return out
