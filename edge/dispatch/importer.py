@@ -69,6 +69,7 @@ class ImportReport:
     entries: int = 0
     photos: int = 0
     faces: int = 0  # reference photos with their enrolled face
+    without_face: list[str] = field(default_factory=list)  # "label: why not", one per photo
     missing: list[str] = field(default_factory=list)  # "label: photo digest" not found
     details: str = ""  # the details file the entry details came from, or BUNDLE_DETAILS
     with_details: int = 0  # entries with a reason, legal basis or case reference
@@ -84,6 +85,7 @@ class ImportReport:
             "entries": self.entries,
             "photos": self.photos,
             "enrolled_faces": self.faces,
+            "without_enrolled_face": self.without_face,
             "missing_photos": self.missing,
             "details": self.details,
             "entries_with_details": self.with_details,
@@ -174,7 +176,10 @@ def import_list(
                     report.missing.append(f"{entry.label}: {template.photo}")
                 continue
             photo_rows.append({**row, "entry_id": str(entry.id), "n": n, "photo": template.photo})
-            report.faces += row["face_jpeg"] is not None
+            if row["face_jpeg"] is None:
+                report.without_face.append(f"{entry.label}: {row['face_note']}")
+            else:
+                report.faces += 1
             n += 1
         entry_rows.append(
             {

@@ -44,12 +44,15 @@ from edge.clock import parse_time, utc_rfc3339
 from edge.config.dispatch import DB_PASSWORD_SECRET, check_db_url
 from edge.config.secrets import read_secret
 from edge.dispatch import tables as t
-from edge.errors import DispatchError, NotAllowedError, NotFoundError
+from edge.errors import AlertError, DispatchError, NotAllowedError, NotFoundError
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 0x6564_6765  # pg advisory lock key: 'edge'
+# The largest alert a device can send (a 256 KiB crop, a 512 KiB context frame, the rest small),
+# with room: anything larger is refused before it is parsed.
+MAX_ALERT_BYTES = 1 << 20
 FINAL_STATES = {"confirm": "confirmed", "reject": "rejected", "escalate": "escalated"}
 TO_DEVICE = ("confirm", "reject")  # escalate stays at the centre
 
@@ -86,6 +89,8 @@ def received(payload: bytes) -> Received:
 
     A context frame whose box does not lie inside it is dropped (logged): the alert matters
     more than the picture, and a box drawn elsewhere would point at the wrong person."""
+    if len(payload) > MAX_ALERT_BYTES:
+        raise AlertError(f"alert of {len(payload)} bytes is over the {MAX_ALERT_BYTES}-byte limit")
     alert = decode_alert(payload)
     crop = alert.pop("crop", None)
     jpeg = base64.b64decode(crop["data"]) if crop else None
@@ -202,8 +207,8 @@ class Store:
         """Several processes may share this database (PostgreSQL)."""
         return self.dialect == "postgresql"
 
-    def migrate(self) -> str:
-        """Bring the schema to the newest migration; returns its revision."""
+    def migrate(self, revision: str = "head") -> str:
+        """Bring the schema to the newest migration (or ``revision``); returns its revision."""
         from alembic import command
         from alembic.config import Config as AlembicConfig
         from alembic.runtime.migration import MigrationContext
@@ -214,9 +219,9 @@ class Store:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            revision = MigrationContext.configure(conn).get_current_revision()
-        return str(revision)
+            command.upgrade(cfg, revision)
+            current = MigrationContext.configure(conn).get_current_revision()
+        return str(current)
 
     # --- plumbing ------------------------------------------------------------------------------
 

@@ -12,9 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from dispatch_helpers import ENROLLED, SAMPLES, two_people_photo
+from dispatch_helpers import ENROLLED, SAMPLES, assert_is_the_enrolled_person, two_people_photo
 from paths import REPO
-from recognition_helpers import analyzer
 
 import edge.cli
 from edge.dispatch.importer import NO_FACE_OLD_BUNDLE, NO_FACE_OLD_DETAILS
@@ -32,27 +31,6 @@ from edge.watchlist.details import (
 DEMO = REPO / "edge" / "demo"
 KEY = DEMO / "demo-keys" / "watchlist-signing.key"
 PUB = DEMO / "demo-keys" / "watchlist-signing.pub"
-
-
-def embedding_of(image: Any) -> Any:
-    """The embedding of the one clear face in ``image`` (BGR)."""
-    faces = [f for f in analyzer().analyze(image) if f.embedding is not None]
-    assert len(faces) == 1, f"expected one face, found {len(faces)}"
-    return faces[0].embedding
-
-
-def people_embeddings() -> dict[str, Any]:
-    return {
-        "Colin Powell": embedding_of(cv2.imread(str(SAMPLES / "Colin_Powell_0001.jpg"))),
-        "Tony Blair": embedding_of(cv2.imread(str(SAMPLES / "Tony_Blair_0001.jpg"))[:, 70:250]),
-    }
-
-
-def assert_is_the_enrolled_person(jpeg: bytes) -> None:
-    """The face in ``jpeg`` is Colin Powell's, not the other person's in his photo."""
-    found = embedding_of(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
-    scores = {name: float(found @ e) for name, e in people_embeddings().items()}
-    assert scores[ENROLLED] > 0.8 and scores["Tony Blair"] < 0.45, scores
 
 
 def build(photos: Path, out: Path, *extra: str) -> None:
@@ -163,6 +141,7 @@ def test_lists_that_do_not_say_which_face_still_import_and_say_why(
     db = f"sqlite:///{tmp_path / 'd.db'}"
     report = import_list(bundle, photos, db, capsys)
     assert report["photos"] == 1 and report["enrolled_faces"] == 0
+    assert report["without_enrolled_face"] == [f"{ENROLLED}: {NO_FACE_OLD_DETAILS}"]
     with Store(db) as store:
         (photo,) = store.entry_photos("faces", "0")
         assert not photo["has_face"] and photo["face_note"] == NO_FACE_OLD_DETAILS

@@ -4,13 +4,17 @@
 // table without a reload. Text only (textContent), never HTML.
 "use strict";
 (function () {
-  var localFormat = new Intl.DateTimeFormat(undefined, {
-    year: "numeric", month: "short", day: "numeric",
+  var parts = {
+    month: "short", day: "numeric",
     hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short"
-  });
+  };
+  var thisYear = new Intl.DateTimeFormat(undefined, parts);
+  var otherYear = new Intl.DateTimeFormat(undefined, Object.assign({ year: "numeric" }, parts));
   var showLocal = function (el) {
     var moment = new Date(el.getAttribute("datetime"));
-    if (!isNaN(moment.getTime())) { el.textContent = localFormat.format(moment); }
+    if (isNaN(moment.getTime())) { return; }
+    var sameYear = moment.getFullYear() === new Date().getFullYear();
+    el.textContent = (sameYear ? thisYear : otherYear).format(moment);
   };
   var timeElement = function (iso) {
     var el = document.createElement("time");
