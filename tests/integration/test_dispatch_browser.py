@@ -7,9 +7,9 @@ must judge it: the list is built from a photo of two people, and the alert (capt
 before it arrived, with a scene frame) reaches the open list live, marked late. Its page shows
 the enrolled face crop of the right person (its embedding is his, not the other person's), the
 enrolment photo with that face boxed, the scene exactly as sent with the box drawn over the
-matched face, times in the browser's zone with UTC on hover, and the person's label. The page is
-screenshotted; with EDGE_UPDATE_DOCS=1 it replaces docs/dispatch-alert.png (a test run never
-changes a tracked file otherwise).
+matched face, times in the browser's zone with UTC on hover, and the person's label. The page and
+the list are screenshotted; with EDGE_UPDATE_DOCS=1 they replace docs/dispatch-alert.png and
+docs/dispatch-list.png (a test run never changes a tracked file otherwise).
 """
 
 from __future__ import annotations
@@ -74,8 +74,7 @@ def _two_people_list(tmp_path: Path) -> tuple[Path, Path]:
     two_people_photo(tmp_path / "photos" / ENROLLED / "with-a-colleague.jpg")
     (tmp_path / "entries.csv").write_text(
         "label,reason,case_ref,legal_basis,expires\n"
-        f"{ENROLLED},Missing person: left care home 3 June,CASE-2025-0042,"
-        "Court order 7/2025,2099-12-31\n"
+        f"{ENROLLED},Demo: missing person report,CASE-2025-0042,Demo warrant 7/2025,2099-12-31\n"
     )
     bundle = tmp_path / "list"
     build = ["watchlist", "build", "--photos", str(tmp_path / "photos"), "--list-id", "gate"]
@@ -192,7 +191,6 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             assert banner is not None and banner["width"] > 1000 and banner["height"] >= 30
             assert "TEST ALERT" in page.inner_text("#test-banner")
             assert "device.location" in page.inner_text("#place")
-            page.screenshot(path="/tmp/x/test-alert.png")
             page.fill("textarea[name=note]", "not him: different person, checked on camera 2")
             page.click("button[value=reject]")
             page.wait_for_selector("#alert-state")
