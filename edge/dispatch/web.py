@@ -266,7 +266,8 @@ async def _event_stream(request: Request, deps: Deps) -> AsyncIterator[str]:
 
     key = feed.subscribe(listener)
     try:
-        yield "retry: 2000\n: connected\n\n"
+        # Sent once subscribed: from here on the page misses no alert (it shows "live").
+        yield "retry: 2000\nevent: ready\ndata: {}\n\n"
         idle = 0.0
         while not feed.stopping:
             try:

@@ -155,8 +155,7 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             page.fill("input[name=username]", "olga")
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
-            page.wait_for_selector("#alert-rows", state="attached")
-            page.wait_for_timeout(500)  # the live feed (SSE) is connected
+            page.wait_for_selector("#live.up", timeout=10000)  # the live feed (SSE) is open
             sender = subprocess.Popen(
                 [
                     sys.executable,
@@ -227,7 +226,7 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
                 box,
             )
             page.goto(f"{base}/")
-            page.wait_for_timeout(500)  # the live feed (SSE) is connected
+            page.wait_for_selector("#live.up", timeout=10000)
             device.outbox.enqueue(hit)
             assert device.publisher.wait_acked([hit["alert_id"]], 10) == set()
             live_row = f'tr[data-alert="{hit["alert_id"]}"]'
@@ -237,6 +236,7 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             page.screenshot(path=str(tmp_path / "list.png"))
             page.click(f"{live_row} a >> nth=0")
             page.wait_for_selector("#enrolled-face-0")
+            page.wait_for_load_state("load")  # the pictures too
 
             # The enrolled face: his, cropped from the photo of two; the photo beside it.
             face = page.locator("#enrolled-face-0")

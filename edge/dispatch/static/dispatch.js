@@ -98,8 +98,12 @@
   };
   var events = new EventSource("/events");
   var live = document.getElementById("live");
-  events.onopen = function () { if (live) { live.classList.remove("down"); } };
-  events.onerror = function () { if (live) { live.classList.add("down"); } };
+  events.addEventListener("ready", function () {  // subscribed: no alert is missed from now
+    if (live) { live.classList.remove("down"); live.classList.add("up"); }
+  });
+  events.onerror = function () {
+    if (live) { live.classList.remove("up"); live.classList.add("down"); }
+  };
   events.addEventListener("alert", function (e) { addAlert(JSON.parse(e.data)); });
   events.addEventListener("review", function (e) {
     var r = JSON.parse(e.data);
