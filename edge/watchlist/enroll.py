@@ -6,7 +6,9 @@ faces of which the ``pick`` function picks none (by default: exactly one face is
 face is below the quality floor; the build goes on without it. Which face was picked of several,
 and why, is in the report. A person whose every photo was rejected is left off the list (also
 reported: :attr:`EnrollReport.without_photo`). Several accepted photos of one person become
-several templates of one entry.
+several templates of one entry. Each template keeps the box of the face it was made of, for the
+dispatch details file (:mod:`edge.watchlist.details`): dispatch shows that face, not only a photo
+that may show several people.
 
 Refused outright (one-line error, nothing written): a photo folder that is missing or holds no
 person folder, a person folder without any image file, an entries CSV that is malformed or
