@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 from alerts_helpers import sample_alert
 from fastapi.testclient import TestClient
+from recognition_helpers import analyzer
 
-from edge.alerts.schema import encode_alert
+from edge.alerts.schema import encode_alert, validate_alert
 from edge.config.dispatch import DispatchConfig
 from edge.dispatch.auth import Accounts
 from edge.dispatch.store import Store, received
@@ -57,3 +61,73 @@ def login(client: TestClient, name: str, password: str = PASSWORD) -> str:
 
 def client_for(deps: Deps) -> TestClient:
     return TestClient(create_app(deps), base_url="http://testserver")
+
+
+# --- real pictures: an enrolment photo of two people, and a scene a device saw -------------------
+
+SAMPLES = Path(__file__).resolve().parent.parent / "edge" / "samples"
+ENROLLED = "Colin Powell"  # the larger face of the two-person photo: `--pick largest` takes him
+OTHER = "Tony Blair"
+
+
+def two_people_photo(path: Path) -> Path:
+    """A real photo of two people (LFW samples side by side): Tony Blair small on the left,
+    Colin Powell large on the right. Written as a JPEG at ``path``."""
+    powell = cv2.imread(str(SAMPLES / "Colin_Powell_0001.jpg"))
+    blair = cv2.imread(str(SAMPLES / "Tony_Blair_0001.jpg"))
+    canvas = np.full((300, 560, 3), 96, np.uint8)
+    canvas[130:270, 30:170] = cv2.resize(blair, (140, 140), interpolation=cv2.INTER_AREA)
+    canvas[25:275, 290:540] = powell
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return path
+
+
+def scene_frame() -> Any:
+    """A 640x360 scene (BGR) as a device sends it: Colin Powell (another photo of him) on the
+    right, a second person on the left whose face is blurred, as the device does."""
+    powell = cv2.imread(str(SAMPLES / "Colin_Powell_0002.jpg"))
+    blair = cv2.imread(str(SAMPLES / "Tony_Blair_0001.jpg"))[:, 70:250]  # him alone
+    ramp = np.linspace(60, 150, 640, dtype=np.uint8)
+    scene = np.dstack([np.tile(ramp, (360, 1))] * 3).copy()
+    scene[90:340, 60:240] = blair
+    scene[70:320, 360:610] = powell
+    scene[150:300, 50:195] = cv2.GaussianBlur(scene[150:300, 50:195], (0, 0), 16)
+    return scene
+
+
+def with_context(alert: dict[str, Any], jpeg: bytes, box: Any) -> dict[str, Any]:
+    """``alert`` with a context frame (alert schema v1 ``context``) made of this JPEG, the
+    matched face at ``box`` in its pixels, as a device sends it."""
+    height, width = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2]
+    context = {
+        "media_type": "image/jpeg",
+        "data": base64.b64encode(jpeg).decode("ascii"),
+        "width": width,
+        "height": height,
+        "box": [int(v) for v in box],
+    }
+    out = {**alert, "context": context}
+    validate_alert(out)
+    return out
+
+
+def embedding_of(image: Any) -> Any:
+    """(Real model.) The embedding of the one clear face in ``image`` (BGR)."""
+    faces = [f for f in analyzer().analyze(image) if f.embedding is not None]
+    assert len(faces) == 1, f"expected one face, found {len(faces)}"
+    return faces[0].embedding
+
+
+def people_embeddings() -> dict[str, Any]:
+    return {
+        "Colin Powell": embedding_of(cv2.imread(str(SAMPLES / "Colin_Powell_0001.jpg"))),
+        OTHER: embedding_of(cv2.imread(str(SAMPLES / "Tony_Blair_0001.jpg"))[:, 70:250]),
+    }
+
+
+def assert_is_the_enrolled_person(jpeg: bytes) -> None:
+    """The face in ``jpeg`` is Colin Powell's, not the other person's in his photo."""
+    found = embedding_of(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+    scores = {name: float(found @ e) for name, e in people_embeddings().items()}
+    assert scores[ENROLLED] > 0.8 and scores[OTHER] < 0.45, scores

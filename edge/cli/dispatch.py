@@ -211,7 +211,8 @@ def _import_list(args: argparse.Namespace) -> int:
         f"imported {report.list_id} v{report.version}: "
         f"{counted(report.entries, 'entry', 'entries')} "
         f"({report.with_details} with a reason, legal basis or case reference), "
-        f"{counted(report.photos, 'reference photo', 'reference photos')}"
+        f"{counted(report.photos, 'reference photo', 'reference photos')} "
+        f"({report.faces} with the enrolled face)"
     )
     if report.details_from_bundle:
         note = (
@@ -226,6 +227,8 @@ def _import_list(args: argparse.Namespace) -> int:
         print(f"  entry details from {report.details} (signature checked)")
     for missing in report.missing:
         print(f"  no photo file with digest {missing}", file=sys.stderr)
+    for why in report.without_face:
+        print(f"  no enrolled face crop for {why}", file=sys.stderr)
     return 0
 
 

@@ -36,6 +36,7 @@ from edge.watchlist.bundle import (
     read_unverified,
 )
 from edge.watchlist.details import (
+    base_faces,
     check_details_out,
     details_path,
     list_details,
@@ -244,7 +245,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         written = write_full(args.out, content, meta, next_id, private_key)
         bundles = [written]
     fields_by_label = {spec.label: spec.fields for spec in live}
-    details = list_details(content, fields_by_label, bundles, private_key)
+    faces = base_faces(base, public_key) if base is not None else {}
+    for spec in live:
+        enrolled = {t.photo: t.box for t in spec.templates if t.box is not None}
+        faces.setdefault(spec.label, {}).update(enrolled)
+    details = list_details(content, fields_by_label, bundles, private_key, faces)
     write_details(dispatch_out, details, private_key)
     _print_report(report, args)
     if not args.json:

@@ -117,7 +117,13 @@ class DispatchConfig(Section):
         ge=32,
         le=1024,
         description="`import-list`: reference photos are kept as JPEG thumbnails at most this many "
-        "pixels on their longer side.",
+        "pixels on their longer side, and so are the enrolled faces cropped from them.",
+    )
+    late_after_s: float = Field(
+        60.0,
+        gt=0.0,
+        description="The console marks an alert late when it arrived at least this long after "
+        "its frame was captured (held in the device's outbox while offline, or a clock is off).",
     )
 
     @field_validator("db")

@@ -51,6 +51,11 @@ class AlertOut(BaseModel):
     device_id: str
     event_time: str = Field(description="When the matched frame was captured (RFC 3339, UTC).")
     received_at: str
+    delay_s: float = Field(
+        description="How long after its capture the alert arrived (seconds; long when it "
+        "waited in the device's outbox, negative when the device's clock is ahead)."
+    )
+    late: bool = Field(description="It arrived at least `dispatch.late_after_s` after capture.")
     entry: EntryRef
     watchlist: WatchlistRef
     score: float
@@ -60,7 +65,8 @@ class AlertOut(BaseModel):
     model_id: str
     location: Location | None
     test: bool
-    has_crop: bool
+    has_crop: bool = Field(description="It carries the probe face (`crop_url` of the alert).")
+    has_context: bool = Field(description="It carries a scene frame (`context` of the alert).")
     state: ReviewState = Field(description="Review state: new, confirmed, rejected, escalated.")
     reviewed_by: str | None
     reviewed_at: str | None
@@ -85,8 +91,38 @@ class ReviewOut(BaseModel):
     sent_to_device: bool = Field(description="confirm/reject are sent to the device.")
 
 
+class ContextOut(BaseModel):
+    url: str = Field(description="The scene JPEG, exactly as the device sent it.")
+    width: int
+    height: int
+    box: list[int] = Field(
+        description="The matched face in the JPEG's pixels, [x1, y1, x2, y2]; every other face "
+        "was blurred on the device."
+    )
+
+
+class ReferencePhotoOut(BaseModel):
+    n: int
+    url: str = Field(description="The enrolment photo, as a thumbnail.")
+    width: int | None = Field(
+        description="The thumbnail's size (None: imported before edge recorded it)."
+    )
+    height: int | None
+    face_url: str | None = Field(
+        description="The enrolled face (the face of this photo the template was made of), "
+        "cropped with a margin; None when the list's details do not say which face it was."
+    )
+    face_box: list[int] | None = Field(description="That face's box in the thumbnail.")
+    face_note: str | None = Field(description="Why there is no enrolled face crop.")
+
+
 class AlertDetail(AlertOut):
     reviews: list[ReviewOut]
+    crop_url: str | None = Field(description="The probe face as the device sent it.")
+    context: ContextOut | None = Field(description="The scene around the face, if sent.")
+    reference_photos: list[ReferencePhotoOut] = Field(
+        description="The entry's enrolment photos and enrolled faces (from `import-list`)."
+    )
     entry_details: dict[str, Any] | None = Field(
         description="reason, case_ref, legal_basis, expires, photos (from `import-list`)."
     )
@@ -145,16 +181,19 @@ class ActionOut(BaseModel):
 # --- shaping rows ---------------------------------------------------------------------------------
 
 
-def alert_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def alert_json(row: Mapping[str, Any], late_after_s: float) -> dict[str, Any]:
     location = None
     if row.get("location_name") is not None or row.get("lat") is not None:
         location = {"name": row.get("location_name"), "lat": row.get("lat"), "lon": row.get("lon")}
+    delay_s = float(row["received_at"]) - parse_time(row["event_time"]).timestamp()
     return {
         "seq": int(row["seq"]),
         "alert_id": row["alert_id"],
         "device_id": row["device_id"],
         "event_time": row["event_time"],
         "received_at": utc_text(row["received_at"]),
+        "delay_s": round(delay_s, 3),
+        "late": delay_s >= late_after_s,
         "entry": {
             "id": row["entry_id"],
             "label": row["entry_label"],
@@ -169,9 +208,43 @@ def alert_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "location": location,
         "test": bool(row["test"]),
         "has_crop": bool(row["has_crop"]),
+        "has_context": bool(row.get("has_context")),
         "state": row["state"],
         "reviewed_by": row.get("reviewed_by"),
         "reviewed_at": None if row.get("reviewed_at") is None else utc_text(row["reviewed_at"]),
+    }
+
+
+def alert_detail_json(deps: Deps, row: Mapping[str, Any]) -> dict[str, Any]:
+    """One alert with its reviews, its pictures (URLs, sizes, boxes) and the entry's details."""
+    alert_id, list_id, entry_id = row["alert_id"], row["watchlist_id"], row["entry_id"]
+    entry = deps.store.entry(list_id, entry_id)
+    context = deps.store.context(alert_id) if row.get("has_context") else None
+    photos = []
+    for photo in deps.store.entry_photos(list_id, entry_id) if entry is not None else []:
+        url = f"/entries/{list_id}/{entry_id}/{photo['n']}"
+        photos.append(
+            {
+                "n": photo["n"],
+                "url": f"{url}.jpg",
+                "width": photo["width"],
+                "height": photo["height"],
+                "face_url": f"{url}/face.jpg" if photo["has_face"] else None,
+                "face_box": photo["face_box"],
+                "face_note": photo["face_note"],
+            }
+        )
+    return {
+        **alert_json(row, deps.config.late_after_s),
+        "reviews": [review_json(r) for r in deps.store.reviews_of(alert_id)],
+        "crop_url": f"/alerts/{alert_id}/crop.jpg" if row["has_crop"] else None,
+        "context": None
+        if context is None
+        else {"url": f"/alerts/{alert_id}/context.jpg", **context},
+        "reference_photos": photos,
+        "entry_details": None
+        if entry is None
+        else {k: entry[k] for k in ("reason", "case_ref", "legal_basis", "expires", "photos")},
     }
 
 
@@ -301,7 +374,7 @@ def list_alerts(
         state=state,
         entry=None if watchlist is None or entry is None else (watchlist, entry),
     )
-    return [alert_json(r) for r in rows]
+    return [alert_json(r, deps_of(request).config.late_after_s) for r in rows]
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, summary="One alert")
@@ -311,15 +384,7 @@ def get_alert(
     principal: Reader,
 ) -> dict[str, Any]:
     deps = deps_of(request)
-    row = deps.store.get_alert(alert_id)
-    entry = deps.store.entry(row["watchlist_id"], row["entry_id"])
-    return {
-        **alert_json(row),
-        "reviews": [review_json(r) for r in deps.store.reviews_of(alert_id)],
-        "entry_details": None
-        if entry is None
-        else {k: entry[k] for k in ("reason", "case_ref", "legal_basis", "expires", "photos")},
-    }
+    return alert_detail_json(deps, deps.store.get_alert(alert_id))
 
 
 @router.post("/alerts/{alert_id}/review", response_model=ReviewOut, summary="Decide an alert")

@@ -9,11 +9,16 @@ and describes exactly its entries, and takes the details from it. A bundle built
 details moved out of it, with no details file, still carries them itself: they are taken from
 the bundle then, and the report says so. From the hub's photo folder (one sub-folder per person,
 as for ``edge watchlist build``) it takes each template's photo by its sha256 (the bundle names
-every template's photo digest) and keeps a small JPEG thumbnail of it in the dispatch database.
+every template's photo digest) and keeps a small JPEG thumbnail of it in the dispatch database,
+with the face that was enrolled from it: a crop of that face (with the margin the devices' probe
+crops have) and its box in the thumbnail, from the details file (format 2). A list whose details
+do not say which face was enrolled still imports: its photos are kept without a face crop, with
+the reason, which the alert page shows.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +30,36 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.dispatch.store import Store
 from edge.errors import DispatchError, EdgeError
+from edge.pipeline.capture import decode_image
+from edge.pipeline.frames import face_crop_jpeg
+from edge.types import Image
 from edge.watchlist.bundle import ENTRIES, VerifiedBundle, read_bundle
-from edge.watchlist.details import EntryDetails, details_path, read_details
+from edge.watchlist.details import (
+    DETAILS_FORMAT_1,
+    EntryDetails,
+    details_path,
+    read_details,
+)
 from edge.watchlist.enroll import photo_digest, scan_photos
 from edge.watchlist.entries import Entry, parse_entries
+from edge.watchlist.writer import FaceBox
 
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 85
 BUNDLE_DETAILS = "bundle"  # ImportReport.details: taken from an old bundle's own entries table
+# Why a reference photo has no enrolled face crop (shown on the alert page).
+NO_FACE_OLD_BUNDLE = (
+    "the list has no details file (built before edge recorded which face was enrolled): "
+    "rebuild it with `edge watchlist build` to show the enrolled face"
+)
+NO_FACE_OLD_DETAILS = (
+    f"the list's details file ({DETAILS_FORMAT_1}) does not say which face was enrolled: "
+    "rebuild the list with `edge watchlist build` to show it"
+)
+NO_FACE_CARRIED = (
+    "the list's details do not say which face of this photo was enrolled (its template was "
+    "carried over from a list version that did not record it)"
+)
 
 
 @dataclass
@@ -41,6 +68,8 @@ class ImportReport:
     version: int
     entries: int = 0
     photos: int = 0
+    faces: int = 0  # reference photos with their enrolled face
+    without_face: list[str] = field(default_factory=list)  # "label: why not", one per photo
     missing: list[str] = field(default_factory=list)  # "label: photo digest" not found
     details: str = ""  # the details file the entry details came from, or BUNDLE_DETAILS
     with_details: int = 0  # entries with a reason, legal basis or case reference
@@ -55,26 +84,43 @@ class ImportReport:
             "version": self.version,
             "entries": self.entries,
             "photos": self.photos,
+            "enrolled_faces": self.faces,
+            "without_enrolled_face": self.without_face,
             "missing_photos": self.missing,
             "details": self.details,
             "entries_with_details": self.with_details,
         }
 
 
-def thumbnail(data: bytes, max_px: int) -> bytes:
-    """A JPEG at most ``max_px`` on its longer side (never enlarged)."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DispatchError("not a readable image")
+def thumbnail(image: Image, max_px: int) -> tuple[bytes, float, tuple[int, int]]:
+    """A JPEG at most ``max_px`` on its longer side (never enlarged), the scale it was made
+    at, and its (width, height)."""
     height, width = image.shape[:2]
     scale = min(1.0, max_px / max(height, width))
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise DispatchError("cannot encode a JPEG thumbnail")
-    return bytes(encoded.tobytes())
+    return bytes(encoded.tobytes()), scale, (image.shape[1], image.shape[0])
+
+
+def reference_photo(
+    data: bytes, name: str, box: FaceBox | None, no_face: str, max_px: int
+) -> dict[str, Any]:
+    """A photo's row: its thumbnail and, when ``box`` says which face was enrolled, that face
+    cropped from the full photo and its box in the thumbnail; else ``no_face`` says why not."""
+    image = decode_image(data, name)
+    jpeg, scale, (width, height) = thumbnail(image, max_px)
+    row: dict[str, Any] = {"jpeg": jpeg, "width": width, "height": height}
+    face = None if box is None else face_crop_jpeg(image, box, max_px)
+    if box is None or face is None:
+        if box is not None:
+            no_face = f"the enrolled face's box {list(box)} is not inside the photo"
+        return {**row, "face_jpeg": None, "face_box": None, "face_note": no_face}
+    in_thumbnail = [round(v * scale) for v in box]
+    return {**row, "face_jpeg": face, "face_box": json.dumps(in_thumbnail), "face_note": None}
 
 
 def import_list(
@@ -99,14 +145,16 @@ def import_list(
         entries = parse_entries((bundle / ENTRIES).read_bytes(), ENTRIES)
     except OSError as exc:
         raise DispatchError(f"cannot read {bundle / ENTRIES}: {exc.strerror}") from exc
-    by_id, source = _details(verified, entries, public_key, details)
+    by_id, source, details_format = _details(verified, entries, public_key, details)
     people = scan_photos(photos) if photos is not None else {}
     report = ImportReport(manifest.list_id, manifest.version, details=source)
     entry_rows: list[dict[str, Any]] = []
     photo_rows: list[dict[str, Any]] = []
+    no_face = _no_face(source, details_format)
     for entry in entries:
+        about = by_id[entry.id]
         wanted = {t.photo for t in entry.templates}
-        found: dict[str, bytes] = {}
+        found: dict[str, dict[str, Any]] = {}
         for path in people.get(entry.label, []):
             try:
                 data = path.read_bytes()
@@ -115,23 +163,24 @@ def import_list(
                 continue
             digest = photo_digest(data)
             if digest in wanted and digest not in found:
+                box = about.face_of(digest)
                 try:
-                    found[digest] = thumbnail(data, thumbnail_px)
+                    found[digest] = reference_photo(data, str(path), box, no_face, thumbnail_px)
                 except EdgeError as exc:
                     log.warning("%s: %s", path, exc)
         n = 0
         for template in entry.templates:
-            jpeg = found.get(template.photo)
-            if jpeg is None:
+            row = found.pop(template.photo, None)
+            if row is None:
                 if photos is not None:
                     report.missing.append(f"{entry.label}: {template.photo}")
                 continue
-            photo_rows.append(
-                {"entry_id": str(entry.id), "n": n, "photo": template.photo, "jpeg": jpeg}
-            )
-            found.pop(template.photo)
+            photo_rows.append({**row, "entry_id": str(entry.id), "n": n, "photo": template.photo})
+            if row["face_jpeg"] is None:
+                report.without_face.append(f"{entry.label}: {row['face_note']}")
+            else:
+                report.faces += 1
             n += 1
-        about = by_id[entry.id]
         entry_rows.append(
             {
                 "entry_id": str(entry.id),
@@ -156,10 +205,20 @@ def _details(
     entries: tuple[Entry, ...],
     public_key: Ed25519PublicKey,
     given: Path | None,
-) -> tuple[dict[int, EntryDetails], str]:
-    """The entry details by id, and where they came from (a file, or ``BUNDLE_DETAILS``)."""
+) -> tuple[dict[int, EntryDetails], str, str | None]:
+    """The entry details by id, where they came from (a file, or ``BUNDLE_DETAILS``), and the
+    file's format."""
     path = given if given is not None else details_path(bundle.path)
     if given is None and not path.exists() and not path.is_symlink():
-        return {e.id: EntryDetails.of_entry(e) for e in entries}, BUNDLE_DETAILS
+        return {e.id: EntryDetails.of_entry(e) for e in entries}, BUNDLE_DETAILS, None
     details = read_details(path, public_key, bundle)
-    return details.for_entries(entries, path), str(path)
+    return details.for_entries(entries, path), str(path), details.format
+
+
+def _no_face(source: str, details_format: str | None) -> str:
+    """Why a photo of this import has no enrolled face box."""
+    if source == BUNDLE_DETAILS:
+        return NO_FACE_OLD_BUNDLE
+    if details_format == DETAILS_FORMAT_1:
+        return NO_FACE_OLD_DETAILS
+    return NO_FACE_CARRIED

@@ -44,22 +44,36 @@ from edge.clock import parse_time, utc_rfc3339
 from edge.config.dispatch import DB_PASSWORD_SECRET, check_db_url
 from edge.config.secrets import read_secret
 from edge.dispatch import tables as t
-from edge.errors import DispatchError, NotAllowedError, NotFoundError
+from edge.errors import AlertError, DispatchError, NotAllowedError, NotFoundError
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 0x6564_6765  # pg advisory lock key: 'edge'
+# The largest alert a device can send (a 256 KiB crop, a 512 KiB context frame, the rest small),
+# with room: anything larger is refused before it is parsed.
+MAX_ALERT_BYTES = 1 << 20
 FINAL_STATES = {"confirm": "confirmed", "reject": "rejected", "escalate": "escalated"}
 TO_DEVICE = ("confirm", "reject")  # escalate stays at the centre
 
 
 @dataclass(frozen=True)
+class Context:
+    """An alert's scene frame: the JPEG as sent, its size, and the matched face's box in it."""
+
+    jpeg: bytes
+    width: int
+    height: int
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
 class Received:
-    """One alert as received: validated, its crop (JPEG bytes) kept apart."""
+    """One alert as received: validated, its crop and context frame (JPEG bytes) kept apart."""
 
     alert: dict[str, Any]
     crop: bytes | None
+    context: Context | None = None
 
     @property
     def alert_id(self) -> str:
@@ -71,11 +85,33 @@ class Received:
 
 
 def received(payload: bytes) -> Received:
-    """Decode and validate an alert payload (:class:`edge.errors.AlertError` if invalid)."""
+    """Decode and validate an alert payload (:class:`edge.errors.AlertError` if invalid).
+
+    A context frame whose box does not lie inside it is dropped (logged): the alert matters
+    more than the picture, and a box drawn elsewhere would point at the wrong person."""
+    if len(payload) > MAX_ALERT_BYTES:
+        raise AlertError(f"alert of {len(payload)} bytes is over the {MAX_ALERT_BYTES}-byte limit")
     alert = decode_alert(payload)
     crop = alert.pop("crop", None)
     jpeg = base64.b64decode(crop["data"]) if crop else None
-    return Received(alert, jpeg)
+    return Received(alert, jpeg, _context(alert.pop("context", None), alert["alert_id"]))
+
+
+def _context(sent: dict[str, Any] | None, alert_id: str) -> Context | None:
+    if sent is None:
+        return None
+    width, height = int(sent["width"]), int(sent["height"])
+    x1, y1, x2, y2 = (int(v) for v in sent["box"])
+    if not (x1 < x2 <= width and y1 < y2 <= height):
+        log.warning(
+            "alert %s: context box %s is not inside its %dx%d frame: frame dropped",
+            alert_id,
+            sent["box"],
+            width,
+            height,
+        )
+        return None
+    return Context(base64.b64decode(sent["data"]), width, height, (x1, y1, x2, y2))
 
 
 def _alert_row(item: Received, now: float) -> dict[str, Any]:
@@ -101,6 +137,7 @@ def _alert_row(item: Received, now: float) -> dict[str, Any]:
         "lon": where.get("lon"),
         "test": bool(a["test"]),
         "has_crop": item.crop is not None,
+        "has_context": item.context is not None,
         "state": "new",
         "document": json.dumps(a, sort_keys=True, separators=(",", ":")),
     }
@@ -170,8 +207,8 @@ class Store:
         """Several processes may share this database (PostgreSQL)."""
         return self.dialect == "postgresql"
 
-    def migrate(self) -> str:
-        """Bring the schema to the newest migration; returns its revision."""
+    def migrate(self, revision: str = "head") -> str:
+        """Bring the schema to the newest migration (or ``revision``); returns its revision."""
         from alembic import command
         from alembic.config import Config as AlembicConfig
         from alembic.runtime.migration import MigrationContext
@@ -182,9 +219,9 @@ class Store:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            revision = MigrationContext.configure(conn).get_current_revision()
-        return str(revision)
+            command.upgrade(cfg, revision)
+            current = MigrationContext.configure(conn).get_current_revision()
+        return str(current)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -231,10 +268,23 @@ class Store:
             for item in unique.values()
             if item.crop is not None
         ]
+        contexts = [
+            {
+                "alert_id": item.alert_id,
+                "jpeg": item.context.jpeg,
+                "width": item.context.width,
+                "height": item.context.height,
+                "box": json.dumps(list(item.context.box)),
+            }
+            for item in unique.values()
+            if item.context is not None
+        ]
         with self.tx(f"store {len(rows)} alerts") as conn:
             conn.execute(self.insert_ignore(t.alerts), rows)
             if crops:
                 conn.execute(self.insert_ignore(t.alert_crops), crops)
+            if contexts:
+                conn.execute(self.insert_ignore(t.alert_contexts), contexts)
 
     def count_alerts(self) -> int:
         with self.tx("count alerts") as conn:
@@ -292,6 +342,23 @@ class Store:
             jpeg = conn.execute(
                 select(t.alert_crops.c.jpeg).where(t.alert_crops.c.alert_id == alert_id)
             ).scalar()
+        return None if jpeg is None else bytes(jpeg)
+
+    def context(self, alert_id: str) -> dict[str, Any] | None:
+        """The context frame's size and box (``width``, ``height``, ``box``), without the JPEG."""
+        c = t.alert_contexts.c
+        with self.tx("read a context frame") as conn:
+            row = conn.execute(
+                select(c.width, c.height, c.box).where(c.alert_id == alert_id)
+            ).first()
+        if row is None:
+            return None
+        return {"width": int(row.width), "height": int(row.height), "box": json.loads(row.box)}
+
+    def context_jpeg(self, alert_id: str) -> bytes | None:
+        c = t.alert_contexts.c
+        with self.tx("read a context frame") as conn:
+            jpeg = conn.execute(select(c.jpeg).where(c.alert_id == alert_id)).scalar()
         return None if jpeg is None else bytes(jpeg)
 
     def max_seq(self) -> int:
@@ -393,16 +460,44 @@ class Store:
             ).first()
         return None if row is None else dict(row._mapping)
 
-    def entry_photo(self, list_id: str, entry_id: str, n: int) -> bytes | None:
+    def entry_photo(
+        self, list_id: str, entry_id: str, n: int, *, face: bool = False
+    ) -> bytes | None:
+        """Reference photo ``n`` of an entry (a thumbnail), or with ``face`` its enrolled face."""
+        p = t.entry_photos.c
         with self.tx("read a reference photo") as conn:
             jpeg = conn.execute(
-                select(t.entry_photos.c.jpeg).where(
-                    t.entry_photos.c.list_id == list_id,
-                    t.entry_photos.c.entry_id == entry_id,
-                    t.entry_photos.c.n == n,
+                select(p.face_jpeg if face else p.jpeg).where(
+                    p.list_id == list_id, p.entry_id == entry_id, p.n == n
                 )
             ).scalar()
         return None if jpeg is None else bytes(jpeg)
+
+    def entry_photos(self, list_id: str, entry_id: str) -> list[dict[str, Any]]:
+        """An entry's reference photos, without the JPEGs: ``n``, ``width``, ``height`` of the
+        thumbnail, ``has_face``, ``face_box`` (in the thumbnail, or None), ``face_note``."""
+        p = t.entry_photos.c
+        with self.tx("read reference photos") as conn:
+            rows = conn.execute(
+                select(
+                    p.n,
+                    p.width,
+                    p.height,
+                    p.face_jpeg.is_not(None).label("has_face"),
+                    p.face_box,
+                    p.face_note,
+                )
+                .where(p.list_id == list_id, p.entry_id == entry_id)
+                .order_by(p.n)
+            ).mappings()
+            return [
+                {
+                    **r,
+                    "has_face": bool(r["has_face"]),
+                    "face_box": None if r["face_box"] is None else json.loads(r["face_box"]),
+                }
+                for r in rows
+            ]
 
     def import_list(
         self,

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -52,6 +53,7 @@ alerts = Table(
     Column("lon", Float),
     Column("test", Boolean, nullable=False),
     Column("has_crop", Boolean, nullable=False),
+    Column("has_context", Boolean, nullable=False, server_default=false()),
     Column("state", String(16), nullable=False),
     Column("reviewed_at", Float),
     Column("reviewed_by", String(128)),
@@ -67,6 +69,18 @@ alert_crops = Table(
     metadata,
     Column("alert_id", String(36), primary_key=True),
     Column("jpeg", LargeBinary, nullable=False),
+)
+
+# The scene around a hit, as the device sent it; ``box`` (JSON [x1, y1, x2, y2]) is the matched
+# face in the JPEG's pixels, drawn over the picture by the page, never into it.
+alert_contexts = Table(
+    "alert_contexts",
+    metadata,
+    Column("alert_id", String(36), primary_key=True),
+    Column("jpeg", LargeBinary, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("box", String(64), nullable=False),
 )
 
 reviews = Table(
@@ -137,7 +151,13 @@ entry_photos = Table(
     Column("entry_id", String(128), primary_key=True),
     Column("n", Integer, primary_key=True),
     Column("photo", String(32), nullable=False),
-    Column("jpeg", LargeBinary, nullable=False),
+    Column("jpeg", LargeBinary, nullable=False),  # the whole photo, a thumbnail
+    Column("width", Integer),  # of the thumbnail (None: imported before 0002)
+    Column("height", Integer),
+    # The face that was enrolled: a crop of the photo, and its box (JSON) in the thumbnail.
+    Column("face_jpeg", LargeBinary),
+    Column("face_box", String(64)),
+    Column("face_note", Text),  # why there is no face crop, when there is none
 )
 
 users = Table(

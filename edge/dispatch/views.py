@@ -1,9 +1,13 @@
 """The console's pages (Jinja2 templates, one small script for the live list; no CDN).
 
 The alert list (``/``) gets new alerts and review changes without a reload over ``/events``
-(SSE). An alert page shows the probe crop beside the entry's reference photos, score against
-threshold, quality, device, place, time, list, the entry's reason / case reference / legal
-basis / expiry and its other recent hits, and the confirm / reject / escalate form.
+(SSE). An alert page shows the probe crop beside the enrolled face (cropped from the enrolment
+photo, which is shown too with that face boxed), the scene the device sent (the matched face
+boxed over it, every other face blurred on the device), score against threshold, quality,
+device, place, times (the browser's local time, UTC on hover; late arrivals marked), list, the
+entry's reason / case reference / legal basis / expiry and its other recent hits, and the
+confirm / reject / escalate form. Test alerts carry a banner. Boxes are drawn by the page (SVG
+over the picture): the pictures stay as they were sent or imported.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ from starlette.concurrency import run_in_threadpool
 from edge.config.base import TOPIC_ID_PATTERN
 from edge.dispatch.api import (
     ALERT_ID,
+    alert_detail_json,
     alert_json,
     device_json,
     do_review,
-    review_json,
     watchlists_json,
 )
 from edge.dispatch.auth import LoginRefused, Principal
@@ -133,7 +137,7 @@ def alert_list(
     deps = deps_of(request)
     size = deps.config.page_size
     rows = deps.store.list_alerts(limit=size, before=before, device=device, state=state)
-    alerts = [alert_json(r) for r in rows]
+    alerts = [alert_json(r, deps.config.late_after_s) for r in rows]
     older = alerts[-1]["seq"] if len(alerts) == size else None
     return _page(
         request,
@@ -153,10 +157,10 @@ def alert_page(
 ) -> Response:
     deps = deps_of(request)
     row = deps.store.get_alert(alert_id)
-    alert = alert_json(row)
+    alert = alert_detail_json(deps, row)
     entry = deps.store.entry(row["watchlist_id"], row["entry_id"])
     hits = [
-        alert_json(r)
+        alert_json(r, deps.config.late_after_s)
         for r in deps.store.list_alerts(
             entry=(row["watchlist_id"], row["entry_id"]), limit=deps.config.recent_hits + 1
         )
@@ -172,7 +176,7 @@ def alert_page(
         alert=alert,
         entry=entry,
         hits=hits,
-        reviews=[review_json(r) for r in deps.store.reviews_of(alert_id)],
+        reviews=alert["reviews"],
         can_decide=can_decide,
         margin=row["score"] - row["threshold"],
     )
@@ -201,6 +205,16 @@ def crop(
     return Response(jpeg, media_type=JPEG)
 
 
+@router.get("/alerts/{alert_id}/context.jpg")
+def context(
+    request: Request, alert_id: Annotated[str, Path(pattern=ALERT_ID)], principal: Reader
+) -> Response:
+    jpeg = deps_of(request).store.context_jpeg(alert_id)
+    if jpeg is None:
+        raise NotFoundError(f"alert {alert_id} has no context frame")
+    return Response(jpeg, media_type=JPEG)
+
+
 @router.get("/entries/{list_id}/{entry_id}/{n}.jpg")
 def reference_photo(
     request: Request,
@@ -212,6 +226,20 @@ def reference_photo(
     jpeg = deps_of(request).store.entry_photo(list_id, entry_id, n)
     if jpeg is None:
         raise NotFoundError(f"no reference photo {n} for entry {entry_id} of {list_id}")
+    return Response(jpeg, media_type=JPEG)
+
+
+@router.get("/entries/{list_id}/{entry_id}/{n}/face.jpg")
+def enrolled_face(
+    request: Request,
+    list_id: Annotated[str, Path(pattern=LIST_ID)],
+    entry_id: Annotated[str, Path(pattern=ENTRY_ID)],
+    n: Annotated[int, Path(ge=0, le=255)],
+    principal: Reader,
+) -> Response:
+    jpeg = deps_of(request).store.entry_photo(list_id, entry_id, n, face=True)
+    if jpeg is None:
+        raise NotFoundError(f"no enrolled face in reference photo {n} of entry {entry_id}")
     return Response(jpeg, media_type=JPEG)
 
 

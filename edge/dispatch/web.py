@@ -145,6 +145,21 @@ def utc_text(seconds: float | None) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def duration_text(seconds: float) -> str:
+    """How long, for a person: '0.4 s', '45 s', '15 min', '2 h 5 min', '3 d 4 h'."""
+    sign, seconds = ("-" if seconds < 0 else ""), abs(float(seconds))
+    if seconds < 10:
+        return f"{sign}{seconds:.1f} s"
+    minutes, hours = round(seconds) // 60, round(seconds) // 3600
+    if minutes == 0:
+        return f"{sign}{round(seconds)} s"
+    if hours == 0:
+        return f"{sign}{minutes} min"
+    if hours < 24:
+        return f"{sign}{hours} h {minutes % 60} min"
+    return f"{sign}{hours // 24} d {hours % 24} h"
+
+
 def make_templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -152,6 +167,7 @@ def make_templates() -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["utc"] = utc_text
+    env.filters["duration"] = duration_text
     env.globals["version"] = __version__
     return Jinja2Templates(env=env)
 
@@ -250,7 +266,8 @@ async def _event_stream(request: Request, deps: Deps) -> AsyncIterator[str]:
 
     key = feed.subscribe(listener)
     try:
-        yield "retry: 2000\n: connected\n\n"
+        # Sent once subscribed: from here on the page misses no alert (it shows "live").
+        yield "retry: 2000\nevent: ready\ndata: {}\n\n"
         idle = 0.0
         while not feed.stopping:
             try:
@@ -263,7 +280,7 @@ async def _event_stream(request: Request, deps: Deps) -> AsyncIterator[str]:
                     idle = 0.0
                     yield ": keepalive\n\n"
                 continue
-            body = alert_json(data) if kind == "alert" else data
+            body = alert_json(data, deps.config.late_after_s) if kind == "alert" else data
             yield f"event: {kind}\ndata: {json.dumps(body, separators=(',', ':'))}\n\n"
     finally:
         feed.unsubscribe(key)

@@ -5,7 +5,7 @@ person is on the list. ``edge watchlist build`` therefore writes the entries CSV
 (reason, legal basis, case reference) not into the bundle but into a file beside it, outside
 its folder (default ``<bundle>.dispatch.json``), signed with the same hub key::
 
-    {"format": "edge-watchlist-details/1", "signature": "<base64>", "signed": "<document>"}
+    {"format": "edge-watchlist-details/2", "signature": "<base64>", "signed": "<document>"}
 
 ``signed`` is the canonical JSON document as a string, so the Ed25519 signature covers its
 exact UTF-8 bytes (as ``manifest.sig`` covers ``manifest.json``). The document says which list
@@ -13,7 +13,10 @@ and version it describes and names the sha256 of the manifest of every bundle th
 (a delta and its full twin describe the same list), so dispatch refuses details that belong to
 another bundle; its own ``format`` keeps it from ever passing for a manifest, and the reverse.
 Its entries cover the whole list (id, label, added, expires, reason, legal_basis, case_ref).
-See docs/watchlist.md.
+Since format 2 an entry also says which face of each photo was enrolled (``faces``: the photo's
+digest and the face's box in its pixels), so dispatch can show that face and not only a photo
+that may show several people; format 1 files (no ``faces``) are still read. See
+docs/watchlist.md.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import base64
 import binascii
 import contextlib
 import errno
+import logging
 import os
 import re
 import tempfile
@@ -47,16 +51,36 @@ from edge.watchlist.entries import (
     canonical_json,
     id_and_label,
 )
-from edge.watchlist.writer import EntryFields
+from edge.watchlist.index import MAX_TEMPLATES_PER_ENTRY
+from edge.watchlist.writer import EntryFields, FaceBox
 
-DETAILS_FORMAT = "edge-watchlist-details/1"
+log = logging.getLogger(__name__)
+DETAILS_FORMAT_1 = "edge-watchlist-details/1"
+DETAILS_FORMAT = "edge-watchlist-details/2"  # what builds write: format 1 and entries' faces
+DETAILS_FORMATS = (DETAILS_FORMAT_1, DETAILS_FORMAT)
 DETAILS_SUFFIX = ".dispatch.json"
 MAX_DETAILS_BYTES = 1 << 28
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_PHOTO_DIGEST = re.compile(r"^[0-9a-f]{32}$")
+MAX_BOX_PX = 1 << 16
 _DOC_FIELDS = frozenset(
     {"format", "list_id", "version", "created", "signing_key_id", "bundles", "entries"}
 )
-_ENTRY_FIELDS = frozenset({"id", "label", "added", "expires", *TEXT_FIELDS})
+_ENTRY_FIELDS = {
+    DETAILS_FORMAT_1: frozenset({"id", "label", "added", "expires", *TEXT_FIELDS}),
+    DETAILS_FORMAT: frozenset({"id", "label", "added", "expires", "faces", *TEXT_FIELDS}),
+}
+
+
+@dataclass(frozen=True)
+class EnrolledFace:
+    """The face of one photo that became a template: ``box`` in the photo's pixels."""
+
+    photo: str  # the photo's digest, as the entry's template names it
+    box: FaceBox
+
+    def to_json(self) -> dict[str, Any]:
+        return {"photo": self.photo, "box": list(self.box)}
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,7 @@ class EntryDetails:
     reason: str | None = None
     legal_basis: str | None = None
     case_ref: str | None = None
+    faces: tuple[EnrolledFace, ...] = ()  # in the order of the entry's templates
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "label": self.label, "added": self.added}
@@ -77,7 +102,13 @@ class EntryDetails:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
+        if self.faces:
+            out["faces"] = [f.to_json() for f in self.faces]
         return out
+
+    def face_of(self, photo: str) -> FaceBox | None:
+        """The enrolled face's box in the photo with this digest, if the build recorded it."""
+        return next((f.box for f in self.faces if f.photo == photo), None)
 
     @classmethod
     def of_entry(cls, entry: Entry) -> EntryDetails:
@@ -107,10 +138,11 @@ class ListDetails:
     signing_key_id: str
     bundles: tuple[BundleRef, ...]
     entries: tuple[EntryDetails, ...]  # ascending id
+    format: str = DETAILS_FORMAT  # format 1 (read from an older build) records no faces
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": DETAILS_FORMAT,
+            "format": self.format,
             "list_id": self.list_id,
             "version": self.version,
             "created": self.created,
@@ -132,6 +164,14 @@ class ListDetails:
                 raise BundleError(
                     "details",
                     f"{where}: entry {entry.id} ({entry.label!r}) differs from the bundle's",
+                )
+            photos = {t.photo for t in entry.templates}
+            stray = [f.photo for f in d.faces if f.photo not in photos]
+            if stray:
+                raise BundleError(
+                    "details",
+                    f"{where}: entry {entry.id} ({entry.label!r}) names the face of photo "
+                    f"{stray[0]}, which none of its templates came from",
                 )
         return mine
 
@@ -160,8 +200,14 @@ def list_details(
     fields: Mapping[str, EntryFields],
     bundles: Sequence[VerifiedBundle],
     private_key: Ed25519PrivateKey,
+    faces: Mapping[str, Mapping[str, FaceBox]] | None = None,
 ) -> ListDetails:
-    """The details of every entry of ``content``, for the bundles one build wrote."""
+    """The details of every entry of ``content``, for the bundles one build wrote.
+
+    ``faces``: by label, the enrolled face's box in each photo (by digest) the build knows of;
+    an entry's photos without one (a template reused from a base that recorded none) have none.
+    """
+    faces = faces or {}
     if not bundles:
         raise WatchlistError("dispatch details need the bundle they describe")
     first = bundles[0].manifest
@@ -176,6 +222,7 @@ def list_details(
     entries = []
     for entry in content.entries:
         f = fields.get(entry.label, EntryFields())
+        boxes = faces.get(entry.label, {})
         entries.append(
             EntryDetails(
                 entry.id,
@@ -185,6 +232,11 @@ def list_details(
                 f.reason,
                 f.legal_basis,
                 f.case_ref,
+                tuple(
+                    EnrolledFace(t.photo, boxes[t.photo])
+                    for t in entry.templates
+                    if t.photo in boxes
+                ),
             )
         )
     return ListDetails(
@@ -197,13 +249,28 @@ def list_details(
     )
 
 
+def base_faces(base: VerifiedBundle, public_key: Ed25519PublicKey) -> dict[str, dict[str, FaceBox]]:
+    """The enrolled faces recorded beside a base bundle, by label and photo digest: a delta
+    reuses the base's templates without looking at their photos again, so it carries their
+    faces over. Empty when the base has no readable details file of its own (older builds)."""
+    path = details_path(base.path)
+    if not path.is_file():
+        return {}
+    try:
+        details = read_details(path, public_key, base)
+    except BundleError as exc:
+        log.warning("%s: the enrolled faces of reused photos are not carried over", exc)
+        return {}
+    return {e.label: {f.photo: f.box for f in e.faces} for e in details.entries}
+
+
 def details_bytes(details: ListDetails, private_key: Ed25519PrivateKey) -> bytes:
     """The signed file: the canonical document as a string, and its signature."""
     signed = canonical_json(details.to_json())
     signature = keyring.sign(private_key, signed)
     return canonical_json(
         {
-            "format": DETAILS_FORMAT,
+            "format": details.format,
             "signed": signed.decode("utf-8"),
             "signature": base64.b64encode(signature).decode("ascii"),
         }
@@ -274,20 +341,52 @@ def _time(value: Any, name: str, *, required: bool) -> str | None:
     return value
 
 
-def _entry(data: Any, n: int) -> EntryDetails:
+def _face(data: Any, where: str) -> EnrolledFace:
+    if not isinstance(data, dict) or set(data) != {"photo", "box"}:
+        raise ValueError(f"{where} must be an object with photo and box")
+    photo, box = data["photo"], data["box"]
+    if not isinstance(photo, str) or not _PHOTO_DIGEST.fullmatch(photo):
+        raise ValueError(f"{where} photo must be a photo digest (32 hex digits)")
+    if (
+        not isinstance(box, list)
+        or len(box) != 4
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+        or not all(0 <= v <= MAX_BOX_PX for v in box)
+        or box[0] >= box[2]
+        or box[1] >= box[3]
+    ):
+        raise ValueError(f"{where} box must be [x1, y1, x2, y2]: pixels, x1 < x2 and y1 < y2")
+    return EnrolledFace(photo, (box[0], box[1], box[2], box[3]))
+
+
+def _faces(data: Any, n: int) -> tuple[EnrolledFace, ...]:
+    if not isinstance(data, list) or not 1 <= len(data) <= MAX_TEMPLATES_PER_ENTRY:
+        raise ValueError(f"entry {n} faces must be a list of 1 to {MAX_TEMPLATES_PER_ENTRY}")
+    faces = tuple(_face(item, f"entry {n} face {k}") for k, item in enumerate(data))
+    if len({f.photo for f in faces}) != len(faces):
+        raise ValueError(f"entry {n} names the face of one photo twice")
+    return faces
+
+
+def _entry(data: Any, n: int, fmt: str) -> EntryDetails:
     if not isinstance(data, dict) or not {"id", "label", "added"} <= set(data):
         raise ValueError(f"entry {n} needs id, label and added")
-    unknown = set(data) - _ENTRY_FIELDS
+    unknown = set(data) - _ENTRY_FIELDS[fmt]
     if unknown:
         raise ValueError(f"entry {n}: unknown field(s) {', '.join(sorted(unknown))}")
     entry_id, label = id_and_label(data, f"entry {n}")
-    texts = [_text(data.get(name), f"entry {n} {name}", MAX_TEXT) for name in TEXT_FIELDS]
+    reason, legal_basis, case_ref = (
+        _text(data.get(name), f"entry {n} {name}", MAX_TEXT) for name in TEXT_FIELDS
+    )
     return EntryDetails(
         entry_id,
         label,
         str(_time(data["added"], f"entry {n} added", required=True)),
         _time(data.get("expires"), f"entry {n} expires", required=False),
-        *texts,
+        reason,
+        legal_basis,
+        case_ref,
+        _faces(data["faces"], n) if "faces" in data else (),
     )
 
 
@@ -306,8 +405,9 @@ def _bundle_ref(data: Any) -> BundleRef:
 def parse_details(signed: bytes) -> ListDetails:
     """The signed document; any problem is a ``ValueError`` naming it."""
     doc = load_json(signed)
-    if not isinstance(doc, dict) or doc.get("format") != DETAILS_FORMAT:
-        raise ValueError(f"the signed document is not {DETAILS_FORMAT}")
+    if not isinstance(doc, dict) or doc.get("format") not in DETAILS_FORMATS:
+        raise ValueError(f"the signed document is not {' or '.join(DETAILS_FORMATS)}")
+    fmt = str(doc["format"])
     if set(doc) != _DOC_FIELDS:
         raise ValueError(f"the document must hold exactly {', '.join(sorted(_DOC_FIELDS))}")
     list_id, version = doc["list_id"], doc["version"]
@@ -321,7 +421,7 @@ def parse_details(signed: bytes) -> ListDetails:
         raise ValueError("bundles must be a non-empty list")
     if not isinstance(doc["entries"], list):
         raise ValueError("entries must be a list")
-    entries = tuple(_entry(item, n) for n, item in enumerate(doc["entries"]))
+    entries = tuple(_entry(item, n, fmt) for n, item in enumerate(doc["entries"]))
     ids = [e.id for e in entries]
     if ids != sorted(set(ids)):
         raise ValueError("entry ids must be unique and ascending")
@@ -334,14 +434,15 @@ def parse_details(signed: bytes) -> ListDetails:
         signing_key_id=doc["signing_key_id"],
         bundles=tuple(_bundle_ref(b) for b in doc["bundles"]),
         entries=entries,
+        format=fmt,
     )
 
 
-def _envelope(raw: bytes) -> tuple[bytes, bytes]:
-    """The signed bytes and the signature from the file's envelope."""
+def _envelope(raw: bytes) -> tuple[bytes, bytes, str]:
+    """The signed bytes, the signature and the format from the file's envelope."""
     doc = load_json(raw)
-    if not isinstance(doc, dict) or doc.get("format") != DETAILS_FORMAT:
-        raise ValueError(f"not a {DETAILS_FORMAT} file")
+    if not isinstance(doc, dict) or doc.get("format") not in DETAILS_FORMATS:
+        raise ValueError(f"not a {' or '.join(DETAILS_FORMATS)} file")
     if set(doc) != {"format", "signed", "signature"}:
         raise ValueError("expected exactly format, signed and signature")
     if not isinstance(doc["signed"], str) or not isinstance(doc["signature"], str):
@@ -350,7 +451,7 @@ def _envelope(raw: bytes) -> tuple[bytes, bytes]:
         signature = base64.b64decode(doc["signature"], validate=True)
     except binascii.Error as exc:
         raise ValueError("signature is not base64") from exc
-    return doc["signed"].encode("utf-8"), signature
+    return doc["signed"].encode("utf-8"), signature, str(doc["format"])
 
 
 def read_details(path: Path, public_key: Ed25519PublicKey, bundle: VerifiedBundle) -> ListDetails:
@@ -368,7 +469,7 @@ def read_details(path: Path, public_key: Ed25519PublicKey, bundle: VerifiedBundl
     if len(raw) > MAX_DETAILS_BYTES:
         raise _refuse(path, f"larger than {MAX_DETAILS_BYTES} bytes")
     try:
-        signed, signature = _envelope(raw)
+        signed, signature, envelope_format = _envelope(raw)
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise _refuse(path, str(exc)) from exc
     trusted = keyring.key_id(public_key)
@@ -387,6 +488,8 @@ def read_details(path: Path, public_key: Ed25519PublicKey, bundle: VerifiedBundl
         details = parse_details(signed)
     except (UnicodeDecodeError, ValueError, EdgeError) as exc:
         raise _refuse(path, str(exc)) from exc
+    if details.format != envelope_format:
+        raise _refuse(path, f"the file says {envelope_format}, its document {details.format}")
     m = bundle.manifest
     named = {b.manifest_sha256 for b in details.bundles}
     if bundle.manifest_sha256 not in named:

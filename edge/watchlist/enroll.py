@@ -6,7 +6,9 @@ faces of which the ``pick`` function picks none (by default: exactly one face is
 face is below the quality floor; the build goes on without it. Which face was picked of several,
 and why, is in the report. A person whose every photo was rejected is left off the list (also
 reported: :attr:`EnrollReport.without_photo`). Several accepted photos of one person become
-several templates of one entry.
+several templates of one entry. Each template keeps the box of the face it was made of, for the
+dispatch details file (:mod:`edge.watchlist.details`): dispatch shows that face, not only a photo
+that may show several people.
 
 Refused outright (one-line error, nothing written): a photo folder that is missing or holds no
 person folder, a person folder without any image file, an entries CSV that is malformed or
@@ -26,10 +28,10 @@ from typing import Any, Protocol
 from edge.clock import format_time, parse_time
 from edge.errors import EdgeError, EnrollmentError, ImageError
 from edge.system.inputs import MAX_IMAGE_BYTES, read_bounded
-from edge.types import Face, Image
+from edge.types import Box, Face, Image
 from edge.watchlist.entries import MAX_TEXT
 from edge.watchlist.index import Dtype, quantize
-from edge.watchlist.writer import EntryFields, EntrySpec, TemplateSpec
+from edge.watchlist.writer import EntryFields, EntrySpec, FaceBox, TemplateSpec
 
 NO_USABLE_PHOTO = "no usable photo"
 # Picks the person's face of those found in a photo: (face, why this one) or (None, why none).
@@ -207,6 +209,16 @@ def read_entries_csv(path: Path, labels: Iterable[str]) -> dict[str, EntryFields
     return out
 
 
+def pixel_box(box: Box, image: Image) -> FaceBox:
+    """A detected face's box in whole pixels, inside the image, never empty."""
+    height, width = image.shape[:2]
+    x1 = min(max(round(box[0]), 0), width - 1)
+    y1 = min(max(round(box[1]), 0), height - 1)
+    x2 = min(max(round(box[2]), x1 + 1), width)
+    y2 = min(max(round(box[3]), y1 + 1), height)
+    return x1, y1, x2, y2
+
+
 def only_face(faces: Sequence[Face], image: Image) -> tuple[Face | None, str | None]:
     """The default :data:`Picker`: exactly one face, or none."""
     if not faces:
@@ -277,7 +289,12 @@ def enroll(
             continue
         seen[label].add(digest)
         accepted[label].append(
-            TemplateSpec(digest, float(face.quality), quantize(face.embedding, dtype))
+            TemplateSpec(
+                digest,
+                float(face.quality),
+                quantize(face.embedding, dtype),
+                pixel_box(face.box, image),
+            )
         )
         report.photos.append(
             PhotoOutcome(label, str(path), True, quality=float(face.quality), picked=note)

@@ -281,13 +281,20 @@ class EntryFields:
     expires: str | None = None
 
 
+# A face's box in a photo's pixels, x1 < x2 and y1 < y2: which face of it was enrolled.
+FaceBox = tuple[int, int, int, int]
+
+
 @dataclass(frozen=True, eq=False)
 class TemplateSpec:
-    """One accepted photo. ``vector`` None means: reuse the base list's template of ``photo``."""
+    """One accepted photo. ``vector`` None means: reuse the base list's template of ``photo``.
+    ``box``: the face the template was made of (None for a reused one: it was not looked at);
+    it goes only into the dispatch details file."""
 
     photo: str
     quality: float
     vector: StoredArray | None
+    box: FaceBox | None = None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,15 @@
 """The console in a real browser: Debian's Chromium driven by Playwright (never downloaded).
 
 Log in; an alert sent with `edge alerts test` appears in the open list within 2 s without a
-reload; open it; reject it with a note; the device receives the review. The alert page of a
-demo hit (crop beside the enrolled photo) is screenshotted; with EDGE_UPDATE_DOCS=1 it replaces
-docs/dispatch-alert.png (a test run never changes a tracked file otherwise).
+reload, marked TEST; its page carries the test banner and says where the place would come
+from; reject it with a note; the device receives the review. Then a real hit as a dispatcher
+must judge it: the list is built from a photo of two people, and the alert (captured 15 min
+before it arrived, with a scene frame) reaches the open list live, marked late. Its page shows
+the enrolled face crop of the right person (its embedding is his, not the other person's), the
+enrolment photo with that face boxed, the scene exactly as sent with the box drawn over the
+matched face, times in the browser's zone with UTC on hover, and the person's label. The page and
+the list are screenshotted; with EDGE_UPDATE_DOCS=1 they replace docs/dispatch-alert.png and
+docs/dispatch-list.png (a test run never changes a tracked file otherwise).
 """
 
 from __future__ import annotations
@@ -14,19 +20,36 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
+import cv2
 import pytest
-from dispatch_helpers import PASSWORD
+from dispatch_helpers import (
+    ENROLLED,
+    PASSWORD,
+    assert_is_the_enrolled_person,
+    scene_frame,
+    two_people_photo,
+    with_context,
+)
 from mqtt_fixtures import Mosquitto, free_port
 from paths import REPO
+from recognition_helpers import analyzer
 from test_dispatch_live import dispatch_config
 
 import edge.cli
-from edge.alerts.schema import Review
+from edge.alerts.schema import Review, build_alert
 from edge.alerts.service import AlertService
 from edge.dispatch.auth import Accounts
+from edge.pipeline.frames import face_crop_jpeg
 from edge.services.dispatch import DispatchServer
+from edge.types import iou
+from edge.watchlist import keys as keyring
+from edge.watchlist.bundle import read_bundle
+from edge.watchlist.details import details_path, read_details
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -39,24 +62,47 @@ ARGS = [
     "--no-first-run",
 ]
 DEMO = REPO / "edge" / "demo"
+KEY = DEMO / "demo-keys" / "watchlist-signing.key"
+PUB = DEMO / "demo-keys" / "watchlist-signing.pub"
 SCREENSHOT = REPO / "docs" / "dispatch-alert.png"
+LIST_SCREENSHOT = REPO / "docs" / "dispatch-list.png"
+ZONE = "Asia/Kolkata"  # UTC+05:30 all year: local time cannot pass for UTC
+LATE_BY = timedelta(minutes=15)
 
 
-def _demo_list(tmp_path: Path) -> tuple[Path, Path]:
-    photos = tmp_path / "photos" / "Lin-Manuel Miranda"
-    photos.mkdir(parents=True)
-    shutil.copyfile(DEMO / "lin-manuel-miranda.png", photos / "photo.png")
+def _two_people_list(tmp_path: Path) -> tuple[Path, Path]:
+    two_people_photo(tmp_path / "photos" / ENROLLED / "with-a-colleague.jpg")
     (tmp_path / "entries.csv").write_text(
         "label,reason,case_ref,legal_basis,expires\n"
-        "Lin-Manuel Miranda,Demo: missing person report,CASE-2025-0042,"
-        "Demo warrant 7/2025,2026-12-31\n"
+        f"{ENROLLED},Demo: missing person report,CASE-2025-0042,Demo warrant 7/2025,2099-12-31\n"
     )
     bundle = tmp_path / "list"
-    build = ["watchlist", "build", "--photos", str(tmp_path / "photos"), "--list-id", "demo"]
-    key = DEMO / "demo-keys" / "watchlist-signing.key"
+    build = ["watchlist", "build", "--photos", str(tmp_path / "photos"), "--list-id", "gate"]
     entries = ["--entries", str(tmp_path / "entries.csv")]
-    assert edge.cli.main([*build, "--key", str(key), "--out", str(bundle), *entries]) == 0
+    assert edge.cli.main([*build, "--key", str(KEY), "--out", str(bundle), *entries]) == 0
     return bundle, tmp_path / "photos"
+
+
+def _box_in_image(page: Any, svg: str) -> tuple[float, float, float, float]:
+    """The box drawn over an SVG-framed picture, in the picture's own pixels (from where the
+    browser laid both out)."""
+    frame = page.locator(f"svg#{svg}")
+    drawn = page.locator(f"svg#{svg} rect.box").bounding_box()
+    shown = frame.bounding_box()
+    width, height = (float(v) for v in frame.get_attribute("viewBox").split()[2:])
+    sx, sy = width / shown["width"], height / shown["height"]
+    return (
+        (drawn["x"] - shown["x"]) * sx,
+        (drawn["y"] - shown["y"]) * sy,
+        (drawn["x"] + drawn["width"] - shown["x"]) * sx,
+        (drawn["y"] + drawn["height"] - shown["y"]) * sy,
+    )
+
+
+def _local(iso: str) -> str:
+    """HH:MM:SS of a UTC time in the browser's zone."""
+    moment = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo(ZONE))
+    return moment.strftime("%H:%M:%S")
 
 
 def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
@@ -66,29 +112,18 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
     web_port = free_port()
     db = f"sqlite:///{tmp_path / 'dispatch.db'}"
     config = dispatch_config(mosquitto.port, db, web_port)
-    bundle, photos = _demo_list(tmp_path)
-    pub = DEMO / "demo-keys" / "watchlist-signing.pub"
-    assert (
-        edge.cli.main(
-            [
-                "dispatch",
-                "import-list",
-                str(bundle),
-                "--photos",
-                str(photos),
-                "--pubkey",
-                str(pub),
-                "--db",
-                db,
-            ]
-        )
-        == 0
-    )
+    bundle, photos = _two_people_list(tmp_path)
+    importing = ["dispatch", "import-list", str(bundle), "--photos", str(photos)]
+    assert edge.cli.main([*importing, "--pubkey", str(PUB), "--db", db]) == 0
+    public_key = keyring.load_public_key(PUB)
+    details = read_details(details_path(bundle), public_key, read_bundle(bundle, public_key))
+    enrolled_box = details.entries[0].faces[0].box  # in the 560 x 300 photo
+
     server = DispatchServer(config, state_dir=tmp_path / "centre")
     Accounts(server.store).add_user("olga", "operator", PASSWORD, by="test")
     config_file = tmp_path / "device.yaml"
-    config_file.write_text(
-        f"device:\n  id: cam-1\n  location: {{name: North gate, lat: 51.5, lon: -0.12}}\n"
+    config_file.write_text(  # no device.location: the test alert's page says where it is set
+        f"device:\n  id: cam-1\n"
         f"mqtt:\n  host: 127.0.0.1\n  port: {mosquitto.port}\n  reconnect_min_s: 0.05\n"
         "  reconnect_max_s: 0.3\n"
         "alerts:\n  require_dispatch_ack: true\n  dispatch_ack_timeout_s: 1\n"
@@ -111,14 +146,16 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
         ):
             assert server.ingest.wait_connected(10) and device.publisher.wait_connected(10)
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            context = browser.new_context(
+                viewport={"width": 1280, "height": 900}, timezone_id=ZONE, locale="en-GB"
+            )
+            page = context.new_page()
             base = f"http://127.0.0.1:{web_port}"
             page.goto(f"{base}/")  # the list: redirected to the login form first
             page.fill("input[name=username]", "olga")
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
-            page.wait_for_selector("#alert-rows", state="attached")
-            page.wait_for_timeout(500)  # the live feed (SSE) is connected
+            page.wait_for_selector("#live.up", timeout=10000)  # the live feed (SSE) is open
             sender = subprocess.Popen(
                 [
                     sys.executable,
@@ -145,8 +182,14 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             appeared = time.monotonic() - queued
             assert row is not None and appeared <= 2.0
             assert sender.wait(30) == 0  # dispatch's ack reached the sender: delivered end to end
-            page.click(f'tr[data-alert="{alert_id}"] a')
+            chip = page.locator(f'tr[data-alert="{alert_id}"] .tag.test')
+            assert chip.inner_text() == "TEST" and chip.is_visible()
+            page.click(f'tr[data-alert="{alert_id}"] a[href^="/alerts/"] >> nth=1')
             page.wait_for_selector("#review-form")
+            banner = page.locator("#test-banner").bounding_box()
+            assert banner is not None and banner["width"] > 1000 and banner["height"] >= 30
+            assert "TEST ALERT" in page.inner_text("#test-banner")
+            assert "device.location" in page.inner_text("#place")
             page.fill("textarea[name=note]", "not him: different person, checked on camera 2")
             page.click("button[value=reject]")
             page.wait_for_selector("#alert-state")
@@ -155,29 +198,76 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             assert reviews[0].alert_id == alert_id and reviews[0].decision == "reject"
             assert reviews[0].note == "not him: different person, checked on camera 2"
 
-            # A demo hit with a crop, for the screenshot: probe beside the enrolled photo.
-            crop = (DEMO / "lin-manuel-miranda.png").read_bytes()
-            import cv2
-            import numpy as np
-
-            image = cv2.imdecode(np.frombuffer(crop, np.uint8), cv2.IMREAD_COLOR)
-            jpeg = cv2.imencode(".jpg", cv2.resize(image, (160, 160)))[1].tobytes()
-            hit = device.hit(
-                watchlist_id="demo",
-                watchlist_version=1,
-                entry_id="0",
-                entry_label="Lin-Manuel Miranda",
-                score=0.62,
-                threshold=0.37,
-                quality=0.91,
-                track_id=12,
-                model_id="mobilefacenet-fp32",
-                crop_jpeg=jpeg,
+            # A real hit, captured 15 minutes before it is sent, with its scene frame.
+            scene = scene_frame()
+            (seen,) = analyzer().analyze(scene)  # every other face in it is blurred
+            box = tuple(round(v) for v in seen.box)
+            scene_jpeg = cv2.imencode(".jpg", scene, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+            crop = face_crop_jpeg(scene, seen.box, 240)
+            assert crop is not None
+            captured = datetime.now(UTC) - LATE_BY
+            hit = with_context(
+                build_alert(
+                    device_id="cam-1",
+                    watchlist_id="gate",
+                    watchlist_version=details.version,
+                    entry_id="0",
+                    entry_label=ENROLLED,
+                    score=0.62,
+                    threshold=0.45,
+                    quality=0.91,
+                    track_id=12,
+                    model_id="mobilefacenet-fp32",
+                    event_time=captured,
+                    location={"name": "North gate", "lat": 51.5, "lon": -0.12},
+                    crop_jpeg=crop,
+                ),
+                scene_jpeg,
+                box,
             )
+            page.goto(f"{base}/")
+            page.wait_for_selector("#live.up", timeout=10000)
+            device.outbox.enqueue(hit)
             assert device.publisher.wait_acked([hit["alert_id"]], 10) == set()
-            page.goto(f"{base}/alerts/{hit['alert_id']}")
-            page.wait_for_selector("img.reference")
+            live_row = f'tr[data-alert="{hit["alert_id"]}"]'
+            page.wait_for_selector(live_row, timeout=5000)
+            assert page.inner_text(f"{live_row} .tag.late") == "late 15 min"
+            assert not page.locator(f"{live_row} .tag.test").count()
+            page.screenshot(path=str(tmp_path / "list.png"))
+            page.click(f"{live_row} a >> nth=0")
+            page.wait_for_selector("#enrolled-face-0")
+            page.wait_for_load_state("load")  # the pictures too
+
+            # The enrolled face: his, cropped from the photo of two; the photo beside it.
+            face = page.locator("#enrolled-face-0")
+            assert face.evaluate("img => img.complete && img.naturalWidth > 0")
+            face_jpeg = page.request.get(base + str(face.get_attribute("src"))).body()
+            assert_is_the_enrolled_person(face_jpeg)
+            scale = 240 / 560
+            marked = _box_in_image(page, "photo-0")
+            assert iou(marked, tuple(v * scale for v in enrolled_box)) > 0.85, marked
+
+            # The scene, as the device sent it, the box drawn over the matched face.
+            href = page.locator("svg#context image").get_attribute("href")
+            assert page.request.get(base + str(href)).body() == scene_jpeg
+            drawn = _box_in_image(page, "context")
+            assert iou(drawn, seen.box) > 0.9, (drawn, seen.box)
+
+            # The facts a dispatcher reads: who, where, when (local, UTC on hover), how late.
+            assert ENROLLED in page.inner_text("#entry") and "entry id 0" in page.inner_text(
+                "#entry"
+            )
+            assert page.inner_text("h1").startswith(ENROLLED)
+            assert "North gate" in page.inner_text("#place")
+            when = page.locator("#captured time")
+            assert _local(hit["event_time"]) in when.inner_text()
+            assert "UTC" not in when.inner_text()
+            assert when.get_attribute("title") == hit["event_time"].replace("T", " ").replace(
+                "Z", " UTC"
+            )
+            assert "15 min" in page.inner_text("#late-mark")
             assert "CASE-2025-0042" in page.inner_text("#case-ref")
+            assert not page.locator("#test-banner").count()
             page.screenshot(path=str(tmp_path / "alert.png"), full_page=True)
             browser.close()
     finally:
@@ -185,4 +275,5 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
     assert (tmp_path / "alert.png").stat().st_size > 10_000
     if os.environ.get("EDGE_UPDATE_DOCS") == "1":
         shutil.copyfile(tmp_path / "alert.png", SCREENSHOT)
+        shutil.copyfile(tmp_path / "list.png", LIST_SCREENSHOT)
     print(f"alert appeared {appeared:.2f}s after it was queued")

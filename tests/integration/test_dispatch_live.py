@@ -204,3 +204,80 @@ def test_import_list_brings_entry_details_and_reference_photos(
         assert entry["legal_basis"] == "demo warrant 7" and entry["photos"] == 1
         jpeg = store.entry_photo("demo", "0", 0)
         assert jpeg is not None and jpeg[:3] == b"\xff\xd8\xff"
+
+
+def test_a_database_of_the_first_schema_is_upgraded_with_what_it_holds(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Alerts and reference photos stored before context frames and enrolled faces existed
+    (migration 0001) are still shown after the upgrade (0002), beside new ones."""
+    import json
+
+    import cv2
+    from alerts_helpers import sample_alert
+    from dispatch_helpers import JPEG, client_for, login, make_deps, scene_frame, with_context
+    from sqlalchemy import MetaData, Table, insert
+
+    from edge.alerts.schema import encode_alert
+    from edge.dispatch.store import Store, received
+
+    old = sample_alert(0, crop_jpeg=JPEG)
+    with Store(db_url, migrate=False) as first:
+        assert first.migrate("0001") == "0001"
+        with first.tx("fill the first schema") as conn:
+            tables = MetaData()
+            alerts, photos, entries = (
+                Table(name, tables, autoload_with=conn)
+                for name in ("alerts", "entry_photos", "entries")
+            )
+            assert "has_context" not in alerts.c and "face_jpeg" not in photos.c
+            conn.execute(
+                insert(alerts).values(
+                    alert_id=old["alert_id"],
+                    device_id="cam-1",
+                    event_time=old["event_time"],
+                    received_at=time.time(),
+                    watchlist_id="wl-main",
+                    watchlist_version="7",
+                    entry_id="e0",
+                    entry_label="Person 0",
+                    score=0.71,
+                    threshold=0.6,
+                    quality=0.83,
+                    track_id=0,
+                    model_id="mobilefacenet-fp32",
+                    test=False,
+                    has_crop=False,
+                    state="new",
+                    document=json.dumps({k: v for k, v in old.items() if k != "crop"}),
+                )
+            )
+            conn.execute(
+                insert(entries).values(
+                    list_id="wl-main", entry_id="e0", label="Person 0", photos=1, version=7
+                )
+            )
+            conn.execute(
+                insert(photos).values(
+                    list_id="wl-main", entry_id="e0", n=0, photo="a" * 32, jpeg=JPEG
+                )
+            )
+    with Store(db_url) as store:  # upgrades to the newest schema
+        row = store.get_alert(old["alert_id"])
+        assert row["has_context"] is False and store.context(old["alert_id"]) is None
+        (photo,) = store.entry_photos("wl-main", "e0")
+        assert photo["width"] is None and not photo["has_face"]
+        scene = cv2.imencode(".jpg", scene_frame())[1].tobytes()
+        new = with_context(sample_alert(1), scene, (432, 149, 533, 251))
+        store.ingest([received(encode_alert(new))])
+        assert store.context(new["alert_id"]) == {
+            "width": 640,
+            "height": 360,
+            "box": [432, 149, 533, 251],
+        }
+        client = client_for(make_deps(store))
+        login(client, "olga")
+        page = client.get(f"/alerts/{old['alert_id']}")
+        assert page.status_code == 200 and 'class="reference"' in page.text
+        assert "no scene frame sent" in page.text
+        assert 'id="context"' in client.get(f"/alerts/{new['alert_id']}").text

@@ -25,6 +25,7 @@ from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import ENTRIES, MANIFEST, SIGNATURE, load_full, read_bundle
 from edge.watchlist.details import (
     DETAILS_FORMAT,
+    DETAILS_FORMAT_1,
     check_details_out,
     details_path,
     list_details,
@@ -276,3 +277,136 @@ def test_a_new_bundle_matches_without_texts(tmp_path: Path, keys: tuple[Any, Any
     assert result.match is not None and result.match.label == persons[0].label
     assert result.match.reason is None and result.match.case_ref is None
     assert result.match.to_json().keys() == {"entry_id", "label", "score"}
+
+
+# --- which face of each photo was enrolled (format 2) ---------------------------------------------
+
+
+def _faces_of(persons: list[Person]) -> dict[str, dict[str, tuple[int, int, int, int]]]:
+    """Boxes for every photo of the first person, and one of the second's; none for the third."""
+    return {
+        persons[0].label: {p: (10 + n, 20, 110 + n, 140) for n, p in enumerate(persons[0].photos)},
+        persons[1].label: {persons[1].photos[1]: (5, 6, 50, 70), "f" * 32: (1, 1, 2, 2)},
+    }
+
+
+def _with_faces(tmp_path: Path, priv: Any, pub: Any) -> tuple[Any, Path, list[Person]]:
+    persons = _persons()
+    bundle, sidecar = build_with_details(tmp_path / "list", persons, priv)
+    _, content = load_full(bundle)
+    sidecar.unlink()
+    fields = {p.label: p.fields for p in persons}
+    details = list_details(content, fields, [bundle], priv, _faces_of(persons))
+    write_details(sidecar, details, priv)
+    return bundle, sidecar, persons
+
+
+def _sign_into(path: Path, doc: dict[str, Any], priv: Any, envelope_format: str) -> None:
+    signed = canonical_json(doc)
+    path.write_bytes(
+        canonical_json(
+            {
+                "format": envelope_format,
+                "signed": signed.decode(),
+                "signature": base64.b64encode(keyring.sign(priv, signed)).decode(),
+            }
+        )
+    )
+
+
+def test_details_say_which_face_of_each_photo_was_enrolled(
+    tmp_path: Path, keys: tuple[Any, Any]
+) -> None:
+    priv, pub = keys
+    bundle, sidecar, persons = _with_faces(tmp_path, priv, pub)
+    doc = json.loads(json.loads(sidecar.read_bytes())["signed"])
+    assert doc["format"] == DETAILS_FORMAT == "edge-watchlist-details/2"
+    assert doc["entries"][0]["faces"] == [
+        {"photo": persons[0].photos[0], "box": [10, 20, 110, 140]},
+        {"photo": persons[0].photos[1], "box": [11, 20, 111, 140]},
+    ]
+    # only the photos the entry's templates came from; an entry without any has no "faces"
+    assert doc["entries"][1]["faces"] == [{"photo": persons[1].photos[1], "box": [5, 6, 50, 70]}]
+    assert "faces" not in doc["entries"][2]
+    details = read_details(sidecar, pub, bundle)
+    _, content = load_full(bundle)
+    by_id = details.for_entries(content.entries, sidecar)
+    assert by_id[1].face_of(persons[1].photos[1]) == (5, 6, 50, 70)
+    assert by_id[1].face_of(persons[1].photos[0]) is None and by_id[2].faces == ()
+
+
+def test_a_format_1_details_file_is_still_read(tmp_path: Path, keys: tuple[Any, Any]) -> None:
+    priv, pub = keys
+    bundle, sidecar = build_with_details(tmp_path / "list", _persons(), priv)
+    doc = json.loads(json.loads(sidecar.read_bytes())["signed"])
+    doc["format"] = DETAILS_FORMAT_1
+    _sign_into(sidecar, doc, priv, DETAILS_FORMAT_1)
+    details = read_details(sidecar, pub, bundle)
+    assert details.format == DETAILS_FORMAT_1 and details.entries[0].case_ref == TEXTS[2]
+    assert all(e.faces == () for e in details.entries)
+    # format 1 knows no faces: a file that says 1 and carries them is not one
+    doc["entries"][0]["faces"] = [{"photo": "a" * 32, "box": [0, 0, 1, 1]}]
+    _sign_into(sidecar, doc, priv, DETAILS_FORMAT_1)
+    with pytest.raises(BundleError) as err:
+        read_details(sidecar, pub, bundle)
+    assert "unknown field(s) faces" in _refusal(err)
+
+
+def test_the_envelope_and_the_document_name_one_format(
+    tmp_path: Path, keys: tuple[Any, Any]
+) -> None:
+    priv, pub = keys
+    bundle, sidecar, _ = _with_faces(tmp_path, priv, pub)
+    doc = json.loads(json.loads(sidecar.read_bytes())["signed"])
+    _sign_into(sidecar, doc, priv, DETAILS_FORMAT_1)
+    with pytest.raises(BundleError) as err:
+        read_details(sidecar, pub, bundle)
+    assert "the file says edge-watchlist-details/1, its document" in _refusal(err)
+
+
+def test_a_face_of_a_photo_the_entry_has_no_template_of_is_refused(
+    tmp_path: Path, keys: tuple[Any, Any]
+) -> None:
+    priv, pub = keys
+    bundle, sidecar, _ = _with_faces(tmp_path, priv, pub)
+    doc = json.loads(json.loads(sidecar.read_bytes())["signed"])
+    doc["entries"][2]["faces"] = [{"photo": "e" * 32, "box": [1, 2, 3, 4]}]
+    _sign_into(sidecar, doc, priv, DETAILS_FORMAT)
+    details = read_details(sidecar, pub, bundle)  # well formed and signed, but...
+    _, content = load_full(bundle)
+    with pytest.raises(BundleError) as err:
+        details.for_entries(content.entries, sidecar)
+    assert f"names the face of photo {'e' * 32}" in _refusal(err)
+
+
+@pytest.mark.parametrize(
+    "faces",
+    [
+        [],
+        "box",
+        [{"photo": "a" * 32}],
+        [{"photo": "a" * 31, "box": [0, 0, 1, 1]}],
+        [{"photo": "A" * 32, "box": [0, 0, 1, 1]}],
+        [{"photo": "a" * 32, "box": [0, 0, 1]}],
+        [{"photo": "a" * 32, "box": [5, 0, 5, 1]}],
+        [{"photo": "a" * 32, "box": [0, 9, 1, 2]}],
+        [{"photo": "a" * 32, "box": [-1, 0, 1, 1]}],
+        [{"photo": "a" * 32, "box": [0, 0, 1, 70000]}],
+        [{"photo": "a" * 32, "box": [False, 0, True, 1]}],
+        [{"photo": "a" * 32, "box": [0.5, 0, 1, 1]}],
+        [{"photo": "a" * 32, "box": [0, 0, 1, 1], "x": 1}],
+        [{"photo": "a" * 32, "box": [0, 0, 1, 1]}, {"photo": "a" * 32, "box": [0, 0, 2, 2]}],
+    ],
+)
+def test_malformed_faces_are_refused_in_one_line(
+    tmp_path: Path, keys: tuple[Any, Any], faces: Any
+) -> None:
+    priv, pub = keys
+    bundle, sidecar = build_with_details(tmp_path / "list", _persons(), priv)
+    doc = json.loads(json.loads(sidecar.read_bytes())["signed"])
+    doc["entries"][0]["faces"] = faces
+    _sign_into(sidecar, doc, priv, DETAILS_FORMAT)
+    with pytest.raises(BundleError) as err:
+        read_details(sidecar, pub, bundle)
+    message = _refusal(err)
+    assert "entry 0 " in message and "face" in message, message

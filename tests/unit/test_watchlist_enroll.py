@@ -17,7 +17,7 @@ from watchlist_helpers import (
 
 from edge.errors import EnrollmentError
 from edge.pipeline.capture import decode_image
-from edge.watchlist.enroll import enroll, read_entries_csv, scan_photos
+from edge.watchlist.enroll import enroll, pixel_box, read_entries_csv, scan_photos
 from edge.watchlist.writer import EntryFields, assemble
 
 
@@ -79,6 +79,22 @@ def test_known_photos_are_not_embedded_again(tmp_path: Path) -> None:
     content, _ = assemble(again, "i8", 192, NOW, base=base, base_next_entry_id=next_id)
     assert content.templates_digest() == base.templates_digest()
     assert content.entries_bytes() == base.entries_bytes()
+
+
+def test_each_template_remembers_which_face_it_was_made_of(tmp_path: Path) -> None:
+    import numpy as np
+
+    people = scan_photos(_photos(tmp_path / "photos"))
+    first, _ = enroll(people, FakeAnalyzer(), "i8", decode_image)
+    assert [t.box for s in first for t in s.templates] == [(0, 0, 10, 10)] * 3
+    base, _ = assemble(first, "i8", 192, NOW)
+    known = {e.label: frozenset(t.photo for t in e.templates) for e in base.entries}
+    again, _ = enroll(people, FakeAnalyzer(), "i8", decode_image, known_photos=known)
+    assert [t.box for s in again for t in s.templates] == [None] * 3  # reused: not looked at
+    # In whole pixels, inside the photo, never empty (for the dispatch details file).
+    image = np.zeros((20, 30, 3), np.uint8)
+    assert pixel_box((-3.4, 2.6, 40.0, 19.7), image) == (0, 3, 30, 20)
+    assert pixel_box((29.8, 5.0, 29.9, 5.2), image) == (29, 5, 30, 6)
 
 
 def test_empty_photo_folder_is_refused(tmp_path: Path) -> None:
