@@ -93,8 +93,8 @@ def test_the_other_face_is_unrecognisable_and_no_longer_a_face(
     blurred = float(embed_at(analyzer(), image, where) @ original)
     against_photo = float(embed_at(analyzer(), image, where) @ photo)
     print(
-        f"{name}, background {background}: other face vs the original, unblurred {unblurred:.3f}, blurred {blurred:.3f} "
-        f"(vs his photo {against_photo:.3f})"
+        f"{name}, background {background}: other face vs the original, unblurred "
+        f"{unblurred:.3f}, blurred {blurred:.3f} (vs his photo {against_photo:.3f})"
     )
     assert unblurred > 0.6
     assert blurred < UNRECOGNISABLE and against_photo < UNRECOGNISABLE
