@@ -18,6 +18,7 @@ from edge.config.dispatch import DispatchConfig
 from edge.dispatch.auth import Accounts
 from edge.dispatch.store import Store, received
 from edge.dispatch.web import Deps, create_app
+from edge.pipeline.context import encode_context
 
 PASSWORD = "correct horse battery"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
@@ -83,17 +84,24 @@ def two_people_photo(path: Path) -> Path:
     return path
 
 
+POWELL_IN_SCENE = (432, 149, 533, 251)  # his face in scene_frame(), found by the detector
+BLAIR_IN_SCENE = (85, 165, 185, 285)
+
+
 def scene_frame() -> Any:
     """A 640x360 scene (BGR) as a device sends it: Colin Powell (another photo of him) on the
-    right, a second person on the left whose face is blurred, as the device does."""
+    right, a second person on the left; made by the device's own code
+    (:func:`edge.pipeline.context.encode_context`): every face but Powell's pixelated and the
+    scene but him blurred."""
     powell = cv2.imread(str(SAMPLES / "Colin_Powell_0002.jpg"))
     blair = cv2.imread(str(SAMPLES / "Tony_Blair_0001.jpg"))[:, 70:250]  # him alone
     ramp = np.linspace(60, 150, 640, dtype=np.uint8)
     scene = np.dstack([np.tile(ramp, (360, 1))] * 3).copy()
     scene[90:340, 60:240] = blair
     scene[70:320, 360:610] = powell
-    scene[150:300, 50:195] = cv2.GaussianBlur(scene[150:300, 50:195], (0, 0), 16)
-    return scene
+    context = encode_context(scene, POWELL_IN_SCENE, [BLAIR_IN_SCENE], 640, "blurred")
+    assert context is not None
+    return cv2.imdecode(np.frombuffer(context.jpeg, np.uint8), cv2.IMREAD_COLOR)
 
 
 def with_context(alert: dict[str, Any], jpeg: bytes, box: Any) -> dict[str, Any]:
