@@ -39,24 +39,38 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: {shown})"
 
 
+COMMON_EXIT_CODES = {
+    0: "on success",
+    2: "on an error (one line on stderr: 'edge: error: ...')",
+    130: "when interrupted (Ctrl-C)",
+    141: "when the output is closed early (e.g. piped into head)",
+}
+
+
+def _exit_status(codes: dict[int, str]) -> str:
+    return "exit status:\n" + "\n".join(f"  {code:<5}{why}" for code, why in sorted(codes.items()))
+
+
 def finish_commands(parser: argparse.ArgumentParser) -> None:
     """Give every command the one help style and an 'exit status' paragraph. A command lists
-    its own further codes with ``set_defaults(exit_codes={1: "when ..."})``."""
+    its own further codes with ``set_defaults(exit_codes={1: "when ..."})``; a group (a command
+    with sub-commands) lists the codes they share and points at theirs."""
     parser.formatter_class = HelpFormatter
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                finish_commands(sub)
-    if parser.get_default("handler") is None:
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in groups:
+        for sub in action.choices.values():
+            finish_commands(sub)
+    if parser.get_default("handler") is not None:
+        codes = dict(COMMON_EXIT_CODES)
+        codes.update(parser.get_default("exit_codes") or {})
+        text = _exit_status(codes)
+    elif groups:
+        codes = dict(COMMON_EXIT_CODES)
+        command = groups[0].metavar
+        codes[2] = f"{codes[2]}, or without {command}"
+        text = f"{_exit_status(codes)}\n  and a command's own codes: {parser.prog} {command} --help"
+    else:
         return
-    codes = {
-        0: "on success",
-        2: "on an error (one line on stderr: 'edge: error: ...')",
-        130: "when interrupted (Ctrl-C)",
-        141: "when the output is closed early (e.g. piped into head)",
-    }
-    codes.update(parser.get_default("exit_codes") or {})
-    text = "exit status:\n" + "\n".join(f"  {code:<5}{why}" for code, why in sorted(codes.items()))
     parser.epilog = f"{parser.epilog}\n\n{text}" if parser.epilog else text
 
 

@@ -65,7 +65,11 @@ def register(subparsers: Subparsers) -> None:
     )
     serve.set_defaults(
         handler=_serve,
-        exit_codes={0: "on SIGTERM or SIGINT", 1: "when one of its threads died"},
+        exit_codes={
+            0: "when stopped by SIGTERM or SIGINT (Ctrl-C)",
+            1: "when one of its threads died",
+            130: "when interrupted (Ctrl-C) while still starting",
+        },
     )
 
     users = command_group(commands, "users", "console accounts")

@@ -274,7 +274,11 @@ def register(subparsers: Subparsers) -> None:
     add_common(sync, broker=True, state_dir="installed list, transfers, outbox and audit log")
     sync.set_defaults(
         handler=cmd_sync,
-        exit_codes={0: "on SIGTERM or SIGINT", 1: "when one of its threads died"},
+        exit_codes={
+            0: "when stopped by SIGTERM or SIGINT (Ctrl-C)",
+            1: "when one of its threads died",
+            130: "when interrupted (Ctrl-C) while still starting",
+        },
     )
 
     prov = subparsers.add_parser(
