@@ -79,11 +79,14 @@ def register(subparsers: Subparsers) -> None:
     tail = commands.add_parser(
         "tail",
         help="subscribe and print alerts (for dispatch and debugging)",
-        description="Print alerts as they arrive: one summary line each, or the JSON with --json.",
+        description="Print the alerts of every device (or of --device ID) as they arrive: one "
+        "summary line each, naming the device, or the JSON with --json.",
     )
     add_common(tail, broker=True, state_dir=_STATE_DIR)
     tail.add_argument(
-        "--device", help="device id to watch, or '+' for all (default: this device's id)"
+        "--device",
+        default="+",
+        help="the one device id to watch, or '+' for every device (default: +)",
     )
     tail.add_argument("--count", type=positive_int, help="exit after this many alerts")
     tail.add_argument("--timeout", type=float, help="exit after this many seconds")

@@ -25,10 +25,10 @@ def only_alert_commands(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def _config_file(tmp_path: Path, port: int) -> Path:
-    path = tmp_path / "edge.yaml"
+def _config_file(tmp_path: Path, port: int, device: str = "cam-1") -> Path:
+    path = tmp_path / f"{device}.yaml"
     path.write_text(
-        "device:\n  id: cam-1\n"
+        f"device:\n  id: {device}\n"
         f"mqtt:\n  host: 127.0.0.1\n  port: {port}\n  reconnect_min_s: 0.05\n"
         "  reconnect_max_s: 0.2\n  connect_timeout_s: 3\n"
         # A plain subscriber, no dispatch: the broker's PUBACK ends delivery.
@@ -98,17 +98,16 @@ def test_outbox_status_before_anything_was_queued(
     assert "nothing queued" in capsys.readouterr().out
 
 
-def test_alerts_tail_prints_what_alerts_test_sends(
+def test_alerts_tail_prints_what_alerts_test_sends_from_every_device(
     mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # `alerts tail` is a plain subscriber: no dispatch stores the alerts, the PUBACK ends delivery.
+    # Its own config names cam-1; by default it still hears every device.
     broker = ["--config", str(_config_file(tmp_path, mosquitto.port))]
     result: list[int] = []
     tail = threading.Thread(
         target=lambda: result.append(
-            edge.cli.main(
-                ["alerts", "tail", "--count", "2", "--timeout", "10", "--device", "+", *broker]
-            )
+            edge.cli.main(["alerts", "tail", "--count", "2", "--timeout", "10", *broker])
         )
     )
     tail.start()
@@ -119,17 +118,43 @@ def test_alerts_tail_prints_what_alerts_test_sends(
         captured = capsys.readouterr()
         out, err = out + captured.out, err + captured.err
         time.sleep(0.01)
-    assert (
-        edge.cli.main(["alerts", "test", "--count", "2", "--state-dir", str(tmp_path), *broker])
-        == 0
-    )
+    for device in ("cam-1", "cam-2"):
+        config = ["--config", str(_config_file(tmp_path, mosquitto.port, device))]
+        state = ["--state-dir", str(tmp_path / device)]
+        assert edge.cli.main(["alerts", "test", "--count", "1", *state, *config]) == 0
     tail.join(15)
     assert result == [0]
     out += capsys.readouterr().out
     lines = [line for line in out.splitlines() if "TEST" in line]
     assert len(lines) == 2
-    assert "cam-1" in lines[0] and "score=1.000/1.000" in lines[0]
+    assert [line.split()[1] for line in lines] == ["cam-1", "cam-2"]
+    assert "score=1.000/1.000" in lines[0]
     assert "context=640x360," in lines[0]
+
+
+def test_alerts_tail_device_listens_to_that_device_only(
+    mosquitto: Mosquitto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broker = ["--config", str(_config_file(tmp_path, mosquitto.port))]
+    result: list[int] = []
+    args = ["alerts", "tail", "--device", "cam-2", "--count", "1", "--timeout", "10", *broker]
+    tail = threading.Thread(target=lambda: result.append(edge.cli.main([*args, "--json"])))
+    tail.start()
+    out, err = "", ""
+    deadline = time.monotonic() + 10
+    while "listening on edge/v1/cam-2/alert" not in err and time.monotonic() < deadline:
+        captured = capsys.readouterr()
+        out, err = out + captured.out, err + captured.err
+        time.sleep(0.01)
+    for device in ("cam-1", "cam-2"):  # cam-1's goes first and is not printed
+        config = ["--config", str(_config_file(tmp_path, mosquitto.port, device))]
+        state = ["--state-dir", str(tmp_path / device)]
+        assert edge.cli.main(["alerts", "test", "--count", "1", *state, *config]) == 0
+    tail.join(15)
+    assert result == [0]
+    out += capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("{")]
+    assert json.loads(line)["device_id"] == "cam-2"
 
 
 def test_alerts_tail_json_and_timeout(
