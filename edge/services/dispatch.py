@@ -4,15 +4,20 @@
                   |  ack, review ==> broker        |             ^
                   +--wake--> Feed (poll thread) ---+--events-----+ (SSE to every console)
 
-The main thread starts them in that order (database and migrations first, so a bad URL fails
-before anything listens), reports READY to systemd, feeds its watchdog while every thread lives
-and stops on SIGINT/SIGTERM: the feed first (open live lists end), then the web server, then
-the ingest, which commits and acknowledges what it holds before it disconnects.
+The database and its migrations come first, so a bad URL fails before anything listens; then
+the main thread binds the console's port (a taken port or bad TLS files: one line, before
+anything connects to MQTT), starts them in that order, reports READY to systemd, feeds its
+watchdog while every thread lives and stops on SIGINT/SIGTERM: the feed first (open live lists
+end), then the web server, then the ingest, which commits and acknowledges what it holds
+before it disconnects.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -23,7 +28,7 @@ from edge.dispatch.feed import Feed
 from edge.dispatch.ingest import Ingest
 from edge.dispatch.store import Store
 from edge.dispatch.web import Deps, create_app
-from edge.errors import EdgeError
+from edge.errors import DispatchError
 from edge.system.sdnotify import Notifier
 from edge.system.signals import stop_on_signals
 
@@ -33,13 +38,54 @@ EXIT_OK = 0
 EXIT_THREAD_DIED = 1
 
 
+_LISTEN_HINT = "choose another address with --listen HOST:PORT (dispatch.host, dispatch.port)"
+
+
+def _bind_problem(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror or exc})"
+    if exc.errno == errno.EADDRINUSE:
+        return "the address is in use (another `edge dispatch serve`, or another program?)"
+    if exc.errno == errno.EACCES:
+        return "permission denied (a port below 1024 needs CAP_NET_BIND_SERVICE)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "that host is not an address of this machine"
+    return exc.strerror or str(exc)
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket for the console; :class:`DispatchError` (one line naming
+    --listen) if it cannot be had, before anything else connects anywhere."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise DispatchError(
+            f"cannot serve the console on {host}:{port}: {_bind_problem(exc)}; {_LISTEN_HINT}"
+        ) from exc
+    try:
+        # As uvicorn does: a restarted serve rebinds at once, though old connections linger.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise DispatchError(
+            f"cannot serve the console on {host}:{port}: {_bind_problem(exc)}; {_LISTEN_HINT}"
+        ) from exc
+    return sock
+
+
 class WebServer:
-    """uvicorn on a thread (the owner handles signals)."""
+    """uvicorn on a thread (the owner handles signals), on a socket bound by :meth:`bind`."""
 
     def __init__(self, deps: Deps, host: str, port: int) -> None:
         import uvicorn
 
         tls = deps.config.tls
+        self.host, self.port = host, port
         self.config = uvicorn.Config(
             create_app(deps),
             host=host,
@@ -53,10 +99,29 @@ class WebServer:
         )
         self.server = uvicorn.Server(self.config)
         self.url = f"{'https' if tls else 'http'}://{host}:{port}"
+        self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
+    def bind(self) -> None:
+        """Take the port and load the TLS files: the errors a console can have, said in one
+        line before the ingest connects to MQTT (uvicorn would print its own and exit)."""
+        if self._socket is not None:
+            return
+        self._socket = listen_socket(self.host, self.port)
+        try:
+            self.config.load()
+        except (OSError, ssl.SSLError) as exc:
+            self.close_socket()
+            raise DispatchError(
+                f"cannot load the console's TLS files (dispatch.tls): {exc}"
+            ) from exc
+
     def start(self, timeout_s: float = 10.0) -> None:
-        self._thread = threading.Thread(target=self.server.run, name="dispatch-web", daemon=True)
+        self.bind()
+        sockets = [self._socket] if self._socket is not None else None
+        self._thread = threading.Thread(
+            target=self.server.run, args=(sockets,), name="dispatch-web", daemon=True
+        )
         self._thread.start()
         waited = threading.Event()
         for _ in range(int(timeout_s / 0.02)):
@@ -65,7 +130,7 @@ class WebServer:
             if not self._thread.is_alive():
                 break
             waited.wait(0.02)
-        raise EdgeError(f"the dispatch console could not listen on {self.url} (in use?)")
+        raise DispatchError(f"the dispatch console did not start on {self.url}")
 
     @property
     def alive(self) -> bool:
@@ -76,6 +141,12 @@ class WebServer:
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
+        self.close_socket()
+
+    def close_socket(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
 
 class DispatchServer:
@@ -102,6 +173,7 @@ class DispatchServer:
         self._notifier = Notifier.from_environment()
 
     def start(self) -> None:
+        self.web.bind()  # a taken port is said before anything connects to MQTT
         self.feed.start()
         self.ingest.start()
         self.web.start()
