@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,12 @@ BROWSER_CODECS: dict[str, tuple[tuple[str, str], ...]] = {
     ".mp4": (("avc1", "H.264"),),
 }
 _probed: dict[str, tuple[str, str] | None] = {}
+# FFmpeg's WebM muxer lists no codec tags, so OpenCV says the fourcc it was given is "not
+# supported" and writes the codec's own (empty) tag instead: the file is right, the notice is not.
+_TAG_NOTICE = re.compile(
+    rb"^OpenCV: FFMPEG: (tag 0x[0-9a-f]{8}/'.{4}' is not supported with codec id \d+ and format "
+    rb"|fallback to use tag 0x[0-9a-f]{8}/)"
+)
 
 
 def probe_codec(suffix: str, folder: Path | None = None) -> tuple[str, str] | None:
@@ -186,7 +193,8 @@ class Annotator:
         height, width = image.shape[:2]
         if self._writer is None:
             self._size = (width, height)
-            self._writer = cv2.VideoWriter(str(self.path), self._fourcc, self.fps, self._size)
+            with native_stderr_silenced(only=_TAG_NOTICE):
+                self._writer = cv2.VideoWriter(str(self.path), self._fourcc, self.fps, self._size)
             if not self._writer.isOpened():
                 self._writer = None
                 raise EdgeError(f"cannot write video {self.path} ({self.codec})")
