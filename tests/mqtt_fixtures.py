@@ -130,7 +130,9 @@ class Mosquitto:
         tls: TlsFiles | None = None,
         require_client_cert: bool = False,
         persistence: bool = False,
+        acl: dict[str, list[str]] | None = None,
     ) -> None:
+        """``acl``: per user, the topic patterns it may read and write (all others denied)."""
         assert MOSQUITTO is not None
         self.work_dir = work_dir
         self.port = free_port()
@@ -174,6 +176,15 @@ class Mosquitto:
                 )
             password_file.chmod(0o600)
             lines += ["allow_anonymous false", f"password_file {password_file}"]
+        if acl is not None:
+            acl_file = work_dir / "acl"
+            acl_file.write_text(
+                "".join(
+                    f"user {user}\n" + "".join(f"topic readwrite {t}\n" for t in topics)
+                    for user, topics in acl.items()
+                )
+            )
+            lines.append(f"acl_file {acl_file}")
         if tls is not None:
             lines += [
                 f"cafile {tls.ca_cert}",
@@ -273,6 +284,7 @@ class BrokerFactory:
         tls: TlsFiles | None = None,
         require_client_cert: bool = False,
         persistence: bool = False,
+        acl: dict[str, list[str]] | None = None,
     ) -> Mosquitto:
         broker = Mosquitto(
             self.base_dir / name,
@@ -280,6 +292,7 @@ class BrokerFactory:
             tls=tls,
             require_client_cert=require_client_cert,
             persistence=persistence,
+            acl=acl,
         )
         self.brokers.append(broker)
         return broker

@@ -6,6 +6,9 @@ default), or by the broker's PUBACK of the very message that carried it. A crash
 dead link at any point leads at worst to the alert being sent again (receivers deduplicate on
 ``alert_id``), never to its loss.
 
+Each row keeps the ``device_id`` of its alert: the device id the alert was made under, which
+the publisher sends it as (its topics), whatever ``device.id`` says now.
+
 Bounds (count and bytes) are enforced on enqueue by the configured policy; every alert evicted
 or refused is written in full (less its crop) to the audit log. If the database cannot be written
 (disk full), alerts are held in memory, still sent, and stored once there is room again.
@@ -38,9 +41,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     alert_id TEXT NOT NULL UNIQUE,
     payload BLOB NOT NULL,
     size INTEGER NOT NULL,
-    enqueued_at REAL NOT NULL
+    enqueued_at REAL NOT NULL,
+    device_id TEXT
 )
 """
+# Outboxes written before rows kept their device id get the column, filled from the payloads.
+_ADD_DEVICE_ID = (
+    "ALTER TABLE outbox ADD COLUMN device_id TEXT",
+    "UPDATE outbox SET device_id = json_extract(CAST(payload AS TEXT), '$.device_id') "
+    "WHERE device_id IS NULL",
+)
+_DEVICE_INDEX = "CREATE INDEX IF NOT EXISTS outbox_device ON outbox (device_id)"
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class OutboxItem:
     seq: int
     alert_id: str
     payload: bytes
+    device_id: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,14 @@ class OutboxStats:
             "oldest_age_s": None if age is None else round(age, 3),
             "held_in_memory": self.held_in_memory,
         }
+
+
+_ITEM = "seq, alert_id, payload, device_id"
+
+
+def _item(row: tuple[int, str, bytes, str]) -> OutboxItem:
+    seq, alert_id, payload, device_id = row
+    return OutboxItem(seq, alert_id, bytes(payload), device_id)
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -113,11 +133,27 @@ class Outbox:
             # FULL: a commit survives power loss, not only a process crash.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_SCHEMA)
+            self._add_device_ids()
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(
                 f"cannot open outbox {path}: {exc} "
                 "(another directory: --state-dir or $EDGE_STATE_DIR)"
             ) from exc
+
+    def _add_device_ids(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # another process may be doing the same
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+            if "device_id" not in columns:
+                for statement in _ADD_DEVICE_ID:
+                    db.execute(statement)
+            db.execute(_DEVICE_INDEX)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -149,13 +185,13 @@ class Outbox:
         :class:`edge.errors.OutboxError` if it can be neither stored nor held in memory.
         """
         validate_alert(alert)
-        alert_id = str(alert["alert_id"])
-        payload = encode_alert(alert)
+        item = OutboxItem(0, str(alert["alert_id"]), encode_alert(alert), str(alert["device_id"]))
+        alert_id = item.alert_id
         summary = alert_summary(alert)
         with self._lock:
             evicted: list[tuple[str, bytes]] = []
             try:
-                evicted = self._insert(alert_id, payload)
+                evicted = self._insert(item)
             except OutboxError as exc:
                 self._audit([(audit_kinds.HIT_REJECTED, {"alert": summary, "reason": str(exc)})])
                 raise
@@ -164,7 +200,7 @@ class Outbox:
                     raise OutboxError(
                         f"outbox {self.path}: cannot store alert {alert_id}: {exc}"
                     ) from exc
-                self._hold_in_memory(alert_id, payload, summary, exc)
+                self._hold_in_memory(item, summary, exc)
             else:
                 self._audit(
                     [(audit_kinds.EVICT, self._eviction_record(i, p)) for i, p in evicted]
@@ -176,7 +212,8 @@ class Outbox:
             self.on_enqueue()
         return alert_id
 
-    def _insert(self, alert_id: str, payload: bytes) -> list[tuple[str, bytes]]:
+    def _insert(self, item: OutboxItem) -> list[tuple[str, bytes]]:
+        alert_id, payload = item.alert_id, item.payload
         size = len(payload)
         if size > self.config.max_bytes:
             raise OutboxError(
@@ -206,9 +243,9 @@ class Outbox:
                     total -= old_size
                 db.executemany("DELETE FROM outbox WHERE alert_id = ?", [(i,) for i, _ in evicted])
             db.execute(
-                "INSERT OR IGNORE INTO outbox (alert_id, payload, size, enqueued_at) "
-                "VALUES (?, ?, ?, ?)",
-                (alert_id, payload, size, time.time()),
+                "INSERT OR IGNORE INTO outbox (alert_id, payload, size, enqueued_at, device_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (alert_id, payload, size, time.time(), item.device_id),
             )
             db.execute("COMMIT")
         except BaseException:
@@ -233,8 +270,9 @@ class Outbox:
         return {"alert": summary, "reason": "outbox full (when_full=drop_oldest)"}
 
     def _hold_in_memory(
-        self, alert_id: str, payload: bytes, summary: dict[str, Any], exc: BaseException
+        self, item: OutboxItem, summary: dict[str, Any], exc: BaseException
     ) -> None:
+        alert_id = item.alert_id
         if len(self._memory) >= self.config.memory_fallback:
             self._audit([(audit_kinds.HIT_REJECTED, {"alert": summary, "reason": str(exc)})])
             raise OutboxError(
@@ -242,8 +280,8 @@ class Outbox:
                 f"memory: alert {alert_id} not queued"
             ) from exc
         if alert_id not in self._memory:
-            self._memory[alert_id] = OutboxItem(0, alert_id, payload)
-            self._memory_bytes += len(payload)
+            self._memory[alert_id] = item
+            self._memory_bytes += len(item.payload)
         log.error(
             "outbox %s: cannot store alert %s (%s); holding it in memory (%d held) and sending "
             "it anyway: free disk space",
@@ -259,7 +297,7 @@ class Outbox:
         moved: list[str] = []
         for alert_id, item in list(self._memory.items()):
             try:
-                self._insert(alert_id, item.payload)
+                self._insert(item)
             except (sqlite3.Error, OSError, OutboxError) as exc:
                 log.debug("outbox %s: still cannot store held alerts: %s", self.path, exc)
                 break
@@ -292,12 +330,12 @@ class Outbox:
         with self._lock:
             try:
                 rows = self._db.execute(
-                    "SELECT seq, alert_id, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                    f"SELECT {_ITEM} FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
                     (after_seq, limit),
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise OutboxError(f"cannot read outbox {self.path}: {exc}") from exc
-        return [OutboxItem(seq, alert_id, bytes(payload)) for seq, alert_id, payload in rows]
+        return [_item(row) for row in rows]
 
     def get(self, alert_ids: Iterable[str]) -> list[OutboxItem]:
         """These alerts if still queued (stored ones oldest first, then those held in memory)."""
@@ -305,19 +343,19 @@ class Outbox:
         if not ids:
             return []
         with self._lock:
-            rows: list[tuple[int, str, bytes]] = []
+            rows: list[tuple[int, str, bytes, str]] = []
             try:
                 for start in range(0, len(ids), 500):
                     chunk = ids[start : start + 500]
                     rows += self._db.execute(
-                        "SELECT seq, alert_id, payload FROM outbox WHERE alert_id IN "
+                        f"SELECT {_ITEM} FROM outbox WHERE alert_id IN "
                         f"({','.join('?' * len(chunk))})",
                         chunk,
                     ).fetchall()
             except sqlite3.Error as exc:
                 raise OutboxError(f"cannot read outbox {self.path}: {exc}") from exc
             held = [self._memory[i] for i in ids if i in self._memory]
-        stored = [OutboxItem(seq, alert_id, bytes(payload)) for seq, alert_id, payload in rows]
+        stored = [_item(row) for row in rows]
         return sorted(stored, key=lambda item: item.seq) + held
 
     def held(self) -> list[OutboxItem]:
@@ -373,6 +411,20 @@ class Outbox:
             except sqlite3.Error as exc:
                 raise OutboxError(f"cannot read outbox {self.path}: {exc}") from exc
             return OutboxStats(int(count), int(total), oldest, len(self._memory))
+
+    def device_counts(self) -> dict[str, int]:
+        """How many alerts wait per device id they were made under (stored and held)."""
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT device_id, COUNT(*) FROM outbox GROUP BY device_id"
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise OutboxError(f"cannot read outbox {self.path}: {exc}") from exc
+            counts = {str(device): int(count) for device, count in rows}
+            for item in self._memory.values():
+                counts[item.device_id] = counts.get(item.device_id, 0) + 1
+        return counts
 
     def journal_mode(self) -> str:
         with self._lock:

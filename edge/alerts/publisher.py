@@ -24,6 +24,15 @@ both modes.
 After a lost connection: without ``require_dispatch_ack`` everything still in the outbox is
 published again at once; with it, the alerts whose PUBACK never came are, and alerts the broker
 had acknowledged wait for their resend time.
+
+Each alert goes out on the topics of the device id it was made under (its outbox row's), not
+necessarily today's ``device.id``: its ``device_id`` is evidence of which device saw the person
+and is never rewritten, and dispatch takes an alert only from its own device's topic (what the
+broker's ACL authenticates). So after ``device.id`` changed while alerts waited, the publisher
+also subscribes to the old id's ack (and review) topics, before the first of its alerts goes out
+on a connection, and says at start what the outbox holds under other ids. A broker that refuses
+this device those topics (its ACL) is logged, with what the operator must do (at most every
+ten minutes), and such an alert waits for its resend time even after a lost connection.
 """
 
 from __future__ import annotations
@@ -33,46 +42,40 @@ import json
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge import __version__
 from edge import audit as audit_kinds
+from edge.alerts.former_ids import FormerIds
 from edge.alerts.outbox import Outbox, OutboxItem
-from edge.alerts.schema import ALERT_SCHEMA, Ack, Review, decode_ack, decode_review
+from edge.alerts.presence import AuditHeads, DeviceStatus, status_payload
+from edge.alerts.schema import Ack, Review, decode_ack, decode_review
 from edge.audit import AuditLog
 from edge.clock import utc_rfc3339
 from edge.config.alerts import AlertContentConfig
 from edge.config.device import DeviceConfig
 from edge.config.mqtt import MqttConfig
-from edge.errors import AuditError, EdgeError
+from edge.errors import EdgeError
 from edge.mqtt.connection import Connection
-from edge.mqtt.topics import DeviceTopics
+from edge.mqtt.topics import DeviceTopics, parse_device_topic
+
+__all__ = ["AT_BROKER", "NO_SUBSCRIBER", "REFUSED", "SENT", "AlertPublisher", "DeviceStatus"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+SubscribeCallback = Callable[[paho.Client, Any, int, list[ReasonCode], Properties | None], None]
 
 _IDLE_LOOP_S = 0.05
 _POLL_OUTBOX_S = 0.5
 _RETRY_HELD_S = 5.0
 NO_MATCHING_SUBSCRIBERS = 16  # MQTT 5 PUBACK reason: accepted, but nobody subscribes to it
-_AUDIT_LINKS = 3  # earlier heartbeat heads re-checked in each heartbeat
-
-
-@dataclass(frozen=True)
-class DeviceStatus:
-    """What the retained ``status`` message reports besides the software version."""
-
-    model_id: str | None = None
-    watchlist_id: str | None = None
-    watchlist_version: str | None = None
+# How far an alert still in the outbox got (see AlertPublisher.delivery_of).
+SENT, AT_BROKER, NO_SUBSCRIBER, REFUSED = "sent", "at_broker", "no_subscriber", "refused"
 
 
 class AlertPublisher:
@@ -138,10 +141,13 @@ class AlertPublisher:
         if publish_status:
             self._client.will_set(
                 self.topics.status,
-                self._status_payload("offline", "connection lost"),
+                status_payload(device.id, self._status, "offline", "connection lost"),
                 qos=1,
                 retain=True,
             )
+        # The connection's handler logs a refused subscription; other ids' are handled here.
+        self._on_any_subscribe = cast(SubscribeCallback, self._client.on_subscribe)
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
@@ -153,7 +159,7 @@ class AlertPublisher:
 
         # Loop-thread state.
         self._window = mqtt.max_inflight
-        self._inflight: dict[int, str] = {}
+        self._inflight: dict[int, tuple[str, str]] = {}  # mid -> (alert id, its device id)
         self._cursor = 0
         self._sent_held: set[str] = set()
         self._acks: list[tuple[int, ReasonCode]] = []
@@ -166,16 +172,15 @@ class AlertPublisher:
         self._last_poll = 0.0
         self._last_heartbeat = 0.0
         self._last_retry_held = 0.0
+        # Device ids whose ack/review topics this connection subscribed to (ours and those of
+        # alerts queued under an earlier device.id), and other ids' subscriptions awaiting SUBACK.
+        self._listening: set[str] = set()
+        self._subscribing: dict[int, str] = {}
+        self.former_ids = FormerIds(mqtt.topic_prefix, device.id, self.broker)
+        # Alerts sent by this process and still in the outbox: alert id -> SENT, AT_BROKER, ...
+        self._delivery: dict[str, str] = {}
 
-        # Audit heads reported in heartbeats (seq, hash, file offset), re-checked in later ones.
-        self._reported: deque[tuple[int, str, int]] = deque(maxlen=_AUDIT_LINKS)
-        if audit is not None and publish_status:
-            try:
-                head, offset = audit.anchor()
-                if head.seq:
-                    self._reported.append((head.seq, head.hash, offset))
-            except AuditError as exc:
-                log.error("%s", exc)
+        self._heads = AuditHeads(audit, continuing=publish_status)
 
         # Counters, read by other threads (ints: atomic enough for monitoring).
         self.sent = 0
@@ -188,6 +193,10 @@ class AlertPublisher:
     def start(self) -> None:
         if self._thread is not None:
             return
+        try:
+            self.former_ids.warn_at_start(self.outbox.device_counts())
+        except EdgeError as exc:
+            log.error("%s", exc)
         self._thread = threading.Thread(
             target=self._connection.run,
             args=(self._step, self._shutdown),
@@ -252,6 +261,16 @@ class AlertPublisher:
                 break
             time.sleep(0.02)
         return waiting
+
+    def delivery_of(self, alert_ids: Iterable[str]) -> dict[str, int]:
+        """How far these alerts (those still in the outbox) got in this process, counted:
+        'unsent', SENT (no PUBACK came), AT_BROKER (PUBACK, no dispatch ack yet), NO_SUBSCRIBER
+        (PUBACK: nobody subscribed), REFUSED (by the broker)."""
+        counts: dict[str, int] = {}
+        for alert_id in alert_ids:
+            state = self._delivery.get(alert_id, "unsent")
+            counts[state] = counts.get(state, 0) + 1
+        return counts
 
     def wait_empty(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -323,7 +342,10 @@ class AlertPublisher:
             self._more_to_send = True
         sends: list[tuple[str, Mapping[str, Any]]] = []
         for n, item in enumerate(items):
-            info = self._client.publish(self.topics.alert, item.payload, qos=1)
+            if item.device_id not in self._listening:
+                self._listen(item.device_id)  # before the alert: its ack must find us subscribed
+            topic = DeviceTopics(self.mqtt.topic_prefix, item.device_id).alert
+            info = self._client.publish(topic, item.payload, qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 # Not connected after all: the next loop() notices, and the reconnect resends.
                 log.debug("publish of alert %s not sent: %s", item.alert_id, info.rc)
@@ -332,12 +354,15 @@ class AlertPublisher:
                     if unsent.alert_id in self._resend:
                         self._reschedule(unsent.alert_id, now)
                 break
-            self._inflight[info.mid] = item.alert_id
+            self._inflight[info.mid] = (item.alert_id, item.device_id)
+            self._delivery[item.alert_id] = SENT
             if item.seq:
                 self._cursor = max(self._cursor, item.seq)
             else:
                 self._sent_held.add(item.alert_id)
             attempt = self._schedule_resend(item.alert_id)
+            if attempt > 1 and item.device_id != self.device.id and self.require_dispatch_ack:
+                self.former_ids.unacknowledged(item.device_id, attempt)
             record: dict[str, Any] = {
                 "alert_id": item.alert_id,
                 "mid": info.mid,
@@ -363,6 +388,7 @@ class AlertPublisher:
         items = self.outbox.get(due)
         for gone in set(due) - {item.alert_id for item in items}:
             self._resend.pop(gone, None)  # acknowledged meanwhile (another process) or evicted
+            self._delivery.pop(gone, None)
         return items
 
     def _schedule_resend(self, alert_id: str) -> int:
@@ -391,22 +417,28 @@ class AlertPublisher:
         undelivered: list[str] = []
         records: list[tuple[str, Mapping[str, Any]]] = []
         for mid, reason in acks:
-            alert_id = self._inflight.pop(mid, None)
-            if alert_id is None:
+            sent = self._inflight.pop(mid, None)
+            if sent is None:
                 continue  # status, heartbeat, or a message of an earlier connection
+            alert_id, device_id = sent
             if reason.is_failure:
                 # Kept in the outbox, so it is sent again (its resend time, or a new connection).
-                log.error(
-                    "broker %s refused alert %s: %s (it stays in the outbox)",
-                    self.broker,
-                    alert_id,
-                    reason,
-                )
+                self._delivery[alert_id] = REFUSED
+                if device_id != self.device.id:
+                    self.former_ids.refused(device_id, str(reason))
+                else:
+                    log.error(
+                        "broker %s refused alert %s: %s (it stays in the outbox)",
+                        self.broker,
+                        alert_id,
+                        reason,
+                    )
                 records.append(
                     (audit_kinds.REFUSED, {"alert_id": alert_id, "mid": mid, "reason": str(reason)})
                 )
                 continue
             if reason.value == NO_MATCHING_SUBSCRIBERS and self.require_dispatch_ack:
+                self._delivery[alert_id] = NO_SUBSCRIBER
                 undelivered.append(alert_id)
                 records.append(
                     (
@@ -422,12 +454,14 @@ class AlertPublisher:
                 record = {"alert_id": alert_id, "mid": mid, "reason": str(reason)}
                 records.append((audit_kinds.UNDELIVERED, record))
             records.append((audit_kinds.ACK, {"alert_id": alert_id, "mid": mid}))
+            self._delivery[alert_id] = AT_BROKER
             if not self.require_dispatch_ack:
                 acked.append(alert_id)
         if acked:
             self.outbox.ack(acked)
             for alert_id in acked:
                 self._resend.pop(alert_id, None)
+                self._delivery.pop(alert_id, None)
             self._more_to_send = True
         if undelivered:
             self.undelivered += len(undelivered)
@@ -448,6 +482,7 @@ class AlertPublisher:
         removed = self.outbox.ack(ids)
         for alert_id in ids:
             self._resend.pop(alert_id, None)
+            self._delivery.pop(alert_id, None)
         self.dispatch_acked += removed
         self._more_to_send = True
         self._audit(
@@ -458,9 +493,13 @@ class AlertPublisher:
         )
 
     def _forget_connection(self) -> None:
-        lost = list(self._inflight.values())
+        # Not another id's alert: a broker that refuses those may close the connection for it
+        # (Mosquitto 2.0 does, in MQTT 5); sent again at once, it would close the next one.
+        lost = [a for a, device_id in self._inflight.values() if device_id == self.device.id]
         self._inflight.clear()
         self._sent_held.clear()
+        self._listening.clear()
+        self._subscribing.clear()
         if self.require_dispatch_ack:
             # Alerts the broker had acknowledged keep their resend times; those whose PUBACK
             # never came go again at once.
@@ -482,7 +521,7 @@ class AlertPublisher:
         if self._publish_status:
             self._client.publish(
                 self.topics.status,
-                self._status_payload("offline", "shutdown"),
+                status_payload(self.device.id, self._status, "offline", "shutdown"),
                 qos=1,
                 retain=True,
             )
@@ -509,13 +548,15 @@ class AlertPublisher:
             window = min(window, receive_maximum)
         self._window = window
         try:
-            depth: int | str = self.outbox.stats().total
+            counts = self.outbox.device_counts()
+            others = self.former_ids.summary(counts)
+            depth = f"{sum(counts.values())} alerts waiting in the outbox"
+            depth += f" ({others})" if others else ""
         except EdgeError as exc:
             log.error("%s", exc)
-            depth = "an unknown number of"
+            depth = "an unknown number of alerts waiting in the outbox"
         log.info(
-            "connected to MQTT broker %s as %s (MQTT %s, session present: %s); %s alerts "
-            "waiting in the outbox",
+            "connected to MQTT broker %s as %s (MQTT %s, session present: %s); %s",
             self.broker,
             self.client_id,
             self.mqtt.protocol,
@@ -524,14 +565,20 @@ class AlertPublisher:
         )
         if self._publish_status:
             self._publish_online()
-        topics = []
-        if self._subscribe_reviews:
-            topics.append((self.topics.review, 1))
-        if self._subscribe_acks:
-            topics.append((self.topics.ack, 1))
-        if topics:
-            client.subscribe(topics)
+        self._listen(self.device.id)
         self._last_heartbeat = 0.0
+
+    def _listen(self, device_id: str) -> None:
+        """Subscribe to the ack and review topics of ``device_id`` (per connection)."""
+        self._listening.add(device_id)
+        topics = DeviceTopics(self.mqtt.topic_prefix, device_id)
+        wanted = [(topics.review, 1)] if self._subscribe_reviews else []
+        wanted += [(topics.ack, 1)] if self._subscribe_acks else []
+        if not wanted:
+            return
+        rc, mid = self._client.subscribe(wanted)
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and mid is not None and device_id != self.device.id:
+            self._subscribing[mid] = device_id
 
     def _on_disconnect(
         self,
@@ -542,6 +589,22 @@ class AlertPublisher:
         properties: Properties | None,
     ) -> None:
         log.debug("disconnected from %s: %s", self.broker, reason)
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        device_id = self._subscribing.pop(mid, None)
+        if device_id is None:
+            self._on_any_subscribe(client, userdata, mid, reasons, properties)
+            return
+        refused = [reason for reason in reasons if reason.is_failure]
+        if refused:
+            self.former_ids.refused(device_id, str(refused[0]))
 
     def _on_publish(
         self,
@@ -554,12 +617,14 @@ class AlertPublisher:
         self._acks.append((mid, reason))
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        if message.topic == self.topics.ack:
+        # Ours, or another id's: of alerts queued under an earlier device.id (_listen).
+        kind = (parse_device_topic(message.topic, self.mqtt.topic_prefix) or ("", ""))[1]
+        if kind == "ack":
             ack = self._decode(message, decode_ack, audit_kinds.ACK_INVALID)
             if ack is not None:
                 self._dispatch_acks.append(ack)
             return
-        if message.topic != self.topics.review:
+        if kind != "review":
             return
         review = self._decode(message, decode_review, audit_kinds.REVIEW_INVALID)
         if review is None:
@@ -593,30 +658,9 @@ class AlertPublisher:
 
     # --- payloads --------------------------------------------------------------------------------
 
-    def _status_payload(self, state: str, reason: str | None = None) -> bytes:
-        status = self._status
-        document: dict[str, Any] = {
-            "state": state,
-            "device_id": self.device.id,
-            "software": __version__,
-            "alert_schema": ALERT_SCHEMA,
-        }
-        if state == "online":
-            document["time"] = utc_rfc3339()
-            document["model"] = status.model_id
-            document["watchlist"] = (
-                None
-                if status.watchlist_id is None
-                else {"id": status.watchlist_id, "version": status.watchlist_version}
-            )
-        elif reason is not None:
-            document["reason"] = reason
-            if reason != "connection lost":
-                document["time"] = utc_rfc3339()
-        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
-
     def _publish_online(self) -> None:
-        self._client.publish(self.topics.status, self._status_payload("online"), qos=1, retain=True)
+        payload = status_payload(self.device.id, self._status, "online")
+        self._client.publish(self.topics.status, payload, qos=1, retain=True)
 
     def _publish_heartbeat(self) -> None:
         document: dict[str, Any] = {}
@@ -642,23 +686,7 @@ class AlertPublisher:
                 },
             }
         )
-        if self.audit is not None:
-            try:
-                head, offset = self.audit.anchor()
-                document["audit_head"] = {"seq": head.seq, "hash": head.hash}
-                # Each head reported before, as found in the file now: a hash of null (or another
-                # one) tells dispatch the chain it saw does not continue into this head.
-                links = [
-                    {"seq": seq, "hash": self.audit.hash_at(at, seq)}
-                    for seq, _, at in self._reported
-                    if seq != head.seq
-                ]
-                if links:
-                    document["audit_links"] = links
-                if head.seq and (not self._reported or self._reported[-1][0] != head.seq):
-                    self._reported.append((head.seq, head.hash, offset))
-            except AuditError as exc:
-                log.error("%s", exc)
+        self._heads.report(document)
         payload = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
         # Retained, so `edge hub devices` shows the last one of every device.
         self._client.publish(self.topics.heartbeat, payload.encode("utf-8"), qos=0, retain=True)

@@ -57,10 +57,11 @@ def register(subparsers: Subparsers) -> None:
         "test",
         help="push N test alerts through the outbox and MQTT client",
         description="Enqueue N alerts marked test=true in the device's outbox and send them "
-        "exactly as real alerts are sent, each with a context frame from the demo clip (Lin-"
-        "Manuel Miranda alone on stage; none with alerts.include_context false). Exit 0 once "
-        "the broker has acknowledged all of them; 1 if some are still waiting when --timeout "
-        "runs out (they stay in the outbox).",
+        "exactly as real alerts are sent (with whatever else waits there), each with a context "
+        "frame from the demo clip (Lin-Manuel Miranda alone on stage; none with "
+        "alerts.include_context false). Exit 0 once all N are acknowledged: by dispatch "
+        "(alerts.require_dispatch_ack), else by the broker; 1 if some are still waiting when "
+        "--timeout runs out (they stay in the outbox).",
     )
     add_common(test, broker=True, state_dir=_STATE_DIR)
     test.add_argument("--count", type=positive_int, default=1, help="alerts to send")
@@ -183,20 +184,45 @@ def _test_command(args: argparse.Namespace) -> int:
         took = time.monotonic() - started
     finally:
         service.stop()
+    by = _acknowledger(config, service)
     if waiting:
         why = service.publisher.last_error or "no acknowledgement yet"
         print(
-            f"edge: {len(ids) - len(waiting)}/{len(ids)} test alerts acknowledged by "
-            f"{service.publisher.broker} within {args.timeout:g}s ({why}); the other "
-            f"{len(waiting)} stay in the outbox and will be sent later",
+            f"edge: {len(ids) - len(waiting)}/{len(ids)} test alerts acknowledged by {by} "
+            f"within {args.timeout:g}s ({why}); the other {len(waiting)} stay in the outbox "
+            "and will be sent later",
             file=sys.stderr,
         )
         return 1
     print(
-        f"sent {len(ids)} test alerts to {service.publisher.broker}: all acknowledged "
-        f"({took:.2f}s after the last was queued)"
+        f"sent {counted(len(ids), 'test alert')}: all acknowledged by {by} "
+        f"({took:.2f}s after the last was queued){_still_waiting(service, ids)}"
     )
     return 0
+
+
+def _acknowledger(config: Config, service: AlertService) -> str:
+    """Who said an alert was delivered: dispatch, or only the broker (plain MQTT mode)."""
+    broker = service.publisher.broker
+    if config.alerts.require_dispatch_ack:
+        return f"dispatch (via {broker})"
+    return f"the broker {broker} (alerts.require_dispatch_ack is off)"
+
+
+def _still_waiting(service: AlertService, sent: list[str]) -> str:
+    """'; 1 other alert (queued as edge-0) still waits in the outbox: ...' or ''."""
+    try:
+        counts = service.outbox.device_counts()
+    except EdgeError:
+        return ""
+    left = sum(counts.values()) - sum(1 for i in sent if service.outbox.contains(i))
+    if left <= 0:
+        return ""
+    others = service.publisher.former_ids.summary(counts)
+    return (
+        f"; {counted(left, 'other alert')}{f' ({others})' if others else ''} still wait in the "
+        "outbox: edge outbox status"
+    )
 
 
 def demo_context_frame(width: int, background: Background) -> ContextFrame | None:
@@ -229,7 +255,7 @@ def _flush_command(args: argparse.Namespace) -> int:
     with service:
         emptied = service.publisher.wait_empty(args.timeout)
         left = service.outbox.stats().total
-        broker = service.publisher.broker
+        by = _acknowledger(config, service)
         why = service.publisher.last_error
     if not emptied:
         print(
@@ -238,7 +264,7 @@ def _flush_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"outbox empty: {counted(before, 'alert')} acknowledged by {broker}")
+    print(f"outbox empty: {counted(before, 'alert')} acknowledged by {by}")
     return 0
 
 
@@ -249,16 +275,28 @@ def _status_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     path = config.paths(args.state_dir).outbox
     if not path.exists():
-        result: dict[str, Any] = {"path": str(path), "exists": False, "depth": 0, "bytes": 0}
+        result: dict[str, Any] = {
+            "path": str(path),
+            "exists": False,
+            "depth": 0,
+            "bytes": 0,
+            "devices": {},
+        }
         oldest: list[dict[str, Any]] = []
     else:
         with Outbox(path, config.outbox) as outbox:
             stats = outbox.stats()
+            devices = outbox.device_counts()
             oldest = [
-                {"seq": item.seq, "alert_id": item.alert_id, "bytes": len(item.payload)}
+                {
+                    "seq": item.seq,
+                    "alert_id": item.alert_id,
+                    "device_id": item.device_id,
+                    "bytes": len(item.payload),
+                }
                 for item in outbox.fetch(limit=5)
             ]
-        result = {"path": str(path), "exists": True, **stats.as_dict()}
+        result = {"path": str(path), "exists": True, **stats.as_dict(), "devices": devices}
         result.pop("held_in_memory", None)  # only meaningful inside the running service
     result["max_alerts"] = config.outbox.max_alerts
     result["max_bytes"] = config.outbox.max_bytes
@@ -277,9 +315,19 @@ def _status_command(args: argparse.Namespace) -> int:
         f"(bounds {config.outbox.max_alerts} alerts, {config.outbox.max_bytes} bytes, "
         f"when full: {config.outbox.when_full})"
     )
+    device_id = config.device.id
+    for device, count in sorted(result["devices"].items()):
+        note = (
+            "this device"
+            if device == device_id
+            else f"not device.id ({device_id}): sent as {device}, on its topics"
+        )
+        print(f"  as {device}: {counted(count, 'alert')} ({note})")
     print(f"  oldest:   {'-' if age is None else f'{age:.1f}s ago'}")
     for item in oldest:
-        print(f"    #{item['seq']} {item['alert_id']} ({item['bytes']} bytes)")
+        print(
+            f"    #{item['seq']} {item['alert_id']} as {item['device_id']} ({item['bytes']} bytes)"
+        )
     return 0
 
 

@@ -152,3 +152,44 @@ def test_unopenable_outbox_is_a_one_line_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(OutboxError, match="cannot open outbox"):
         Outbox(blocker / "outbox.db")
+
+
+def test_each_alert_keeps_the_device_id_it_was_made_under(tmp_path: Path) -> None:
+    with _outbox(tmp_path) as outbox:
+        first = outbox.enqueue(sample_alert(0, device_id="edge-0"))
+        outbox.enqueue(sample_alert(1, device_id="cam-8"))
+        outbox.enqueue(sample_alert(2, device_id="cam-8"))
+        _fill_until_full(outbox)
+        held = outbox.enqueue(
+            sample_alert(3, device_id="edge-0", crop_jpeg=b"\xff\xd8\xff\xe0" + bytes(8000))
+        )
+        assert outbox.device_counts() == {"edge-0": 2, "cam-8": 2}  # one of them held
+        assert outbox.fetch(limit=1)[0].device_id == "edge-0"
+        assert outbox.get([first])[0].device_id == "edge-0"
+        assert [(i.alert_id, i.device_id) for i in outbox.held()] == [(held, "edge-0")]
+
+
+def test_an_outbox_written_before_rows_kept_their_device_id_gets_them_from_the_alerts(
+    tmp_path: Path,
+) -> None:
+    alerts = [sample_alert(0, device_id="edge-0"), sample_alert(1, device_id="cam-8")]
+    with sqlite3.connect(tmp_path / "outbox.db") as db:  # the table as earlier versions made it
+        db.execute(
+            "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL "
+            "UNIQUE, payload BLOB NOT NULL, size INTEGER NOT NULL, enqueued_at REAL NOT NULL)"
+        )
+        for alert in alerts:
+            payload = json.dumps(alert).encode()
+            db.execute(
+                "INSERT INTO outbox (alert_id, payload, size, enqueued_at) VALUES (?, ?, ?, 0)",
+                (alert["alert_id"], payload, len(payload)),
+            )
+    with _outbox(tmp_path) as outbox:
+        assert [(i.alert_id, i.device_id) for i in outbox.fetch()] == [
+            (alerts[0]["alert_id"], "edge-0"),
+            (alerts[1]["alert_id"], "cam-8"),
+        ]
+        assert outbox.device_counts() == {"edge-0": 1, "cam-8": 1}
+        outbox.enqueue(sample_alert(2, device_id="cam-8"))
+    with _outbox(tmp_path) as outbox:  # opened again: nothing to add twice
+        assert outbox.device_counts() == {"edge-0": 1, "cam-8": 2}
