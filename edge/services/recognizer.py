@@ -329,18 +329,25 @@ class Runner:
                 self._status_drawn = False
 
     def _count_waiting(self, service: AlertService) -> None:
-        """What is still in the outbox once the publisher stopped: this run's alerts, and all."""
-        outbox = service.outbox
+        """What is still in the outbox once the publisher stopped: this run's alerts (and how
+        far each got: ``waiting_why``), and all."""
+        outbox, publisher = service.outbox, service.publisher
         try:
             total = outbox.stats().total
-            mine = sum(1 for record in self.alerts if outbox.contains(record.alert_id))
+            mine = [r.alert_id for r in self.alerts if outbox.contains(r.alert_id)]
         except EdgeError as exc:
             log.error("cannot count the alerts left in the outbox: %s", exc)
             return
         self._outbox_left = {
-            "waiting_in_outbox": mine,
+            "waiting_in_outbox": len(mine),
             "outbox_total": total,
             "outbox": str(outbox.path),
+            "waiting_why": (
+                publisher.delivery_of(mine)
+                if self.options.publish
+                else {"not_published": len(mine)}
+            ),
+            "broker_error": None if publisher.connections else publisher.last_error,
         }
 
     def _on_signal(self, name: str) -> None:
@@ -609,13 +616,33 @@ class Runner:
 
 
 def _waiting_text(alerts: Mapping[str, Any]) -> str:
-    """'; 1 waiting in the outbox (PATH)': alerts not delivered yet (no broker, --no-publish, no
-    dispatch ack yet) must not hide behind 'failed 0'."""
+    """'; 1 waiting in the outbox (PATH): sent, no dispatch ack yet (...); ...': alerts not
+    delivered yet must not hide behind 'failed 0', and the reason says what happens to them."""
     if "waiting_in_outbox" not in alerts:
         return ""
     mine, total = alerts["waiting_in_outbox"], alerts["outbox_total"]
     more = f", {total - mine} more from before" if total > mine else ""
-    return f"; {mine} waiting in the outbox{more} ({alerts['outbox']})"
+    text = f"; {mine} waiting in the outbox{more} ({alerts['outbox']})"
+    why: Mapping[str, int] = alerts.get("waiting_why") or {}
+    if not mine or not why:
+        return text
+    if "not_published" in why:
+        them = "it" if mine == 1 else "them"
+        return f"{text}: not sent, this run did not publish; `edge outbox flush` sends {them}"
+    no_broker = alerts.get("broker_error")
+    reasons = {
+        "unsent": f"never sent, no broker ({no_broker})" if no_broker else "not sent yet",
+        "sent": "sent, the broker did not confirm it",
+        "at_broker": "sent, no dispatch ack yet (alerts.require_dispatch_ack)",
+        "no_subscriber": "sent, nobody subscribed (is `edge dispatch serve` running?)",
+        "refused": "refused by the broker (the log says why)",
+    }
+    parts = [
+        reason if len(why) == 1 else f"{why[state]} {reason}"
+        for state, reason in reasons.items()
+        if why.get(state)
+    ]
+    return f"{text}: {' and '.join(parts)}; sent again on the next run or by `edge outbox flush`"
 
 
 def _lossy(spec: SourceSpec, config: Config) -> bool:

@@ -73,31 +73,72 @@ def test_run_against_the_installed_list(tmp_path: Path, capsys: pytest.CaptureFi
     assert audit.verify(tmp_path / "state" / "audit.jsonl").ok
 
 
-@pytest.mark.parametrize("delivery", [["--no-publish"], ["--broker", "127.0.0.1:1"]])
-def test_the_summary_says_what_waits_in_the_outbox(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], delivery: list[str]
+FLUSH = "sent again on the next run or by `edge outbox flush`"
+
+
+@pytest.mark.parametrize(
+    ("delivery", "why", "counts"),
+    [
+        (
+            ["--no-publish"],
+            ": not sent, this run did not publish; `edge outbox flush` sends it",
+            {"not_published": 1},
+        ),
+        (["--broker", "127.0.0.1:1"], ": never sent, no broker (connection refused", None),
+        (
+            ["--broker", "MOSQUITTO"],
+            f": sent, nobody subscribed (is `edge dispatch serve` running?); {FLUSH}",
+            {"no_subscriber": 1},
+        ),
+        (
+            ["--broker", "MOSQUITTO", "+tail"],
+            f": sent, no dispatch ack yet (alerts.require_dispatch_ack); {FLUSH}",
+            {"at_broker": 1},
+        ),
+    ],
+    ids=["no-publish", "no-broker", "no-subscriber", "no-dispatch-ack"],
+)
+def test_the_summary_says_what_waits_in_the_outbox_and_why(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+    delivery: list[str],
+    why: str,
+    counts: dict[str, int] | None,
 ) -> None:
-    """An alert nobody received (--no-publish, or no broker) is not hidden behind 'failed 0':
-    the summary and the metrics say it waits in the outbox, and where."""
+    """An alert nobody received is not hidden behind 'failed 0': the summary and the metrics say
+    it waits in the outbox, where, and why (alerts.require_dispatch_ack is on by default)."""
+    collector = None
+    if "MOSQUITTO" in delivery:
+        broker: Mosquitto = request.getfixturevalue("mosquitto")
+        if "+tail" in delivery:  # a plain subscriber, as `edge alerts tail`: it sends no acks
+            collector = Collector(broker.port, "edge/v1/+/alert")
+        delivery = ["--broker", f"127.0.0.1:{broker.port}"]
     state = tmp_path / "state"
     args = ["run", "--source", str(DEMO_CLIP), "--watchlist", str(DEMO_WATCHLIST)]
     args += ["--pubkey", str(DEMO_PUBLIC_KEY), "--state-dir", str(state), "--no-status"]
     metrics_json = tmp_path / "m.json"
-    code = main([*args, "--max-frames", "40", "--metrics-json", str(metrics_json), *delivery])
-    assert code == 0
-    out = capsys.readouterr().out
-    outbox = state / "outbox.db"
-    (line,) = [line for line in out.splitlines() if line.startswith("  alerts:")]
-    assert line.startswith("  alerts: 1 raised (suppressed by cooldown ")
-    assert line.endswith(f"; 1 waiting in the outbox ({outbox})")
-    alerts = json.loads(metrics_json.read_text())["alerts"]
-    assert alerts["raised"] == 1 and alerts["failed"] == 0
-    assert alerts["waiting_in_outbox"] == 1 and alerts["outbox_total"] == 1
-    assert alerts["outbox"] == str(outbox)
-    # A second run: its own alert waits, and the first run's is still there too.
-    assert main([*args, "--max-frames", "40", *delivery]) == 0
-    (line,) = [s for s in capsys.readouterr().out.splitlines() if s.startswith("  alerts:")]
-    assert line.endswith(f"; 1 waiting in the outbox, 1 more from before ({outbox})")
+    try:
+        code = main([*args, "--max-frames", "40", "--metrics-json", str(metrics_json), *delivery])
+        assert code == 0
+        out = capsys.readouterr().out
+        outbox = state / "outbox.db"
+        (line,) = [line for line in out.splitlines() if line.startswith("  alerts:")]
+        assert line.startswith("  alerts: 1 raised (suppressed by cooldown ")
+        assert f"; 1 waiting in the outbox ({outbox}){why}" in line
+        assert line.endswith(FLUSH) or "not_published" in (counts or {})
+        alerts = json.loads(metrics_json.read_text())["alerts"]
+        assert alerts["raised"] == 1 and alerts["failed"] == 0
+        assert alerts["waiting_in_outbox"] == 1 and alerts["outbox_total"] == 1
+        assert alerts["outbox"] == str(outbox)
+        assert alerts["waiting_why"] == (counts or {"unsent": 1})
+        # A second run: its own alert waits, and the first run's is still there too.
+        assert main([*args, "--max-frames", "40", *delivery]) == 0
+        (line,) = [s for s in capsys.readouterr().out.splitlines() if s.startswith("  alerts:")]
+        assert f"; 1 waiting in the outbox, 1 more from before ({outbox}){why}" in line
+    finally:
+        if collector is not None:
+            collector.close()
 
 
 def _fourcc(video: cv2.VideoCapture) -> str:
