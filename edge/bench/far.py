@@ -633,27 +633,51 @@ def make_clip(
     people: int = 8,
     seed: int = 0,
     progress: Progress = _no_progress,
+    enroll_photos: Path | None = None,
 ) -> dict[str, Any]:
     """Write a clip of ``people`` walking towards a fixed camera (:mod:`edge.bench.walk`): a
-    real scene from the demo clip and LFW faces of the non-mated identities."""
+    real scene from the demo clip and LFW faces. Every other walker, from the first, is a person
+    with several photos (``listed``); their other photos (never the one in the clip) go to
+    ``enroll_photos`` for ``edge watchlist build``, a list that should alert on them. The rest
+    have a single photo: strangers to any list made from the folder."""
     if out.exists():
         raise EdgeError(f"{out} already exists: choose a new path")
+    if enroll_photos is not None and enroll_photos.exists():
+        raise EdgeError(f"--enroll-photos {enroll_photos} already exists: choose a new folder")
     group = roles(data_dir)
     scanner = scenes.Scanner(analyzer.config)
     photos = scenes.Photos(analyzer, scanner)
     rng = np.random.default_rng([seed, 8])
-    faces: list[tuple[scenes.SourceFace, Image]] = []
-    for name in rng.permutation(group.single).tolist():
-        path = group.photos[name][0]
-        face = photos.face(name, path)
-        if face is not None:
-            faces.append((face, photos.image(path)))
-        if len(faces) == people:
+    listed: dict[str, list[Path]] = {}  # name -> the photos to enroll (not the clip's)
+    seen: list[tuple[scenes.SourceFace, Image]] = []
+    for name in rng.permutation(group.multi).tolist():
+        if len(listed) == (people + 1) // 2:
             break
+        first, *others = group.photos[name]
+        if (face := photos.face(name, first)) is not None:
+            seen.append((face, photos.image(first)))
+            listed[name] = others[:MAX_TEMPLATES]
+    strangers: list[tuple[scenes.SourceFace, Image]] = []
+    for name in rng.permutation(group.single).tolist():
+        if len(strangers) == people - len(listed):
+            break
+        (only,) = group.photos[name]
+        if (face := photos.face(name, only)) is not None:
+            strangers.append((face, photos.image(only)))
+    walkers: list[tuple[scenes.SourceFace, Image]] = []
+    for n in range(max(len(seen), len(strangers))):  # a listed person first, then a stranger
+        walkers += seen[n : n + 1] + strangers[n : n + 1]
     maker = scenes.BackgroundMaker(frame, scenes.read_clip(DEMO_CLIP))
     background = maker.make(rng)
     while not background.kind.startswith("clip"):
         background = maker.make(rng)  # one real scene, as a fixed camera sees it
-    return walk.write_clip(
-        out, background.image, faces, seconds=seconds, fps=25.0, seed=seed, progress=progress
+    made = walk.write_clip(
+        out, background.image, walkers, seconds=seconds, fps=25.0, seed=seed, progress=progress
     )
+    if enroll_photos is not None:
+        walk.write_enrollment(enroll_photos, listed)
+    return {
+        **made,
+        "listed": [walk.label(name) for name in listed],
+        "enroll_photos": None if enroll_photos is None else str(enroll_photos),
+    }

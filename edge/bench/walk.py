@@ -6,12 +6,17 @@ faces (pasted whole, as in the benchmark) walking in from far away. Each walker'
 ``start_px`` to ``end_px`` while it crosses part of the frame, and walkers enter one after the
 other, so most frames hold faces too small for the whole-frame pass. No 1080p footage ships with
 the project; this clip is how the 1080p frame rate in docs/recognition.md is reproduced.
+
+Every other walker is a person LFW has several photos of; ``--enroll-photos DIR`` writes their
+other photos (never the one in the clip) as ``DIR/<Name>/``, the folder ``edge watchlist build
+--photos`` enrolls, so that a list made from it should alert on each of them and on nobody else.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +125,25 @@ def write_clip(
         "frame": f"{width}x{height}",
         "fps": fps,
         "frames": total,
-        "walkers": [w.face.name for w in walkers],
+        "walkers": [label(w.face.name) for w in walkers],
+        "photos": [w.face.path.name for w in walkers],  # the one photo of each in the clip
         "face_px": [walkers[0].start_px, walkers[0].end_px] if walkers else [],
     }
+
+
+def label(name: str) -> str:
+    """The person's name as a list shows it: 'George_W_Bush' -> 'George W Bush'."""
+    return name.replace("_", " ")
+
+
+def write_enrollment(folder: Path, people: Mapping[str, Sequence[Path]]) -> None:
+    """``folder/<label>/``: copies of each person's ``people`` photos (not the clip's)."""
+    try:
+        folder.mkdir(parents=True)
+        for name, photos in people.items():
+            person = folder / label(name)
+            person.mkdir()
+            for photo in photos:
+                shutil.copyfile(photo, person / photo.name)
+    except OSError as exc:
+        raise EdgeError(f"cannot write {folder}: {exc.strerror or exc}") from exc

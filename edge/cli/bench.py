@@ -23,7 +23,7 @@ from edge.cli.args import (
     positive_int,
 )
 from edge.cli.progress import progress_bar
-from edge.errors import EdgeError
+from edge.errors import ConfigError, EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.embed import EMBEDDING_DIM
 from edge.watchlist.index import Dtype, IndexParams
@@ -405,6 +405,13 @@ def _register_far(bench_subparsers: argparse._SubParsersAction[argparse.Argument
     parser.add_argument(
         "--seconds", type=positive_float, default=8.0, help="--write-clip: its length in seconds"
     )
+    parser.add_argument(
+        "--enroll-photos",
+        type=Path,
+        metavar="DIR",
+        help="--write-clip: also write the other photos of the listed walkers (never the one in "
+        "the clip) to DIR/<Name>/, for `edge watchlist build --photos DIR`",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object")
     add_common(parser, recognition=True)
     parser.set_defaults(handler=cmd_far)
@@ -422,6 +429,8 @@ def cmd_far(args: argparse.Namespace) -> int:
         seed=args.seed,
         backgrounds=args.backgrounds,
     )
+    if args.enroll_photos is not None and args.write_clip is None:
+        raise ConfigError("--enroll-photos goes with --write-clip (the photos of its walkers)")
     analyzer = FaceAnalyzer.from_config(config_from_args(args))
     if args.write_clip is not None:
         made = far.make_clip(
@@ -432,12 +441,21 @@ def cmd_far(args: argparse.Namespace) -> int:
             seconds=args.seconds,
             seed=args.seed,
             progress=lambda items, what: progress_bar(items, what, unit="frame"),
+            enroll_photos=args.enroll_photos,
+        )
+        if args.json:
+            print(json.dumps(made))
+            return 0
+        walkers = ", ".join(f"{n}*" if n in made["listed"] else n for n in made["walkers"])
+        folder = args.enroll_photos
+        starred = (
+            f"in {folder}, LFW's other photos of them: `edge watchlist build --photos {folder}`"
+            if folder is not None
+            else "--enroll-photos DIR writes LFW's other photos of them, to enroll"
         )
         print(
-            json.dumps(made)
-            if args.json
-            else f"wrote {made['clip']}: {made['frames']} frames "
-            f"of {made['frame']} at {made['fps']:g} fps, {len(made['walkers'])} people"
+            f"wrote {made['clip']}: {made['frames']} frames of {made['frame']} at "
+            f"{made['fps']:g} fps; in order of entry: {walkers} (*: {starred})"
         )
         return 0
     result = far.run(

@@ -118,34 +118,60 @@ def test_settings_are_checked(settings: Settings, message: str) -> None:
         settings.check()
 
 
-def test_write_clip_makes_a_walking_clip_that_edge_run_scans_in_tiles(
+def test_write_clip_makes_a_walking_clip_in_which_edge_run_finds_the_listed_walkers(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    """The clip names who walks in it; --enroll-photos gives a list of half of them (from
+    their other LFW photos) that `edge run` on the clip alerts on, and on no stranger."""
     import cv2
 
     lfw = require_lfw()
-    clip = tmp_path / "walk.mp4"
+    clip, people = tmp_path / "walk.mp4", tmp_path / "people"
     args = ["--data", str(lfw), "--write-clip", str(clip), "--frame", "1280x720"]
-    status, out, err = run_cli(capsys, *args, "--seconds", "1", "--json")
+    args += ["--seconds", "3", "--enroll-photos", str(people)]
+    status, out, err = run_cli(capsys, *args, "--json")
     assert status == 0, err
     made = json.loads(out)
-    assert made["frames"] == 25 and made["frame"] == "1280x720"
+    assert made["frames"] == 75 and made["frame"] == "1280x720"
+    assert len(made["walkers"]) == 8 and len(made["listed"]) == 4
+    assert made["walkers"][::2] == made["listed"]  # a listed person first, then a stranger
+    assert sorted(p.name for p in people.iterdir()) == sorted(made["listed"])
+    enrolled = {photo.name for photo in people.glob("*/*")}
+    assert enrolled and not enrolled & set(made["photos"])  # never the photo in the clip
     video = cv2.VideoCapture(str(clip))
     assert (video.get(cv2.CAP_PROP_FRAME_WIDTH), video.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (
         1280,
         720,
     )
-    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 25
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 75
     video.release()
-    # Never overwritten.
-    assert run_cli(capsys, *args, "--seconds", "1")[0] == 2
+    # Never overwritten: neither the clip nor the folder.
+    assert run_cli(capsys, *args)[0] == 2
+    clip.unlink()
+    status, _, err = run_cli(capsys, *args)
+    assert status == 2 and "--enroll-photos" in err and "already exists" in err
+    status, _, err = run_cli(capsys, "--data", str(lfw), "--enroll-photos", str(tmp_path / "x"))
+    assert status == 2 and "goes with --write-clip" in err and err.count("\n") == 1
+    status, out, _ = run_cli(capsys, *args[:-2], "--json")  # the clip again, without a folder
+    assert status == 0 and json.loads(out)["walkers"] == made["walkers"]
+
+    assert main(["keys", "generate", "--out", str(tmp_path / "keys")]) == 0
+    key = tmp_path / "keys" / "watchlist-signing"
+    build = ["watchlist", "build", "--photos", str(people), "--key", f"{key}.key"]
+    assert main([*build, "--out", str(tmp_path / "list"), "--list-id", "walk"]) == 0
+    capsys.readouterr()
     metrics = tmp_path / "metrics.json"
     run = ["run", "--source", str(clip), "--no-publish", "--no-status"]
     run += ["--state-dir", str(tmp_path / "state"), "--metrics-json", str(metrics)]
-    from edge.demo import DEMO_PUBLIC_KEY, DEMO_WATCHLIST
-
-    run += ["--watchlist", str(DEMO_WATCHLIST), "--pubkey", str(DEMO_PUBLIC_KEY)]
+    run += ["--watchlist", str(tmp_path / "list"), "--pubkey", f"{key}.pub"]
     assert main(run) == 0
+    alerted = {line.split(": score")[0].split("Z ", 1)[1] for line in _alert_lines(capsys)}
+    assert alerted <= set(made["listed"]), alerted  # no stranger
+    assert len(alerted) >= 3, alerted  # 4 listed: each walks up to 160 px
     detection = json.loads(metrics.read_text())["detection"]
     assert detection["tiling"] == "whole frame + 768/176 + 384/112"
-    assert detection["tiles"] == 25 * 3 and detection["crops"] > 0
+    assert detection["tiles"] == 75 * 3 and detection["crops"] > 0
+
+
+def _alert_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return [line for line in capsys.readouterr().out.splitlines() if line.startswith("ALERT ")]
