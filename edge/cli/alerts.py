@@ -183,6 +183,8 @@ def _test_command(args: argparse.Namespace) -> int:
         waiting = service.publisher.wait_acked(ids, args.timeout)
         took = time.monotonic() - started
     finally:
+        service.publisher.stop()  # it drains what it can: what still waits is counted after
+        others = _still_waiting(service, ids)
         service.stop()
     by = _acknowledger(config, service)
     if waiting:
@@ -196,7 +198,7 @@ def _test_command(args: argparse.Namespace) -> int:
         return 1
     print(
         f"sent {counted(len(ids), 'test alert')}: all acknowledged by {by} "
-        f"({took:.2f}s after the last was queued){_still_waiting(service, ids)}"
+        f"({took:.2f}s after the last was queued){others}"
     )
     return 0
 
@@ -219,9 +221,10 @@ def _still_waiting(service: AlertService, sent: list[str]) -> str:
     if left <= 0:
         return ""
     others = service.publisher.former_ids.summary(counts)
+    verb = "waits" if left == 1 else "wait"
     return (
-        f"; {counted(left, 'other alert')}{f' ({others})' if others else ''} still wait in the "
-        "outbox: edge outbox status"
+        f"; {counted(left, 'other alert')}{f' ({others})' if others else ''} still {verb} in "
+        "the outbox: edge outbox status"
     )
 
 

@@ -155,29 +155,32 @@ def test_a_broker_acl_for_the_new_id_only_is_said_once_with_the_fix_and_the_fix_
     centre_config = _config(tmp_path, broker.port, "centre", user="dispatch")
     env = edge_env(EDGE_MQTT_PASSWORD=PASSWORD)
     caplog.set_level(logging.INFO, logger="edge.alerts")
-    config = load_config(_config(tmp_path, broker.port, "cam-8", user="cam-8", protocol=protocol))
-    with (
-        serving(broker.port, centre, config=centre_config, env=env),
-        AlertService(config, state_dir=state) as service,
-    ):
-        mine = service.test_hit("cam-8's own alert", 1)
-        assert service.publisher.wait_acked([mine], 60) == set(), "own topics must still work"
+    renamed = _config(tmp_path, broker.port, "cam-8", user="cam-8", protocol=protocol)
+    with serving(broker.port, centre, config=centre_config, env=env):
+        with AlertService(load_config(renamed), state_dir=state) as service:
+            mine = service.test_hit("cam-8's own alert", 1)
+            assert service.publisher.wait_acked([mine], 60) == set(), "own topics still work"
+            assert _wait(lambda: _sends(state, old) >= 3, 60)
+            assert service.outbox.contains(old)  # kept: never lost, never acknowledged
+        messages = [r.getMessage() for r in caplog.records]
 
-        def sent_three_times() -> bool:
-            sends = [
-                r
-                for r in map(json.loads, (state / "audit.jsonl").read_text().splitlines())
-                if r["kind"] == kinds.SEND and r["data"]["alert_id"] == old
-            ]
-            return len(sends) >= 3
+        # The device's own alerts still go; the line says what is left behind, and as whom.
+        assert main(["alerts", "test", "--timeout", "60", *_args(renamed, state)]) == 0
+        out = capsys.readouterr().out
+        assert "sent 1 test alert: all acknowledged by dispatch (via " in out
+        assert out.rstrip().endswith(
+            "; 1 other alert (1 queued as edge-0) still waits in the outbox: edge outbox status"
+        )
 
-        assert _wait(sent_three_times, 60)
-        assert service.outbox.contains(old)  # kept: never lost, never acknowledged
+        # The fix the log names: send them with edge-0's broker credentials.
+        assert main(["outbox", "flush", "--timeout", "60", *_args(old_config, state)]) == 0
+        assert "outbox empty: 1 alert acknowledged by dispatch" in capsys.readouterr().out
+    with Store(f"sqlite:///{centre / 'dispatch.db'}") as store:
+        assert store.get_alert(old)["device_id"] == "edge-0"
     audited = audit_kinds_for(state / "audit.jsonl", old)
     # MQTT 5: the broker said so; MQTT 3.1.1: it took the alert (PUBACK) and dropped it.
     assert (kinds.REFUSED in audited) == (protocol == "5")
     assert kinds.ACK in audited or protocol == "5"
-    messages = [r.getMessage() for r in caplog.records]
     assert any("the outbox holds 1 alert(s) queued as edge-0" in m for m in messages)
     said = [m for m in messages if "refused this device the topics of edge-0" in m]
     if protocol == "3.1.1":
@@ -187,9 +190,7 @@ def test_a_broker_acl_for_the_new_id_only_is_said_once_with_the_fix_and_the_fix_
     if protocol == "5":
         assert "(Not authorized)" in said[0]
 
-    # The fix it names: send them with edge-0's broker credentials.
-    with serving(broker.port, centre, config=centre_config, env=env):
-        assert main(["outbox", "flush", "--timeout", "60", *_args(old_config, state)]) == 0
-        assert "outbox empty: 1 alert acknowledged by dispatch" in capsys.readouterr().out
-    with Store(f"sqlite:///{centre / 'dispatch.db'}") as store:
-        assert store.get_alert(old)["device_id"] == "edge-0"
+
+def _sends(state: Path, alert_id: str) -> int:
+    records = map(json.loads, (state / "audit.jsonl").read_text().splitlines())
+    return sum(1 for r in records if r["kind"] == kinds.SEND and r["data"]["alert_id"] == alert_id)
