@@ -36,21 +36,10 @@ def _missing() -> str | None:
     """Why the server cannot run here, or None."""
     if not Path(SYSTEM_PYTHON).exists():
         return f"{SYSTEM_PYTHON} not found"
-    probe = (
-        "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0')\n"
-        "from gi.repository import Gst, GstRtspServer\n"
-        "Gst.init(None)\n"
-        f"missing = [e for e in {_ELEMENTS!r} if Gst.ElementFactory.find(e) is None]\n"
-        "print(' '.join(missing))\n"
-    )
     result = subprocess.run(
-        [SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+        [SYSTEM_PYTHON, __file__, "--check"], capture_output=True, text=True, timeout=60
     )
-    if result.returncode != 0:
-        return f"{SYSTEM_PYTHON} cannot import GstRtspServer ({result.stderr.strip()[-200:]})"
-    if result.stdout.strip():
-        return f"GStreamer elements missing: {result.stdout.strip()}"
-    return None
+    return None if result.returncode == 0 else (result.stdout + result.stderr).strip()[-300:]
 
 
 def require_rtsp_server() -> None:
@@ -153,6 +142,25 @@ class RtspServer:
 # --- the server process (system Python with GStreamer) ------------------------------------------
 
 
+def check() -> int:
+    """``rtsp_server.py --check`` (scripts/test runs it too): 0 if the server can run here."""
+    try:
+        import gi
+
+        gi.require_version("Gst", "1.0")
+        gi.require_version("GstRtspServer", "1.0")
+        from gi.repository import Gst, GstRtspServer  # noqa: F401 (importable is the check)
+    except (ImportError, ValueError) as exc:
+        print(f"{sys.executable} cannot import GstRtspServer: {exc}")
+        return 1
+    Gst.init(None)
+    missing = [name for name in _ELEMENTS if Gst.ElementFactory.find(name) is None]
+    if missing:
+        print(f"GStreamer elements missing: {' '.join(missing)}")
+        return 1
+    return 0
+
+
 def serve(argv: list[str]) -> None:
     import argparse
 
@@ -221,4 +229,6 @@ def serve(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--check"]:
+        sys.exit(check())
     serve(sys.argv[1:])

@@ -230,6 +230,12 @@ def test_a_stalled_stream_times_out_and_is_reconnected() -> None:
     assert time.monotonic() - started < 8.0  # the stall did not hold the capture for 20 s
 
 
+def test_the_backoff_stays_at_its_cap_however_long_the_camera_is_away() -> None:
+    # 2.0**n overflows past n = 1023: a camera away for a weekend must not crash the capture.
+    cap = capture(parse_source("rtsp://127.0.0.1:1/x"), FrameQueue(2, lossy=True))
+    assert cap._announce_retry(5000, CaptureError("away")) == cap.config.reconnect_max_s
+
+
 def test_a_camera_that_is_down_at_start_is_waited_for() -> None:
     with MjpegCamera([]) as camera:  # refuses every connection
         queue = FrameQueue(2, lossy=True)

@@ -256,10 +256,17 @@ def test_a_wrong_path_or_password_ends_the_run_at_once(
         settings.write_text("capture:\n  reconnect_min_s: 0.1\n  reconnect_max_s: 0.2\n")
         code = main(_run("--source", url, "--max-reconnects", "2", *state, config=settings))
         assert code == 1
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("(attempt 2 of 2)" in m for m in messages)
-    assert not any("will keep trying" in m or "sooner once" in m for m in messages)
-    assert any("giving up after 2 reconnect attempts" in m for m in messages)
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("(attempt 2 of 2)" in m for m in messages)
+        assert not any("will keep trying" in m or "sooner once" in m for m in messages)
+        assert any("giving up after 2 reconnect attempts" in m for m in messages)
+
+        # 0: never give up, whatever the answer (until --duration ends the run).
+        caplog.clear()
+        limit = ["--max-reconnects", "0", "--duration", "2"]
+        assert main(_run("--source", url, *limit, *state, config=settings)) == 0
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("reconnecting in 0.2s (attempt 3)" in m for m in messages)
 
 
 # --- recovery -----------------------------------------------------------------------------------
