@@ -69,6 +69,16 @@ class SourceError(CaptureError):
     """A video source names nothing usable (no such file, folder, camera or URL scheme)."""
 
 
+class StreamError(CaptureError):
+    """A network stream cannot be opened, or failed while read; ``cause`` names why ("refused",
+    "not found", "unauthorized", "timeout", "stalled", ...), so the capture can decide whether
+    and how soon to retry."""
+
+    def __init__(self, cause: str, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class SyncError(EdgeError):
     """Watchlist sync over MQTT: a bad announcement or chunk, or a transfer that cannot finish."""
 

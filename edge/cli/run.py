@@ -25,7 +25,7 @@ from edge.config import Config, config_from_dict
 from edge.demo import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
 from edge.errors import WatchlistError
 from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.capture import parse_source
+from edge.pipeline.source import parse_source
 from edge.services.recognizer import Runner, RunOptions
 from edge.watchlist import keys as keyring
 from edge.watchlist.install import open_store
@@ -185,7 +185,10 @@ def register(subparsers: Subparsers) -> None:
         "--max-reconnects",
         type=int,
         metavar="N",
-        help="give up on a lost source after N failed reconnects (capture.max_reconnects)",
+        help="give up on a lost or unreachable camera or stream after N reconnect attempts in a "
+        "row (exit 1); 0: never give up, not even when a stream's server answers 'not found' "
+        "or 'unauthorized' (default: capture.max_reconnects; unset: retry for ever, but exit 2 "
+        "when the first open is answered 'not found' or 'unauthorized')",
     )
     run.add_argument(
         "--no-publish", action="store_true", help="keep alerts in the outbox, do not connect"
@@ -197,6 +200,8 @@ def register(subparsers: Subparsers) -> None:
         exit_codes={
             0: "when the source ended or on SIGTERM",
             1: "when a camera or stream was lost for good (capture.max_reconnects)",
+            2: "on an error (one line on stderr: 'edge: error: ...'), including a stream whose "
+            "server answers 'not found' or 'unauthorized' on the first open",
             130: "on SIGINT (Ctrl-C)",
         },
     )

@@ -44,30 +44,40 @@ class CaptureConfig(Section):
         "so what is processed is always recent.",
     )
     open_timeout_s: float = Field(
-        10.0, gt=0.0, le=300.0, description="Give up one attempt to open a stream after this long."
+        10.0,
+        gt=0.0,
+        le=300.0,
+        description="Give up one attempt to open a stream after this long without an answer "
+        "(logged as 'no answer from HOST:PORT within N s').",
     )
     read_timeout_s: float = Field(
         10.0,
         gt=0.0,
         le=300.0,
-        description="A stream that delivers no frame for this long counts as lost and is "
-        "reconnected.",
+        description="A stream that delivers no frame for this long has stalled: it is reported "
+        "('stalled: no frame for N s') within about a second of this, closed and reconnected.",
     )
     reconnect_min_s: float = Field(
         0.5,
         gt=0.0,
         le=300.0,
         description="First delay before reopening a lost camera or stream; doubles after each "
-        "failed attempt up to reconnect_max_s.",
+        "failed attempt up to reconnect_max_s. While a stream's host refuses or does not answer "
+        "connections (or its stream stalled), it is also how often a TCP connect checks whether "
+        "it is back, so that it is reopened within about this long of being reachable again.",
     )
     reconnect_max_s: float = Field(
         30.0, gt=0.0, le=3600.0, description="Longest delay between reconnect attempts."
     )
-    max_reconnects: int = Field(
-        0,
+    max_reconnects: int | None = Field(
+        None,
         ge=0,
         description="Give up (the run ends, exit status 1) after this many reconnect attempts in "
-        "a row without a frame. 0: never give up, e.g. wait for an unplugged camera.",
+        "a row without a frame, whatever the cause. 0: never give up, not even on a stream "
+        "whose server answers 'not found' or 'unauthorized'. Unset: reconnect for ever to a "
+        "source that was lost or cannot be reached yet (e.g. an unplugged camera), but stop at "
+        "once (exit status 2) when the first open of a stream is answered 'not found' (404) "
+        "or 'unauthorized' (401, 403): the URL's path or credentials are wrong.",
     )
     rtsp_transport: Literal["tcp", "udp"] = Field(
         "tcp",

@@ -1,9 +1,11 @@
 """Reading images and video frames into BGR uint8 arrays, refusing bad input clearly.
 
-Stills: :func:`read_image` and :func:`decode_image`. Video: :func:`parse_source` names a source
-(a file, a folder of stills, a camera, a stream), :class:`Capture` reads it on its own thread into
-a :class:`FrameQueue`, reconnecting with backoff when a live source fails. A live source never
-waits for inference: when the queue is full its oldest frame is dropped and counted.
+Stills: :func:`read_image` and :func:`decode_image`. Video: :class:`Capture` reads a source
+(:func:`edge.pipeline.source.parse_source`: a file, a folder of stills, a camera, a stream) on
+its own thread into a :class:`FrameQueue`, reconnecting with backoff when a live source fails and
+counting its outages. Files and cameras are read with OpenCV, network streams with PyAV
+(:mod:`edge.pipeline.stream`). A live source never waits for inference: when the queue is full
+its oldest frame is dropped and counted.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
 from edge.config.run import CaptureConfig
-from edge.errors import CaptureError, EdgeError, ImageError, SourceError
+from edge.errors import CaptureError, ImageError, SourceError, StreamError
 from edge.pipeline.metrics import StageStats
+from edge.pipeline.source import SourceSpec
+from edge.pipeline.stream import PROBED_CAUSES, REFUSING_CAUSES, StreamReader, host_port, reachable
 from edge.system.inputs import MAX_IMAGE_BYTES, read_bounded
 from edge.types import Image
 
@@ -72,12 +75,10 @@ def read_image(path: Path) -> Image:
 
 # --- video sources ------------------------------------------------------------------------------
 
-# libav prints its own complaints ("Stream ends prematurely ...") to stderr; a lost stream is
-# reported once, by Capture, instead. Read when OpenCV's FFmpeg backend first opens something.
+# libav prints its own complaints about damaged files to stderr; Capture reports them once
+# instead. Read when OpenCV's FFmpeg backend first opens something.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-SourceKind = Literal["file", "folder", "camera", "stream"]
-STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https"})
 STILL_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 # The stills of a folder are unrelated photos: the source clock steps this far from one to the
 # next, so that no track (and no cooldown) ever spans two of them.
@@ -89,65 +90,6 @@ _MAX_SANE_FPS = 240.0
 # a file. At the real end each failed read returns at once, so the bound costs nothing.
 MAX_FAILED_READS = 50
 _DECODE_WARNINGS = 5  # damaged stretches logged one by one; the end-of-file line counts them all
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any user name and password replaced by ``***`` (safe to log)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """A parsed ``--source``: what kind of source, and the path, device or URL to open."""
-
-    kind: SourceKind
-    target: str
-
-    @property
-    def live(self) -> bool:
-        """Cameras and streams run on their own clock: frames not taken in time are lost."""
-        return self.kind in ("camera", "stream")
-
-    @property
-    def name(self) -> str:
-        """How the source is named in logs and messages (credentials redacted)."""
-        return redact_url(self.target) if self.kind == "stream" else self.target
-
-
-def parse_source(text: str) -> SourceSpec:
-    """Recognise a source: a camera index or /dev path, a stream URL, a video file or a folder.
-
-    Raises :class:`SourceError` for something that names nothing usable; whether a live source
-    can actually be opened is only known when :class:`Capture` tries."""
-    value = text.strip()
-    if not value:
-        raise SourceError("the video source is empty")
-    if value.isdigit():
-        return SourceSpec("camera", value)
-    if value.startswith("/dev/"):
-        if not Path(value).exists():
-            raise SourceError(f"{value}: no such camera device")
-        return SourceSpec("camera", value)
-    if "://" in value:
-        scheme = value.split("://", 1)[0].lower()
-        if scheme == "file":
-            return parse_source(urlsplit(value).path)
-        if scheme not in STREAM_SCHEMES:
-            raise SourceError(
-                f"{redact_url(value)}: unsupported stream scheme {scheme!r} (use "
-                f"{', '.join(sorted(STREAM_SCHEMES))})"
-            )
-        return SourceSpec("stream", value)
-    path = Path(value)
-    if path.is_dir():
-        return SourceSpec("folder", value)
-    if path.is_file():
-        return SourceSpec("file", value)
-    raise SourceError(f"{value}: no such file, folder or camera")
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,11 +104,10 @@ class Frame:
 
 
 class VideoReader:
-    """One open OpenCV capture of a file, camera or stream."""
+    """One open OpenCV capture of a file or camera."""
 
-    def __init__(self, spec: SourceSpec, config: CaptureConfig) -> None:
+    def __init__(self, spec: SourceSpec) -> None:
         self.spec = spec
-        self.config = config
         self.fps: float | None = None
         self.frame_size: tuple[int, int] | None = None  # width, height, if the source says
         self.frame_count = 0  # frames a file declares (0: unknown)
@@ -176,21 +117,9 @@ class VideoReader:
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
-        spec, config = self.spec, self.config
+        spec = self.spec
         try:
-            if spec.kind == "stream":
-                if spec.target.lower().startswith("rtsp"):
-                    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = (
-                        f"rtsp_transport;{config.rtsp_transport}"
-                    )
-                params = [
-                    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-                    round(config.open_timeout_s * 1000),
-                    cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-                    round(config.read_timeout_s * 1000),
-                ]
-                cap = cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
-            elif spec.kind == "camera":
+            if spec.kind == "camera":
                 device: int | str = int(spec.target) if spec.target.isdigit() else spec.target
                 cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
                 if not cap.isOpened():
@@ -361,6 +290,19 @@ class FrameQueue:
 
 
 CaptureState = Literal["starting", "running", "reconnecting", "ended", "lost", "stopped", "failed"]
+Reader = VideoReader | FolderReader | StreamReader
+_MAX_DOUBLINGS = 30  # the backoff reaches any reconnect_max_s long before; bounds 2**n
+
+
+@dataclass(frozen=True)
+class Outages:
+    """Times a live source that was delivering frames delivered none: from its last frame before
+    the failure to its first frame after (an outage still going on counts up to now)."""
+
+    count: int
+    total_s: float
+    longest_s: float
+    ongoing: bool
 
 
 class Capture:
@@ -368,9 +310,11 @@ class Capture:
 
     A file or folder ends at its end. A camera or stream that fails (read error, end of stream,
     no frame within ``read_timeout_s``) is closed and reopened after ``reconnect_min_s``,
-    doubling up to ``reconnect_max_s``; after ``max_reconnects`` attempts in a row without a
-    frame (if set) the capture gives up with state ``lost``. Frames beyond ``max_fps`` are skipped
-    at the source. The queue is closed when the capture ends, whatever the reason.
+    doubling up to ``reconnect_max_s``; while a stream's host cannot be reached, a TCP connect
+    every ``reconnect_min_s`` cuts that wait short as soon as it answers. After
+    ``max_reconnects`` attempts in a row without a frame (if set, and not 0) the capture gives up
+    with state ``lost``. Frames beyond ``max_fps`` are skipped at the source. The queue is closed
+    when the capture ends, whatever the reason.
     """
 
     def __init__(
@@ -394,10 +338,18 @@ class Capture:
         self.frames_corrupt = 0  # could not be decoded (files, folders); known at their end
         self.reconnects = 0  # reconnect attempts made
         self.last_error: str | None = None
-        self._reader: VideoReader | FolderReader | None = None
+        self._failure: CaptureError | None = None  # why the source is down, until a frame comes
+        self._reader: Reader | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
+        self._outage_lock = threading.Lock()
+        self._last_frame_at: float | None = None
+        self._outage_since: float | None = None  # the last frame before the ongoing outage
+        self._outage_count = 0
+        self._outage_total_s = 0.0
+        self._outage_longest_s = 0.0
+        self._ended_at: float | None = None
 
     @property
     def fps(self) -> float | None:
@@ -408,25 +360,48 @@ class Capture:
     def frame_size(self) -> tuple[int, int] | None:
         """Width and height of a video source's frames, if it says (stills vary)."""
         reader = self._reader
-        return reader.frame_size if isinstance(reader, VideoReader) else None
+        return None if reader is None or isinstance(reader, FolderReader) else reader.frame_size
 
-    def _make_reader(self) -> VideoReader | FolderReader:
+    def outages(self) -> Outages:
+        """The outages so far (safe to call from any thread)."""
+        with self._outage_lock:
+            total, longest = self._outage_total_s, self._outage_longest_s
+            ongoing = self._outage_since is not None
+            if self._outage_since is not None:
+                current = (self._ended_at or time.monotonic()) - self._outage_since
+                total, longest = total + current, max(longest, current)
+            return Outages(self._outage_count, total, longest, ongoing)
+
+    def _make_reader(self) -> Reader:
         if self.spec.kind == "folder":
             return FolderReader(self.spec)
-        return VideoReader(self.spec, self.config)
+        if self.spec.kind == "stream":
+            return StreamReader(self.spec, self.config)
+        return VideoReader(self.spec)
 
     def open(self) -> None:
         """Open the source now, on the calling thread, so that a file or folder that cannot be
-        read is an error before anything starts. A live source that cannot be opened yet is
-        retried by the capture thread."""
+        read is an error before anything starts, and so is a stream whose server answers "not
+        found" or "unauthorized" (unless ``max_reconnects`` is set). A live source that cannot be
+        opened yet is retried by the capture thread."""
         reader = self._make_reader()
         try:
             reader.open()
-        except EdgeError as exc:
+        except CaptureError as exc:
             if not self.spec.live:
                 raise
+            if (
+                isinstance(exc, StreamError)
+                and exc.cause in REFUSING_CAUSES
+                and self.config.max_reconnects is None
+            ):
+                raise StreamError(
+                    exc.cause,
+                    f"{exc}; not retrying (capture.max_reconnects or --max-reconnects N keeps "
+                    "trying)",
+                ) from exc
+            self._failure = exc
             self.last_error = str(exc)
-            log.warning("%s; will keep trying", exc)
             return
         self._reader = reader
 
@@ -467,21 +442,94 @@ class Capture:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+            with self._outage_lock:
+                self._ended_at = time.monotonic()
             self.queue.close()
 
-    def _backoff(self, failures: int, why: str) -> bool:
-        """Log, wait before reconnect attempt ``failures``; False if it is time to give up."""
-        limit = self.config.max_reconnects
+    def _try_open(self) -> Reader | None:
+        """A freshly opened reader, or None (``_failure`` says why)."""
+        reader = self._make_reader()
+        try:
+            reader.open()
+        except CaptureError as exc:
+            self._failure = exc
+            self.last_error = str(exc)
+            return None
+        return reader
+
+    def _announce_retry(self, failures: int, why: CaptureError) -> float | None:
+        """Log ``why`` and the wait before reconnect attempt ``failures``, and return that
+        wait; None (state ``lost``) if it is time to give up."""
+        config = self.config
+        limit = config.max_reconnects
         if limit and failures > limit:
             self.state = "lost"
-            log.error("%s; giving up after %d reconnect attempts", why, limit)
-            return False
-        delay = min(self.config.reconnect_max_s, self.config.reconnect_min_s * 2 ** (failures - 1))
+            log.error(
+                "%s; giving up after %d reconnect attempts (capture.max_reconnects)", why, limit
+            )
+            return None
+        doublings = min(failures - 1, _MAX_DOUBLINGS)
+        delay = min(config.reconnect_max_s, config.reconnect_min_s * 2.0**doublings)
         self.state = "reconnecting"
         self.reconnects += 1
-        log.warning("%s; reconnecting in %.1fs (attempt %d)", why, delay, failures)
-        self._stop.wait(delay)
-        return True
+        attempt = f"attempt {failures}" + (f" of {limit}" if limit else "")
+        if self._probes(why, delay):
+            host, port = host_port(self.spec.target)
+            log.warning(
+                "%s; reconnecting in %.1fs at most, sooner once %s:%d accepts connections (%s)",
+                why,
+                delay,
+                host,
+                port,
+                attempt,
+            )
+        else:
+            log.warning("%s; reconnecting in %.1fs (%s)", why, delay, attempt)
+        return delay
+
+    def _probes(self, why: CaptureError, delay: float) -> bool:
+        """Whether the wait before the next attempt is cut short by probing the host."""
+        return (
+            isinstance(why, StreamError)
+            and why.cause in PROBED_CAUSES
+            and delay > self.config.reconnect_min_s
+        )
+
+    def _wait(self, delay: float, why: CaptureError) -> None:
+        """Wait ``delay`` before the next attempt; while a stream's host is unreachable, try a
+        TCP connect every ``reconnect_min_s`` and stop waiting once one succeeds."""
+        if not self._probes(why, delay):
+            self._stop.wait(delay)
+            return
+        step = self.config.reconnect_min_s
+        deadline = time.monotonic() + delay
+        while not self._stop.wait(min(step, max(deadline - time.monotonic(), 0.0))):
+            if time.monotonic() >= deadline or reachable(self.spec.target, step):
+                return
+
+    def _lost(self, why: CaptureError) -> None:
+        """A source that was open failed: an outage starts (if frames had been flowing)."""
+        self._failure = why
+        self.last_error = str(why)
+        with self._outage_lock:
+            if self._outage_since is None and self._last_frame_at is not None:
+                self._outage_since = self._last_frame_at
+                self._outage_count += 1
+
+    def _delivered(self, now: float) -> None:
+        """A frame came: an outage (if any) is over."""
+        with self._outage_lock:
+            self._last_frame_at = now
+            since, self._outage_since = self._outage_since, None
+            if since is not None:
+                self._outage_total_s += now - since
+                self._outage_longest_s = max(self._outage_longest_s, now - since)
+        if self._failure is not None:
+            self._failure = None
+            if since is None:
+                log.info("opened %s: first frame after %.1f s", self.spec.name, now - self._started)
+            else:
+                log.info("reopened %s: frames again after %.1f s", self.spec.name, now - since)
 
     def _loop(self) -> None:
         live = self.spec.live
@@ -490,38 +538,49 @@ class Capture:
         min_gap = 1.0 / self.config.max_fps if self.config.max_fps > 0 else 0.0
         last_emitted: float | None = None
         pace_origin: tuple[float, float] | None = None  # (monotonic, media time) of frame 0
+        retry_in: float | None = None  # the wait already announced for a lost source
         while not self._stop.is_set():
             if self._reader is None:
                 if not live:
                     self.state = "ended"
                     return
-                reader = self._make_reader()
-                try:
-                    reader.open()
-                except EdgeError as exc:
-                    self.last_error = str(exc)
-                    failures += 1
-                    if not self._backoff(failures, str(exc)):
-                        return
-                    continue
-                self._reader = reader
-                if failures:
-                    log.info("reopened %s", self.spec.name)
+                if self._failure is not None:
+                    if retry_in is None:  # the source could not be opened
+                        failures += 1
+                        retry_in = self._announce_retry(failures, self._failure)
+                        if retry_in is None:
+                            return
+                    self._wait(retry_in, self._failure)
+                    retry_in = None
+                    if self._stop.is_set():
+                        break
+                self._reader = self._try_open()
+                continue
             started = time.perf_counter()
-            got = self._reader.read()
+            failure: CaptureError | None = None
+            try:
+                got = self._reader.read()
+            except CaptureError as exc:  # a stream stalled, ended or failed: it says why
+                got, failure = None, exc
             if got is None:
-                self.frames_corrupt += self._reader.corrupt
-                self._reader.close()
-                self._reader = None
+                reader, self._reader = self._reader, None
+                self.frames_corrupt += reader.corrupt
                 if not live:
+                    reader.close()
                     self._end_of_file()
                     return
                 if self._stop.is_set():
+                    reader.close()
                     self.state = "stopped"
                     return
+                why = failure or CaptureError(f"lost {self.spec.kind} {self.spec.name} (no frame)")
+                self._lost(why)
                 failures += 1
-                self.last_error = f"lost {self.spec.kind} {self.spec.name} (no frame)"
-                if not self._backoff(failures, self.last_error):
+                # Reported before the reader is closed: on a busy machine closing (which joins
+                # the decoder's threads) can take a while, and the report must not wait for it.
+                retry_in = self._announce_retry(failures, why)
+                reader.close()
+                if retry_in is None:
                     return
                 continue
             self.stats.add((time.perf_counter() - started) * 1000)
@@ -529,6 +588,7 @@ class Capture:
             self.state = "running"
             image, pts = got
             now = time.monotonic()
+            self._delivered(now)
             if self.spec.kind == "folder":
                 t = self.frames_read * STILL_STEP_S
             elif pts is not None:

@@ -39,10 +39,11 @@ from edge.errors import EdgeError
 from edge.models import embedding_model_id
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.annotate import Annotator
-from edge.pipeline.capture import Capture, FrameQueue, SourceSpec
+from edge.pipeline.capture import Capture, FrameQueue
 from edge.pipeline.decide import Hit
 from edge.pipeline.frames import FrameProcessor
 from edge.pipeline.metrics import StageSet, write_run_metrics
+from edge.pipeline.source import SourceSpec
 from edge.system.sdnotify import Notifier
 from edge.system.signals import stop_on_signals
 from edge.watchlist.matcher import Watchlist
@@ -498,10 +499,14 @@ class Runner:
     def metrics(self) -> dict[str, Any]:
         processor, capture = self.processor, self.capture
         elapsed = self.elapsed_s()
+        outages = capture.outages()
+        # A live source's outages are not processing time: fps is over the time frames flowed.
+        frames_s = max(elapsed - outages.total_s, 1e-6)
         return {
             "source": self.options.source.name,
             "elapsed_s": round(elapsed, 2),
-            "fps": round(processor.frames / elapsed, 1),
+            "frames_s": round(frames_s, 2),
+            "fps": round(processor.frames / frames_s, 1),
             "frames": {
                 "read": capture.frames_read,
                 "processed": processor.frames,
@@ -511,6 +516,12 @@ class Runner:
                 "discarded_at_stop": self.frames.discarded,
             },
             "reconnects": capture.reconnects,
+            "outages": {
+                "count": outages.count,
+                "total_s": round(outages.total_s, 2),
+                "longest_s": round(outages.longest_s, 2),
+                "ongoing": outages.ongoing,
+            },
             "detection": {"tiling": processor.tiling, **asdict(processor.scan)},
             "faces": {
                 "detected": processor.faces,
@@ -599,8 +610,8 @@ class Runner:
         lines = [
             f"run ended: {result.reason}, {m['elapsed_s']:.1f} s at {utc_rfc3339()}",
             f"  frames: read {frames['read']}, processed {frames['processed']} "
-            f"({m['fps']:.1f} fps), dropped {frames['dropped']}, skipped {frames['skipped']}, "
-            f"corrupt {frames['corrupt']}; reconnects {m['reconnects']}",
+            f"({m['fps']:.1f} fps{_outage_text(m)}), dropped {frames['dropped']}, skipped "
+            f"{frames['skipped']}, corrupt {frames['corrupt']}; reconnects {m['reconnects']}",
             f"  faces: detected {faces['detected']}, assessed {faces['assessed']}, embedded "
             f"{faces['embedded']}; tracks {tracks['started']}",
             f"  detection: {m['detection']['tiling']}; tiles {m['detection']['tiles']}, crops "
@@ -613,6 +624,20 @@ class Runner:
             f"  peak memory {m['peak_rss_mb']:.0f} MB",
         ]
         self._print("\n".join(lines))
+
+
+def _outage_text(metrics: Mapping[str, Any]) -> str:
+    """' over the 24.1 s with frames; 2 outages, 40.5 s in all, longest 30.2 s': a live source's
+    fps leaves its outages out, and says so."""
+    outages = metrics["outages"]
+    count = outages["count"]
+    if not count:
+        return ""
+    return (
+        f" over the {metrics['frames_s']:.1f} s with frames; {count} outage"
+        f"{'s' if count > 1 else ''}, {outages['total_s']:.1f} s in all, longest "
+        f"{outages['longest_s']:.1f} s"
+    )
 
 
 def _waiting_text(alerts: Mapping[str, Any]) -> str:

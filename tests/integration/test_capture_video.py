@@ -14,15 +14,8 @@ from video_helpers import DEMO_CLIP, MjpegCamera, Plan, damaged_clip
 
 from edge.config.run import CaptureConfig
 from edge.errors import CaptureError, SourceError
-from edge.pipeline.capture import (
-    STILL_STEP_S,
-    Capture,
-    Frame,
-    FrameQueue,
-    SourceSpec,
-    parse_source,
-    redact_url,
-)
+from edge.pipeline.capture import STILL_STEP_S, Capture, Frame, FrameQueue
+from edge.pipeline.source import SourceSpec, parse_source, redact_url
 
 CLIP_FRAMES = 275
 
@@ -235,6 +228,12 @@ def test_a_stalled_stream_times_out_and_is_reconnected() -> None:
         assert cap.join(10.0)
     assert len(frames) == 40 and cap.state == "lost"
     assert time.monotonic() - started < 8.0  # the stall did not hold the capture for 20 s
+
+
+def test_the_backoff_stays_at_its_cap_however_long_the_camera_is_away() -> None:
+    # 2.0**n overflows past n = 1023: a camera away for a weekend must not crash the capture.
+    cap = capture(parse_source("rtsp://127.0.0.1:1/x"), FrameQueue(2, lossy=True))
+    assert cap._announce_retry(5000, CaptureError("away")) == cap.config.reconnect_max_s
 
 
 def test_a_camera_that_is_down_at_start_is_waited_for() -> None:

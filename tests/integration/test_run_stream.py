@@ -52,6 +52,10 @@ def test_a_cut_stream_is_survived(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     assert frames["read"] == CLIP_FRAMES  # both connections' frames arrived
     assert frames["processed"] + frames["dropped"] + frames["discarded_at_stop"] == CLIP_FRAMES
     assert metrics["reconnects"] == 3 and metrics["end"].startswith("source lost")
+    # Two outages: the cut (over once the second connection's frames came) and the end, which
+    # lasts until the run gave up.
+    assert metrics["outages"]["count"] == 2 and metrics["outages"]["ongoing"]
+    assert metrics["frames_s"] < metrics["elapsed_s"]
     messages = [r.getMessage() for r in caplog.records]
     assert any("lost stream" in m and "reconnecting" in m for m in messages)
     assert any("reopened" in m for m in messages)
