@@ -112,14 +112,31 @@ class RtspServer:
         return time.monotonic()
 
     def thaw(self) -> float:
+        """SIGCONT; returns time.monotonic() once the server answers RTSP again (it is
+        reachable then: how soon a loaded machine schedules it again is not the client's
+        doing)."""
         os.kill(self.pid, signal.SIGCONT)
-        return time.monotonic()
+        return self.wait_answering()
+
+    def wait_answering(self, timeout: float = READY_S) -> float:
+        """time.monotonic() at the first answer to an RTSP OPTIONS request."""
+        request = f"OPTIONS rtsp://127.0.0.1:{self.port}{MOUNT} RTSP/1.0\r\nCSeq: 1\r\n\r\n"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as probe:
+                    probe.sendall(request.encode("ascii"))
+                    if probe.recv(64).startswith(b"RTSP/1.0"):
+                        return time.monotonic()
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"the RTSP server did not answer within {timeout:.0f} s")
 
     def stop(self) -> None:
         """SIGTERM (after SIGCONT, if frozen) and wait: the port is closed."""
         if self._process is None or self._process.poll() is not None:
             return
-        self.thaw()
+        os.kill(self.pid, signal.SIGCONT)
         self._process.terminate()
         try:
             self._process.wait(10)
