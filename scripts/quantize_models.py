@@ -9,10 +9,22 @@ LiteRT, with ai-edge-quantizer on the .tflite flatbuffers (litert_graph.py prepa
 - blazeface_*.int8.tflite: static int8 (per-channel weights, per-tensor activations) calibrated
   on LFW images; the output heads stay float.                                       (--lfw)
 ONNX Runtime, with onnxruntime.quantization (static QDQ, opset 13):
-- mobilefacenet.int8.onnx: per-channel int8 weights, uint8 activations on the convolutions,
-  MinMax on 1,000 aligned LFW faces; first convolution, depthwise convolutions and the Logits
-  head stay float.                                                                   (--lfw)
+- mobilefacenet.int8.onnx: per-channel uint8 weights (U8U8, below), uint8 activations on the
+  convolutions, MinMax on 1,000 aligned LFW faces; first convolution, depthwise convolutions
+  and the Logits head stay float.                                                    (--lfw)
 - blazeface_*.int8.onnx: the same on the convolutions, output heads float.           (--lfw)
+
+Why uint8 weights: with int8 weights (U8S8, ONNX Runtime's usual choice) an x86 CPU without
+VNNI (AVX2 only, as the project's CI machine) multiplies with VPMADDUBSW, which adds each pair
+of u8*s8 products into an int16 and saturates (255 * 127 * 2 > 32767); with VNNI (VPDPBUSD
+accumulates into int32) and on ARM it does not. The same file then gave other outputs on such
+a CPU: under `qemu-x86_64-static -cpu Haswell` the full-range detector's score on a bundled
+photo fell from 0.776 to 0.649 and its keypoints moved by 7% of the face width, and the int8
+embedder's own outputs differed from the VNNI machine's by cosine down to 0.98. U8U8 kernels
+widen to int16 before multiplying and cannot saturate: the outputs are the same with and
+without VNNI (cosine 1.00000 emulated against native), at up to a third more time per call on
+the VNNI machine. ONNX Runtime's other remedy, reduce_range (7-bit int8 weights, which cannot
+saturate either and cost no time), lost accuracy: that photo's score fell to 0.682.
 
 Calibration data never comes from an image that an LFW pair uses, so the accuracy benchmark
 never sees it, and it is fed in chunks (ONNX: batches of 16 faces; the MinMax collector keeps
@@ -185,7 +197,8 @@ def _onnx_quantize(source: Path, target: Path, batches: Iterator[Any], float_nod
         Reader(),
         quant_format=QuantFormat.QDQ,
         activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
+        # Not QInt8: u8 x s8 saturates on x86 without VNNI (module docstring).
+        weight_type=QuantType.QUInt8,
         per_channel=True,
         calibrate_method=CalibrationMethod.MinMax,
         nodes_to_exclude=float_nodes(model.graph),
