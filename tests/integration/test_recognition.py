@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from recognition_helpers import analyzer
+from recognition_helpers import analyzer, assert_int8_face_agrees
 
 from edge.backends import open_session
 from edge.config.recognition import DetectorConfig, QualityConfig
@@ -120,10 +120,7 @@ def test_int8_detector_finds_the_same_face(backend: str) -> None:
         image = read_image(path)
         (reference,) = analyzer(backend).detect(image)
         (face,) = analyzer(backend, detector="int8").detect(image)
-        width = reference.box[2] - reference.box[0]
-        assert np.abs(np.subtract(face.box, reference.box)).max() < 0.15 * width, path.name
-        assert np.abs(face.keypoints - reference.keypoints).max() < 0.08 * width, path.name
-        assert face.score > 0.7
+        assert_int8_face_agrees(face, reference, path.name)
 
 
 def test_quality_gate_scores_blur_and_tiny_faces_low() -> None:
