@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+from deadlines import SHOULD_HAPPEN_S
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.alerts.schema import build_alert
@@ -83,7 +84,7 @@ class Collector:
         self.client.on_message = self._on_message
         self.client.connect_async("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
-        assert self.subscribed.wait(10), "collector could not subscribe"
+        assert self.subscribed.wait(SHOULD_HAPPEN_S), "collector could not subscribe"
 
     def _on_connect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any

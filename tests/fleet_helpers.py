@@ -17,6 +17,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import yaml
+from deadlines import SHOULD_HAPPEN_S
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paths import REPO
 from watchlist_helpers import Person, build_full, build_next, make_keys, people
@@ -184,7 +185,7 @@ class Watcher:
         self.client.on_message = self._on_message
         self.client.connect_async("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
-        assert subscribed.wait(10), "watcher could not subscribe"
+        assert subscribed.wait(SHOULD_HAPPEN_S), "watcher could not subscribe"
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         parts = message.topic.split("/")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from alerts_helpers import Collector
+from deadlines import SHOULD_HAPPEN_S
 from mqtt_fixtures import BrokerFactory, Mosquitto
 
 import edge.cli
@@ -56,7 +57,7 @@ def test_alerts_test_sends_marked_test_alerts_through_the_outbox(
         )
         assert code == 0
         assert "sent 5 test alerts" in capsys.readouterr().out
-        assert collector.wait_for(lambda c: len(c.alert_ids()) == 5, 5)
+        assert collector.wait_for(lambda c: len(c.alert_ids()) == 5, SHOULD_HAPPEN_S)
     finally:
         collector.close()
     alerts = [decode_alert(payload) for _, payload, _ in collector.messages]
@@ -200,7 +201,7 @@ def test_alerts_review_publishes_a_valid_decision(
             ]
         )
         assert code == 0
-        assert collector.wait_for(lambda c: len(c.messages) == 1, 5)
+        assert collector.wait_for(lambda c: len(c.messages) == 1, SHOULD_HAPPEN_S)
     finally:
         collector.close()
     review = decode_review(collector.messages[0][1])

@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 from alerts_helpers import Collector, audit_kinds_for, make_config
+from deadlines import SHOULD_HAPPEN_S
 from mqtt_fixtures import BrokerFactory, Mosquitto, make_tls_files
 from paths import REPO
 
@@ -65,9 +66,9 @@ def test_alert_is_delivered_and_deleted_only_after_its_puback(
         with AlertService(config, state_dir=tmp_path) as service:
             crop = b"\xff\xd8\xff\xe0" + bytes(500)
             alert_id = _hit(service, 1, crop_jpeg=crop)
-            assert service.publisher.wait_acked([alert_id], 10) == set()
+            assert service.publisher.wait_acked([alert_id], SHOULD_HAPPEN_S) == set()
             assert service.outbox.stats().total == 0
-        assert collector.wait_for(lambda c: alert_id in c.alert_ids(), 5)
+        assert collector.wait_for(lambda c: alert_id in c.alert_ids(), SHOULD_HAPPEN_S)
     finally:
         collector.close()
     _, payload, _ = collector.messages[0]
@@ -85,14 +86,14 @@ def test_status_is_retained_online_with_versions_then_offline_on_shutdown(
     config = make_config(mosquitto.port)
     with AlertService(config, state_dir=tmp_path) as service:
         service.status(model_id="mobilefacenet-fp32", watchlist_id="wl-main", watchlist_version=7)
-        assert service.publisher.wait_connected(5)
+        assert service.publisher.wait_connected(SHOULD_HAPPEN_S)
         time.sleep(0.2)
         # A late subscriber still gets the status: it is retained.
         late = Collector(mosquitto.port, "edge/v1/cam-1/status", client_id="late")
         try:
-            assert late.wait_for(lambda c: any(p.get("watchlist") for p in c.payloads()), 5), (
-                late.payloads()
-            )
+            assert late.wait_for(
+                lambda c: any(p.get("watchlist") for p in c.payloads()), SHOULD_HAPPEN_S
+            ), late.payloads()
             online = [p for p in late.payloads() if p.get("watchlist")][-1]
             assert online["state"] == "online"
             assert online["model"] == "mobilefacenet-fp32"
@@ -102,7 +103,7 @@ def test_status_is_retained_online_with_versions_then_offline_on_shutdown(
             late.close()
     after = Collector(mosquitto.port, "edge/v1/cam-1/status", client_id="after")
     try:
-        assert after.wait_for(lambda c: bool(c.payloads()), 5)
+        assert after.wait_for(lambda c: bool(c.payloads()), SHOULD_HAPPEN_S)
         assert after.payloads()[-1]["state"] == "offline"
         assert after.payloads()[-1]["reason"] == "shutdown"
     finally:
@@ -118,7 +119,7 @@ def test_heartbeat_reports_uptime_outbox_and_pipeline_stats(
         stats = {"fps": 12.5, "queues": {"frames": 3, "faces": 0}}
         with AlertService(config, state_dir=tmp_path, stats_provider=lambda: stats) as service:
             _hit(service, 0)
-            assert collector.wait_for(lambda c: len(c.payloads()) >= 2, 5)
+            assert collector.wait_for(lambda c: len(c.payloads()) >= 2, SHOULD_HAPPEN_S)
     finally:
         collector.close()
     beat = collector.payloads()[-1]
@@ -142,7 +143,7 @@ def test_review_decisions_are_delivered_audited_and_malformed_ones_logged(
 
     with AlertService(config, state_dir=tmp_path, on_review=on_review) as service:
         alert_id = _hit(service, 0)
-        assert service.publisher.wait_acked([alert_id], 10) == set()
+        assert service.publisher.wait_acked([alert_id], SHOULD_HAPPEN_S) == set()
         time.sleep(0.2)  # the review subscription is made on connect
         with caplog.at_level(logging.WARNING, logger="edge.alerts.publisher"):
             _publish(mosquitto.port, "edge/v1/cam-1/review", b"{not json")
@@ -156,7 +157,7 @@ def test_review_decisions_are_delivered_audited_and_malformed_ones_logged(
                 "edge/v1/cam-1/review",
                 json.dumps({"alert_id": alert_id, "decision": "confirm", "by": "op-7"}).encode(),
             )
-            assert got_one.wait(5)
+            assert got_one.wait(SHOULD_HAPPEN_S)
     assert [(r.alert_id, r.decision, r.by) for r in reviews] == [(alert_id, "confirm", "op-7")]
     assert caplog.text.count("ignoring a malformed message on edge/v1/cam-1/review") == 2
     records = read_records(tmp_path / "audit.jsonl")
@@ -173,7 +174,7 @@ def test_reviews_sent_while_the_device_is_offline_arrive_later(
 ) -> None:
     config = make_config(mosquitto.port)
     with AlertService(config, state_dir=tmp_path) as service:
-        assert service.publisher.wait_connected(5)
+        assert service.publisher.wait_connected(SHOULD_HAPPEN_S)
         time.sleep(0.2)
     alert_id = uuid7()
     _publish(
@@ -206,7 +207,7 @@ def test_broker_down_at_start_then_everything_is_sent(
         broker.start()
         collector = Collector(broker.port, "edge/v1/cam-1/alert")
         try:
-            assert service.publisher.wait_acked(ids, 10) == set()
+            assert service.publisher.wait_acked(ids, SHOULD_HAPPEN_S) == set()
         finally:
             collector.close()
 
@@ -314,7 +315,7 @@ def test_sigkill_between_enqueue_and_ack_loses_nothing(
         first = sender(600)
         assert first.stdout is not None
         read_ids_until(first, 100)
-        assert collector.wait_for(lambda c: len(c.alert_ids()) >= 20, 10)
+        assert collector.wait_for(lambda c: len(c.alert_ids()) >= 20, SHOULD_HAPPEN_S)
         # Freeze the broker so published alerts wait for their PUBACK, keep enqueueing, kill.
         broker_process.send_signal(signal.SIGSTOP)
         read_ids_until(first, 250)
@@ -338,7 +339,7 @@ def test_sigkill_between_enqueue_and_ack_loses_nothing(
             for r in read_records(state_dir / "audit.jsonl")
             if r["kind"] == kinds.HIT
         ]
-        assert collector.wait_for(lambda c: set(hits) <= c.alert_ids(), 10)
+        assert collector.wait_for(lambda c: set(hits) <= c.alert_ids(), SHOULD_HAPPEN_S)
     finally:
         broker_process.send_signal(signal.SIGCONT)
         collector.close()
@@ -379,7 +380,7 @@ def test_wrong_password_is_logged_and_alerts_wait_for_the_right_one(
     (credentials / "mqtt_password").write_text("s3cret\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     with AlertService(config, state_dir=tmp_path) as service:
-        assert service.publisher.wait_acked(ids, 10) == set()
+        assert service.publisher.wait_acked(ids, SHOULD_HAPPEN_S) == set()
 
 
 def test_tls_with_client_certificate_delivers_and_a_bad_ca_is_refused(
@@ -420,7 +421,7 @@ def test_tls_with_client_certificate_delivers_and_a_bad_ca_is_refused(
     assert "check mqtt.tls.ca_file" in caplog.text
 
     with AlertService(good, state_dir=tmp_path / "state") as service:
-        assert service.publisher.wait_acked(ids, 10) == set()
+        assert service.publisher.wait_acked(ids, SHOULD_HAPPEN_S) == set()
 
 
 def test_missing_tls_file_is_a_one_line_error(tmp_path: Path) -> None:
@@ -438,7 +439,7 @@ def test_alert_held_in_memory_on_disk_full_is_still_delivered(
         pages = service.outbox._db.execute("PRAGMA page_count").fetchone()[0]
         service.outbox.limit_pages_for_tests(pages)
         held = _hit(service, 1, crop_jpeg=b"\xff\xd8\xff\xe0" + bytes(8000))
-        assert service.publisher.wait_acked([first, held], 10) == set()
+        assert service.publisher.wait_acked([first, held], SHOULD_HAPPEN_S) == set()
         assert service.outbox.held() == []
     assert audit_kinds_for(tmp_path / "audit.jsonl", held) == [
         kinds.HIT_HELD_IN_MEMORY,

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from api_helpers import AUTH, TOKEN, metric_families
+from deadlines import SHOULD_HAPPEN_S
 from fastapi.testclient import TestClient
 from fleet_helpers import device_config
 from mqtt_fixtures import Mosquitto, free_port
@@ -34,7 +35,7 @@ def test_edge_sync_serves_the_api_live(
     agent = Agent(config, state_dir=tmp_path / "state", agent=True)
     agent.start()
     try:
-        assert agent.sync.wait_connected(10)
+        assert agent.sync.wait_connected(SHOULD_HAPPEN_S)
         base = f"http://127.0.0.1:{port}"
         health = httpx.get(f"{base}/health", timeout=5)
         assert health.status_code == 503  # nothing installed yet
@@ -110,7 +111,7 @@ def test_edge_sync_reports_the_recognizers_numbers_from_its_heartbeat(
     agent = Agent(config, state_dir=tmp_path / "state", serve_api=False)
     agent.start()
     try:
-        assert agent.sync.wait_connected(10)
+        assert agent.sync.wait_connected(SHOULD_HAPPEN_S)
         client = TestClient(create_app(agent.provider, token=TOKEN))
         deadline = 50
         while agent.sync.heartbeat is None and deadline:
@@ -169,7 +170,7 @@ def test_metrics_after_a_short_run_come_from_its_final_heartbeat(
     agent = Agent(load_config(path), state_dir=tmp_path / "sync-state", serve_api=False)
     agent.start()
     try:
-        assert agent.sync.wait_connected(10)
+        assert agent.sync.wait_connected(SHOULD_HAPPEN_S)
         for _ in range(50):
             if agent.sync.heartbeat is not None:
                 break

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from deadlines import SHOULD_HAPPEN_S
 from video_helpers import DEMO_CLIP, MjpegCamera, Plan, damaged_clip
 
 from edge.config.run import CaptureConfig
@@ -96,7 +97,7 @@ def test_a_lossless_queue_makes_the_reader_wait() -> None:
     threading.Thread(target=producer, daemon=True).start()
     assert not done.wait(0.2)  # full: the producer waits
     assert queue.get() is not None
-    assert done.wait(2.0)
+    assert done.wait(SHOULD_HAPPEN_S)
     queue.close(discard=True)
     assert queue.get() is None and queue.discarded == 1 and queue.dropped == 0
     assert queue.put(frame(2)) is False  # closed
@@ -112,7 +113,7 @@ def test_a_file_is_read_completely_with_media_timestamps() -> None:
     assert cap.fps == pytest.approx(29.97, abs=0.01)
     cap.start()
     frames = drain(queue)
-    assert cap.join(5.0) and cap.state == "ended"
+    assert cap.join(SHOULD_HAPPEN_S) and cap.state == "ended"
     assert [f.index for f in frames] == list(range(CLIP_FRAMES))
     assert frames[0].t == 0.0 and frames[-1].t == pytest.approx(274 / 29.97, abs=0.01)
     assert frames[0].image.shape == (360, 640, 3)
@@ -126,7 +127,9 @@ def test_a_damaged_file_is_read_past_the_damage_to_its_end(tmp_path: Path) -> No
     cap.open()
     cap.start()
     frames = drain(queue)
-    assert cap.join(5.0) and cap.state == "ended" and cap.describe_end() == "end of source"
+    assert (
+        cap.join(SHOULD_HAPPEN_S) and cap.state == "ended" and cap.describe_end() == "end of source"
+    )
     # OpenCV alone decodes 260 of the 275 frames; stopping at the first failed read gave 136.
     assert len(frames) >= 250 and cap.frames_read == len(frames)
     assert cap.frames_corrupt == CLIP_FRAMES - len(frames) > 0
@@ -141,7 +144,7 @@ def test_a_file_that_yields_no_frame_at_all_is_an_error(tmp_path: Path) -> None:
     cap.open()  # the index is intact: it opens
     cap.start()
     assert drain(queue) == []
-    assert cap.join(5.0) and cap.state == "failed"
+    assert cap.join(SHOULD_HAPPEN_S) and cap.state == "failed"
     assert isinstance(cap.error, CaptureError) and "no frame" in str(cap.error)
     assert cap.frames_corrupt == CLIP_FRAMES
 
@@ -170,7 +173,7 @@ def test_a_realtime_producer_is_never_held_up_by_a_slow_consumer() -> None:
             time.sleep(0.1)  # inference at 10 fps
     cap.stop()
     queue.close(discard=True)
-    assert cap.join(5.0)
+    assert cap.join(SHOULD_HAPPEN_S)
     # The clip plays at ~30 fps regardless: about 30 frames read, about 10 taken, the rest dropped.
     assert cap.frames_read >= 20 and taken <= 12
     assert queue.dropped >= cap.frames_read - taken - 2 - queue.discarded
@@ -210,7 +213,7 @@ def test_a_cut_stream_is_reconnected_until_the_camera_is_gone() -> None:
         cap.open()
         cap.start()
         frames = drain(queue)
-        assert cap.join(10.0)
+        assert cap.join(SHOULD_HAPPEN_S)
     assert cap.state == "lost" and "secret" not in cap.describe_end()
     assert len(frames) == 100 and [f.index for f in frames] == list(range(100))
     assert camera.connections == 4  # two streams, then two refused reconnects
@@ -225,9 +228,9 @@ def test_a_stalled_stream_times_out_and_is_reconnected() -> None:
         started = time.monotonic()
         cap.start()
         frames = drain(queue)
-        assert cap.join(10.0)
+        assert cap.join(SHOULD_HAPPEN_S)
     assert len(frames) == 40 and cap.state == "lost"
-    assert time.monotonic() - started < 8.0  # the stall did not hold the capture for 20 s
+    assert time.monotonic() - started < 15.0  # the 20 s stall did not hold it (1 s read timeout)
 
 
 def test_the_backoff_stays_at_its_cap_however_long_the_camera_is_away() -> None:
@@ -243,5 +246,5 @@ def test_a_camera_that_is_down_at_start_is_waited_for() -> None:
         cap.open()  # does not raise: a live source is retried
         cap.start()
         assert drain(queue) == []
-        assert cap.join(10.0)
+        assert cap.join(SHOULD_HAPPEN_S)
     assert cap.state == "lost" and cap.reconnects == 2

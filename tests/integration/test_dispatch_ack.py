@@ -12,6 +12,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 from alerts_helpers import Collector, audit_kinds_for, make_config
+from deadlines import SHOULD_HAPPEN_S
 from mqtt_fixtures import Mosquitto
 
 from edge import audit as kinds
@@ -41,18 +42,18 @@ def test_puback_only_marks_sent_and_the_dispatch_ack_deletes(
     try:
         with AlertService(config, state_dir=tmp_path) as service:
             alert_id = service.test_hit("ack test", 1)
-            assert collector.wait_for(lambda c: alert_id in c.alert_ids(), 5)
+            assert collector.wait_for(lambda c: alert_id in c.alert_ids(), SHOULD_HAPPEN_S)
             time.sleep(0.3)
             assert service.outbox.contains(alert_id), "a PUBACK alone must not delete it"
             # Sent again (same id) while no ack comes.
-            assert collector.wait_for(lambda c: len(c.payloads()) >= 2, 5)
+            assert collector.wait_for(lambda c: len(c.payloads()) >= 2, SHOULD_HAPPEN_S)
             _publish(mosquitto.port, "edge/v1/cam-1/ack", b"{broken")
             _publish(
                 mosquitto.port,
                 "edge/v1/cam-1/ack",
                 encode_ack(Ack((alert_id,), by="fake-dispatch", time="2025-03-01T12:00:00Z")),
             )
-            assert service.publisher.wait_acked([alert_id], 5) == set()
+            assert service.publisher.wait_acked([alert_id], SHOULD_HAPPEN_S) == set()
             assert service.publisher.dispatch_acked == 1
     finally:
         collector.close()
@@ -79,11 +80,11 @@ def test_no_matching_subscribers_is_not_delivered_and_sent_again(
         # A subscriber (dispatch, back) attaches: the resend reaches it with the same id.
         collector = Collector(mosquitto.port, "edge/v1/cam-1/alert")
         try:
-            assert collector.wait_for(lambda c: alert_id in c.alert_ids(), 5)
+            assert collector.wait_for(lambda c: alert_id in c.alert_ids(), SHOULD_HAPPEN_S)
         finally:
             collector.close()
         _publish(mosquitto.port, "edge/v1/cam-1/ack", encode_ack(Ack((alert_id,))))
-        assert service.publisher.wait_acked([alert_id], 5) == set()
+        assert service.publisher.wait_acked([alert_id], SHOULD_HAPPEN_S) == set()
     audited = audit_kinds_for(tmp_path / "audit.jsonl", alert_id)
     assert audited[:3] == [kinds.HIT, kinds.SEND, kinds.UNDELIVERED]
     sends = [
@@ -103,7 +104,9 @@ def test_heartbeat_links_let_dispatch_see_a_truncated_audit_log(
         with AlertService(config, state_dir=tmp_path) as service:
             for n in range(5):
                 service.test_hit("audit", n)
-            assert beats.wait_for(lambda c: any("audit_links" in p for p in c.payloads()), 5)
+            assert beats.wait_for(
+                lambda c: any("audit_links" in p for p in c.payloads()), SHOULD_HAPPEN_S
+            )
             assert all(
                 link["hash"] is not None
                 for p in beats.payloads()
@@ -122,7 +125,7 @@ def test_heartbeat_links_let_dispatch_see_a_truncated_audit_log(
                     for p in c.payloads()[before:]
                     for link in p.get("audit_links", [])
                 ),
-                5,
+                SHOULD_HAPPEN_S,
             )
     finally:
         beats.close()

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import cv2
 import pytest
+from deadlines import SHOULD_HAPPEN_S
 from dispatch_helpers import (
     ENROLLED,
     PASSWORD,
@@ -51,6 +52,7 @@ from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import read_bundle
 from edge.watchlist.details import details_path, read_details
 
+PAGE_WAIT_MS = round(SHOULD_HAPPEN_S * 1000)  # Playwright counts in milliseconds
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
     "--headless",
@@ -144,7 +146,8 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             AlertService(device_config, state_dir=device_state, on_review=on_review) as device,
             playwright.sync_playwright() as pw,
         ):
-            assert server.ingest.wait_connected(10) and device.publisher.wait_connected(10)
+            assert server.ingest.wait_connected(SHOULD_HAPPEN_S)
+            assert device.publisher.wait_connected(SHOULD_HAPPEN_S)
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             context = browser.new_context(
                 viewport={"width": 1280, "height": 900}, timezone_id=ZONE, locale="en-GB"
@@ -155,7 +158,7 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             page.fill("input[name=username]", "olga")
             page.fill("input[name=password]", PASSWORD)
             page.click("button[type=submit]")
-            page.wait_for_selector("#live.up", timeout=10000)  # the live feed (SSE) is open
+            page.wait_for_selector("#live.up", timeout=PAGE_WAIT_MS)  # the live feed (SSE) is open
             sender = subprocess.Popen(
                 [
                     sys.executable,
@@ -178,9 +181,11 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             assert sender.stdout is not None
             alert_id = sender.stdout.readline().strip()
             queued = time.monotonic()
-            row = page.wait_for_selector(f'tr[data-alert="{alert_id}"]', timeout=2000)
-            appeared = time.monotonic() - queued
-            assert row is not None and appeared <= 2.0
+            # Live: the row comes over the page's event stream, never by a reload (how soon is
+            # `edge bench dispatch`'s to measure, not a loaded test machine's).
+            row = page.wait_for_selector(f'tr[data-alert="{alert_id}"]', timeout=PAGE_WAIT_MS)
+            print(f"the test alert appeared {time.monotonic() - queued:.2f} s after it was queued")
+            assert row is not None
             assert sender.wait(30) == 0  # dispatch's ack reached the sender: delivered end to end
             chip = page.locator(f'tr[data-alert="{alert_id}"] .tag.test')
             assert chip.inner_text() == "TEST" and chip.is_visible()
@@ -194,7 +199,7 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             page.click("button[value=reject]")
             page.wait_for_selector("#alert-state")
             assert page.inner_text("#alert-state") == "rejected"
-            assert heard.wait(10), "the device did not receive the review"
+            assert heard.wait(SHOULD_HAPPEN_S), "the device did not receive the review"
             assert reviews[0].alert_id == alert_id and reviews[0].decision == "reject"
             assert reviews[0].note == "not him: different person, checked on camera 2"
 
@@ -226,11 +231,11 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
                 box,
             )
             page.goto(f"{base}/")
-            page.wait_for_selector("#live.up", timeout=10000)
+            page.wait_for_selector("#live.up", timeout=PAGE_WAIT_MS)
             device.outbox.enqueue(hit)
-            assert device.publisher.wait_acked([hit["alert_id"]], 10) == set()
+            assert device.publisher.wait_acked([hit["alert_id"]], SHOULD_HAPPEN_S) == set()
             live_row = f'tr[data-alert="{hit["alert_id"]}"]'
-            page.wait_for_selector(live_row, timeout=5000)
+            page.wait_for_selector(live_row, timeout=PAGE_WAIT_MS)
             assert page.inner_text(f"{live_row} .tag.late") == "late 15 min"
             assert not page.locator(f"{live_row} .tag.test").count()
             page.screenshot(path=str(tmp_path / "list.png"))
@@ -276,4 +281,3 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
     if os.environ.get("EDGE_UPDATE_DOCS") == "1":
         shutil.copyfile(tmp_path / "alert.png", SCREENSHOT)
         shutil.copyfile(tmp_path / "list.png", LIST_SCREENSHOT)
-    print(f"alert appeared {appeared:.2f}s after it was queued")

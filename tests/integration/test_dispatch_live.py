@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from alerts_helpers import make_config
+from deadlines import SHOULD_HAPPEN_S
 from dispatch_helpers import PASSWORD
 from mqtt_fixtures import Mosquitto, free_port
 from paths import REPO
@@ -68,12 +69,12 @@ def test_alert_is_stored_acknowledged_reviewed_and_the_device_hears_it(
 
     server.start()
     try:
-        assert server.ingest.wait_connected(10)
+        assert server.ingest.wait_connected(SHOULD_HAPPEN_S)
         with AlertService(config, state_dir=tmp_path / "device", on_review=on_review) as device:
             device.status(model_id="m", watchlist_id="wl-main", watchlist_version=7)
             alert_id = device.test_hit("live", 1)
             # Stored by dispatch, acknowledged end to end: the outbox is empty.
-            assert device.publisher.wait_acked([alert_id], 10) == set()
+            assert device.publisher.wait_acked([alert_id], SHOULD_HAPPEN_S) == set()
             assert device.publisher.dispatch_acked == 1
             assert server.store.count_alerts() == 1
             api = httpx.Client(
@@ -86,8 +87,10 @@ def test_alert_is_stored_acknowledged_reviewed_and_the_device_hears_it(
                 f"/api/alerts/{alert_id}/review", json={"decision": "reject", "note": "not him"}
             )
             assert done.status_code == 200, done.text
-            assert heard.wait(10)
-            assert wait_until(lambda: server.store.reviews_of(alert_id)[0]["sent_at"], 5)
+            assert heard.wait(SHOULD_HAPPEN_S)
+            assert wait_until(
+                lambda: server.store.reviews_of(alert_id)[0]["sent_at"], SHOULD_HAPPEN_S
+            )
             assert wait_until(
                 lambda: any(
                     d["watchlist_id"] == "wl-main"
@@ -95,7 +98,7 @@ def test_alert_is_stored_acknowledged_reviewed_and_the_device_hears_it(
                     and (d["audit_seq"] or 0) >= 3
                     for d in api.get("/api/devices").json()
                 ),
-                5,
+                SHOULD_HAPPEN_S,
             )
             (dev,) = api.get("/api/devices").json()
             assert dev["device_id"] == "cam-1" and dev["online"] and dev["audit_problem"] is None
@@ -129,7 +132,7 @@ def test_two_serve_processes_share_postgresql_and_split_the_alerts(
     for server in servers:
         server.start()
     try:
-        assert all(s.ingest.wait_connected(10) for s in servers)
+        assert all(s.ingest.wait_connected(SHOULD_HAPPEN_S) for s in servers)
         time.sleep(0.3)  # both subscriptions in place
         config = dispatch_config(mosquitto.port, postgres_url, free_port())
         with AlertService(config, state_dir=tmp_path / "device") as device:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deadlines import SHOULD_HAPPEN_S
 from fleet_helpers import (
     LIST_ID,
     Device,
@@ -106,7 +107,7 @@ def test_new_list_reaches_an_online_and_an_offline_device(
 
     cam_a, cam_b = devices["cam-a"], devices["cam-b"]
     assert cam_b.stop() == 0
-    assert watcher.wait(lambda: watcher.status("cam-b").get("state") == "offline", 10)
+    assert watcher.wait(lambda: watcher.status("cam-b").get("state") == "offline", SHOULD_HAPPEN_S)
 
     v2_full, v2_delta = next_bundles(
         v1,
@@ -302,7 +303,7 @@ def test_interrupted_transfer_resumes_after_device_and_broker_restarts(
     second = WatchlistSync(config, open_store(config, state_dir=state), state)
     second.start()
     try:
-        assert second.wait_connected(10)
+        assert second.wait_connected(SHOULD_HAPPEN_S)
         deadline = time.monotonic() + 10
         while "resuming" not in caplog.text and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import pytest
 from alerts_helpers import Collector
+from deadlines import SHOULD_HAPPEN_S
 from mqtt_fixtures import Mosquitto
 from paths import REPO
 from video_helpers import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST, damaged_clip
@@ -346,7 +347,7 @@ def test_the_demo_publishes_to_a_broker_it_is_given(
     collector = Collector(mosquitto.port, "edge/v1/+/alert")
     try:
         assert main(["run", "--broker", f"127.0.0.1:{mosquitto.port}", "--no-status"]) == 0
-        assert collector.wait_for(lambda c: len(c.alert_ids()) == 1, 10.0)
+        assert collector.wait_for(lambda c: len(c.alert_ids()) == 1, SHOULD_HAPPEN_S)
     finally:
         collector.close()
     (alert,) = collector.payloads()
