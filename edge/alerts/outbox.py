@@ -25,10 +25,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edge import audit as audit_kinds
-from edge.alerts.schema import alert_summary, encode_alert, validate_alert
+from edge.alerts.model import Alert, JsonObject, alert_summary
 from edge.audit import AuditLog
 from edge.config.alerts import OutboxConfig
 from edge.errors import AuditError, OutboxError
@@ -75,7 +74,7 @@ class OutboxStats:
     def total(self) -> int:
         return self.depth + self.held_in_memory
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, float | None]:
         age = None if self.oldest_enqueued_at is None else time.time() - self.oldest_enqueued_at
         return {
             "depth": self.depth,
@@ -178,16 +177,14 @@ class Outbox:
 
     # --- producer side -------------------------------------------------------------------------
 
-    def enqueue(self, alert: Mapping[str, Any]) -> str:
-        """Validate ``alert``, commit it, audit the hit; returns its ``alert_id``.
-
-        Raises :class:`edge.errors.AlertError` for an invalid alert and
-        :class:`edge.errors.OutboxError` if it can be neither stored nor held in memory.
+    def enqueue(self, alert: Alert) -> str:
+        """Commit ``alert`` (valid: it was checked when it was made), audit the hit; returns its
+        ``alert_id``. Raises :class:`edge.errors.OutboxError` if it can be neither stored nor
+        held in memory.
         """
-        validate_alert(alert)
-        item = OutboxItem(0, str(alert["alert_id"]), encode_alert(alert), str(alert["device_id"]))
+        item = OutboxItem(0, alert.alert_id, alert.encode(), alert.device_id)
         alert_id = item.alert_id
-        summary = alert_summary(alert)
+        summary = alert.summary()
         with self._lock:
             evicted: list[tuple[str, bytes]] = []
             try:
@@ -262,16 +259,15 @@ class Outbox:
             )
         return evicted
 
-    def _eviction_record(self, alert_id: str, payload: bytes) -> dict[str, Any]:
+    def _eviction_record(self, alert_id: str, payload: bytes) -> JsonObject:
+        summary: JsonObject
         try:
             summary = alert_summary(json.loads(payload))
         except ValueError:
             summary = {"alert_id": alert_id}
         return {"alert": summary, "reason": "outbox full (when_full=drop_oldest)"}
 
-    def _hold_in_memory(
-        self, item: OutboxItem, summary: dict[str, Any], exc: BaseException
-    ) -> None:
+    def _hold_in_memory(self, item: OutboxItem, summary: JsonObject, exc: BaseException) -> None:
         alert_id = item.alert_id
         if len(self._memory) >= self.config.memory_fallback:
             self._audit([(audit_kinds.HIT_REJECTED, {"alert": summary, "reason": str(exc)})])
@@ -314,7 +310,7 @@ class Outbox:
             if self._memory:
                 self._store_held()
 
-    def _audit(self, records: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    def _audit(self, records: Sequence[tuple[str, Mapping[str, object]]]) -> None:
         if self.audit is None or not records:
             return
         try:

@@ -52,9 +52,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge import audit as audit_kinds
 from edge.alerts.former_ids import FormerIds
+from edge.alerts.model import Ack, Review
 from edge.alerts.outbox import Outbox, OutboxItem
 from edge.alerts.presence import AuditHeads, DeviceStatus, status_payload
-from edge.alerts.schema import Ack, Review, decode_ack, decode_review
 from edge.audit import AuditLog
 from edge.clock import utc_rfc3339
 from edge.config.alerts import AlertContentConfig
@@ -620,13 +620,13 @@ class AlertPublisher:
         # Ours, or another id's: of alerts queued under an earlier device.id (_listen).
         kind = (parse_device_topic(message.topic, self.mqtt.topic_prefix) or ("", ""))[1]
         if kind == "ack":
-            ack = self._decode(message, decode_ack, audit_kinds.ACK_INVALID)
+            ack = self._decode(message, Ack.decode, audit_kinds.ACK_INVALID)
             if ack is not None:
                 self._dispatch_acks.append(ack)
             return
         if kind != "review":
             return
-        review = self._decode(message, decode_review, audit_kinds.REVIEW_INVALID)
+        review = self._decode(message, Review.decode, audit_kinds.REVIEW_INVALID)
         if review is None:
             return
         log.info(

@@ -2,24 +2,23 @@
 
 with AlertService(config) as alerts:          # starts the publisher thread
     alerts.status(model_id="mobilefacenet-fp32", watchlist_id="wl", watchlist_version="7")
-    alert = alerts.hit(watchlist_id="wl", watchlist_version="7", entry_id="e42",
-                       entry_label="...", score=0.71, threshold=0.6, quality=0.83, track_id=12,
-                       model_id="mobilefacenet-fp32", crop_jpeg=jpeg_bytes,
-                       context=context_frame)
-    alert["alert_id"]                         # committed to the outbox, sent in the background
+    alert = alerts.hit(hit, watchlist=WatchlistRef(id="wl", version="7"),
+                       model_id="mobilefacenet-fp32")      # hit: a decide.Hit
+    alert.alert_id                            # committed to the outbox, sent in the background
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from edge import audit as audit_kinds
+from edge.alerts.model import Alert, HitLike, Location, Review, WatchlistRef
 from edge.alerts.outbox import Outbox
 from edge.alerts.publisher import AlertPublisher, DeviceStatus
-from edge.alerts.schema import Review, build_alert
 from edge.audit import AuditLog, Head
 from edge.config import Config
 from edge.types import ContextFrame
@@ -89,44 +88,19 @@ class AlertService:
         self.stop()
 
     def hit(
-        self,
-        *,
-        watchlist_id: str,
-        watchlist_version: str | int,
-        entry_id: str,
-        entry_label: str,
-        score: float,
-        threshold: float,
-        quality: float,
-        track_id: int,
-        model_id: str,
-        event_time: datetime | None = None,
-        crop_jpeg: bytes | None = None,
-        context: ContextFrame | None = None,
-        test: bool = False,
-    ) -> dict[str, Any]:
-        """Build an alert for this device (location, crop and context policy from config),
-        commit it to the outbox and audit the hit; returns the alert as committed (its
-        ``alert_id`` among the rest). Sending happens in the background."""
+        self, hit: HitLike, *, watchlist: WatchlistRef, model_id: str, test: bool = False
+    ) -> Alert:
+        """Make the alert for ``hit`` on this device (location, crop and context policy from
+        config), commit it to the outbox and audit the hit; returns the alert as committed.
+        Sending happens in the background."""
         location = self.config.device.location
-        content = self.config.alerts
-        alert = build_alert(
+        alert = Alert.from_hit(
+            hit,
             device_id=self.config.device.id,
-            watchlist_id=watchlist_id,
-            watchlist_version=watchlist_version,
-            entry_id=entry_id,
-            entry_label=entry_label,
-            score=score,
-            threshold=threshold,
-            quality=min(1.0, max(0.0, quality)),
-            track_id=track_id,
+            watchlist=watchlist,
             model_id=model_id,
-            event_time=event_time,
-            location=None if location is None else location.model_dump(),
-            crop_jpeg=crop_jpeg if content.include_crop else None,
-            crop_max_bytes=content.crop_max_bytes,
-            context=context if content.include_context else None,
-            context_max_bytes=content.context_max_bytes,
+            location=None if location is None else Location.model_validate(location.model_dump()),
+            content=self.config.alerts,
             test=test,
         )
         self.outbox.enqueue(alert)
@@ -143,20 +117,11 @@ class AlertService:
     ) -> str:
         """Commit an alert marked ``test: true`` (``edge alerts test``, benchmarks); it travels
         exactly as a real one. ``source`` names the watchlist and model. Returns its id."""
+        hit = _TestHit(track_id=track_id, entry_id=entry_id, label=label, context=context)
         alert = self.hit(
-            watchlist_id=source,
-            watchlist_version="0",
-            entry_id=entry_id,
-            entry_label=label,
-            score=1.0,
-            threshold=1.0,
-            quality=1.0,
-            track_id=track_id,
-            model_id=source,
-            context=context,
-            test=True,
+            hit, watchlist=WatchlistRef(id=source, version="0"), model_id=source, test=True
         )
-        return str(alert["alert_id"])
+        return alert.alert_id
 
     def status(
         self,
@@ -182,6 +147,21 @@ class AlertService:
             audit_kinds.WATCHLIST_CHANGE,
             {"watchlist_id": watchlist_id, "version": str(version), "change": change, **detail},
         )
+
+
+@dataclass(frozen=True)
+class _TestHit:
+    """A made-up sighting for a test alert: a perfect score, now, no crop."""
+
+    track_id: int
+    entry_id: str
+    label: str
+    context: ContextFrame | None = None
+    score: float = 1.0
+    threshold: float = 1.0
+    quality: float = 1.0
+    event_time: datetime | None = None
+    crop_jpeg: bytes | None = None
 
 
 def _short_random() -> str:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 
+from edge.alerts.model import Alert, Review
 from edge.alerts.outbox import Outbox
-from edge.alerts.schema import Review, decode_alert, decode_review, encode_review
 from edge.alerts.service import AlertService
 from edge.cli.args import (
     Subparsers,
@@ -347,7 +347,7 @@ def _tail_command(args: argparse.Namespace) -> int:
     def on_message(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         nonlocal received
         try:
-            alert = decode_alert(bytes(message.payload))
+            alert = Alert.decode(bytes(message.payload)).document()
         except EdgeError as exc:
             print(f"edge: invalid alert on {message.topic}: {exc}", file=sys.stderr, flush=True)
             return
@@ -407,8 +407,8 @@ def _review_command(args: argparse.Namespace) -> int:
         time=utc_rfc3339(),
         note=args.note,
     )
-    payload = encode_review(review)
-    decode_review(payload)  # the same check the device makes: fail here, not silently there
+    payload = review.encode()
+    Review.decode(payload)  # the same check the device makes: fail here, not silently there
     topic = DeviceTopics(config.mqtt.topic_prefix, _device_arg(args, config)).review
     client = tool_client(config.mqtt, "review")
     connect_and_wait(client, config.mqtt)

@@ -510,12 +510,13 @@ class _DispatchTarget:
         from fastapi.testclient import TestClient
 
         from edge.dispatch.auth import Accounts
-        from edge.dispatch.store import Received, Store, received
+        from edge.dispatch.received import checked, received
+        from edge.dispatch.store import Store
         from edge.dispatch.web import Deps, create_app
 
         self.store = Store(url)
         self._received = received
-        self._document = Received
+        self._document = checked
         accounts = Accounts(self.store)
         name = f"bench-{int(time.time())}"
         accounts.add_user(name, "auditor", secrets.token_urlsafe(16), by="bench")
@@ -528,7 +529,7 @@ class _DispatchTarget:
         self.store.ingest([self._received(p) for p in payloads])
 
     def fill(self, alerts: Sequence[dict[str, Any]]) -> None:
-        self.store.ingest([self._document(alert, None) for alert in alerts])
+        self.store.ingest([self._document(alert) for alert in alerts])
 
     def count(self) -> int:
         return self.store.count_alerts()

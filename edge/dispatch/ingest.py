@@ -37,10 +37,12 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.alerts.schema import MAX_ACK_IDS, Ack, Review, encode_ack, encode_review
+from edge.alerts.model import Ack, Review
+from edge.alerts.schema import MAX_ACK_IDS
 from edge.clock import utc_rfc3339
 from edge.config import Config
-from edge.dispatch.store import Received, Store, received
+from edge.dispatch.received import Received, received
+from edge.dispatch.store import Store
 from edge.errors import EdgeError
 from edge.mqtt.connection import Connection
 from edge.mqtt.topics import DeviceTopics, every_device, parse_device_topic, shared
@@ -192,7 +194,7 @@ class Ingest:
             topic = DeviceTopics(self.prefix, device_id).ack
             for start in range(0, len(ids), MAX_ACK_IDS):
                 chunk = tuple(ids[start : start + MAX_ACK_IDS])
-                payload = encode_ack(Ack(chunk, by=self.client_id, time=stamp))
+                payload = Ack(chunk, by=self.client_id, time=stamp).encode()
                 self._client.publish(topic, payload, qos=1)
                 self.acks_sent += 1
         if self.on_stored is not None:
@@ -212,7 +214,7 @@ class Ingest:
                 note=None if row.get("note") is None else str(row["note"])[:2000],
             )
             topic = DeviceTopics(self.prefix, str(row["device_id"])).review
-            info = self._client.publish(topic, encode_review(review), qos=1)
+            info = self._client.publish(topic, review.encode(), qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 log.debug("review %s not sent now (%s): sent again later", row["id"], info.rc)
                 return

@@ -22,6 +22,8 @@ from sqlalchemy import (
     false,
 )
 
+from edge.dispatch.alert_rows import alert_columns
+
 metadata = MetaData()
 
 # SQLite auto-increments only an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets BIGINT.
@@ -31,27 +33,13 @@ REVIEW_STATES = ("new", "confirmed", "rejected", "escalated")
 DECISIONS = ("confirm", "reject", "escalate")
 ROLES = ("operator", "supervisor", "auditor")
 
+# The alert's own fields come from the model (edge.dispatch.alert_rows); the rest is dispatch's.
 alerts = Table(
     "alerts",
     metadata,
     Column("seq", SeqType, primary_key=True, autoincrement=True),
-    Column("alert_id", String(36), nullable=False, unique=True),
-    Column("device_id", String(64), nullable=False),
-    Column("event_time", String(40), nullable=False),
+    *alert_columns(),
     Column("received_at", Float, nullable=False),
-    Column("watchlist_id", String(128), nullable=False),
-    Column("watchlist_version", String(128), nullable=False),
-    Column("entry_id", String(128), nullable=False),
-    Column("entry_label", String(256), nullable=False),
-    Column("score", Float, nullable=False),
-    Column("threshold", Float, nullable=False),
-    Column("quality", Float, nullable=False),
-    Column("track_id", BigInteger, nullable=False),
-    Column("model_id", String(128), nullable=False),
-    Column("location_name", String(200)),
-    Column("lat", Float),
-    Column("lon", Float),
-    Column("test", Boolean, nullable=False),
     Column("has_crop", Boolean, nullable=False),
     Column("has_context", Boolean, nullable=False, server_default=false()),
     Column("state", String(16), nullable=False),

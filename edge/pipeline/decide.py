@@ -62,8 +62,8 @@ class Hit:
     threshold: float
     quality: float
     frame_index: int
-    t: float
-    wall: datetime
+    source_time_s: float  # on the source's clock (seconds into a file, or since a stream began)
+    event_time: datetime  # when the frame was captured (the alert's event_time)
     box: Box
     votes: int
     crop_jpeg: bytes | None = None
@@ -198,8 +198,8 @@ class Decider:
                 threshold=shot.threshold,
                 quality=shot.quality,
                 frame_index=shot.frame_index,
-                t=shot.t,
-                wall=shot.wall,
+                source_time_s=shot.t,
+                event_time=shot.wall,
                 box=shot.box,
                 votes=votes,
                 crop_jpeg=shot.crop_jpeg,

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from edge.alerts.schema import Review, encode_alert
+from edge.alerts.model import Review, WatchlistRef
 from edge.alerts.service import AlertService
 from edge.clock import utc_rfc3339
 from edge.config import Config
@@ -403,22 +403,11 @@ class Runner:
     def _commit(self, hit: Hit) -> None:
         assert self._service is not None
         started = time.perf_counter()
+        watchlist = WatchlistRef(id=self.watchlist.list_id, version=str(self.watchlist.version))
         alert = self._service.hit(
-            watchlist_id=self.watchlist.list_id,
-            watchlist_version=self.watchlist.version,
-            entry_id=str(hit.entry_id),
-            entry_label=hit.label,
-            score=hit.score,
-            threshold=hit.threshold,
-            quality=hit.quality,
-            track_id=hit.track_id,
-            model_id=self.model_id,
-            event_time=hit.wall,
-            crop_jpeg=hit.crop_jpeg,
-            context=hit.context,
-            test=self.options.test_alerts,
+            hit, watchlist=watchlist, model_id=self.model_id, test=self.options.test_alerts
         )
-        alert_id = str(alert["alert_id"])
+        alert_id = alert.alert_id
         with self._alert_tracks_lock:
             self._alert_tracks[alert_id] = (hit.track_id, hit.entry_id)
             while len(self._alert_tracks) > ALERTS_REMEMBERED:
@@ -432,13 +421,13 @@ class Runner:
             quality=round(hit.quality, 4),
             track_id=hit.track_id,
             frame=hit.frame_index,
-            source_time_s=round(hit.t, 3),
-            event_time=str(alert["event_time"]),
+            source_time_s=round(hit.source_time_s, 3),
+            event_time=alert.event_time,
             votes=hit.votes,
         )
         self.alerts.append(record)
         if self._jsonl is not None:
-            self._jsonl.write(encode_alert(alert).decode("utf-8") + "\n")
+            self._jsonl.write(alert.encode().decode("utf-8") + "\n")
             self._jsonl.flush()
         test = " (test)" if self.options.test_alerts else ""
         self._print(
