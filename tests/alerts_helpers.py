@@ -6,6 +6,8 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,10 @@ import paho.mqtt.client as paho
 from deadlines import SHOULD_HAPPEN_S
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge.alerts.schema import build_alert
+from edge.alerts.model import Alert, Location, WatchlistRef
 from edge.config import Config, config_from_dict
+from edge.config.alerts import AlertContentConfig
+from edge.types import ContextFrame
 
 
 def make_config(port: int, **sections: dict[str, Any]) -> Config:
@@ -39,21 +43,63 @@ def make_config(port: int, **sections: dict[str, Any]) -> Config:
     return config_from_dict(data)
 
 
-def sample_alert(n: int = 0, **overrides: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SampleHit:
+    """A decided match as the pipeline hands it over (what :meth:`Alert.from_hit` reads)."""
+
+    track_id: int
+    entry_id: str
+    label: str
+    score: float
+    threshold: float
+    quality: float
+    event_time: datetime | None = None
+    crop_jpeg: bytes | None = None
+    context: ContextFrame | None = None
+
+
+def sample_alert(
+    n: int = 0,
+    *,
+    device_id: str = "cam-1",
+    watchlist_id: str = "wl-main",
+    watchlist_version: str | int = 7,
+    model_id: str = "mobilefacenet-fp32",
+    location: dict[str, Any] | None = None,
+    test: bool = False,
+    alert_id: str | None = None,
+    crop_max_bytes: int = 32 * 1024,
+    context_max_bytes: int = 128 * 1024,
+    **hit: Any,
+) -> Alert:
+    """Alert ``n`` of track ``n`` for entry ``e<n>``; keywords override the hit's fields."""
     fields: dict[str, Any] = {
-        "device_id": "cam-1",
-        "watchlist_id": "wl-main",
-        "watchlist_version": 7,
+        "track_id": n,
         "entry_id": f"e{n}",
-        "entry_label": f"Person {n}",
+        "label": hit.pop("entry_label", f"Person {n}"),
         "score": 0.71,
         "threshold": 0.6,
         "quality": 0.83,
-        "track_id": n,
-        "model_id": "mobilefacenet-fp32",
     }
-    fields.update(overrides)
-    return build_alert(**fields)
+    fields.update(hit)
+    # Caps below the configured minimum are what the tests of leaving pictures out need.
+    content = AlertContentConfig.model_construct(
+        **{
+            **AlertContentConfig().model_dump(),
+            "crop_max_bytes": crop_max_bytes,
+            "context_max_bytes": context_max_bytes,
+        }
+    )
+    return Alert.from_hit(
+        SampleHit(**fields),
+        device_id=device_id,
+        watchlist=WatchlistRef(id=watchlist_id, version=str(watchlist_version)),
+        model_id=model_id,
+        location=None if location is None else Location(**location),
+        content=content,
+        test=test,
+        alert_id=alert_id,
+    )
 
 
 class Collector:

@@ -13,6 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+from alerts_helpers import SampleHit
+
+from edge.alerts.model import WatchlistRef
 from edge.alerts.service import AlertService
 from edge.config import config_from_dict
 
@@ -42,16 +45,10 @@ def main() -> int:
     service.start()
     for n in range(count):
         alert_id = service.hit(
-            watchlist_id="wl-main",
-            watchlist_version=7,
-            entry_id=f"e{n}",
-            entry_label=f"Person {n}",
-            score=0.7,
-            threshold=0.6,
-            quality=0.8,
-            track_id=n,
+            SampleHit(n, f"e{n}", f"Person {n}", 0.7, 0.6, 0.8),
+            watchlist=WatchlistRef(id="wl-main", version="7"),
             model_id="mobilefacenet-fp32",
-        )["alert_id"]
+        ).alert_id
         print(alert_id, flush=True)
         time.sleep(0.002)
     emptied = service.publisher.wait_empty(60)

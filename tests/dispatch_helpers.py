@@ -13,10 +13,11 @@ from alerts_helpers import sample_alert
 from fastapi.testclient import TestClient
 from recognition_helpers import analyzer
 
-from edge.alerts.schema import encode_alert, validate_alert
+from edge.alerts.model import Alert
 from edge.config.dispatch import DispatchConfig
 from edge.dispatch.auth import Accounts
-from edge.dispatch.store import Store, received
+from edge.dispatch.received import received
+from edge.dispatch.store import Store
 from edge.dispatch.web import Deps, create_app
 from edge.pipeline.context import encode_context
 
@@ -36,9 +37,7 @@ def sqlite_store(tmp_path: Path) -> Store:
 
 
 def store_alerts(store: Store, count: int, **overrides: Any) -> list[str]:
-    items = [
-        received(encode_alert(sample_alert(n, crop_jpeg=JPEG, **overrides))) for n in range(count)
-    ]
+    items = [received(sample_alert(n, crop_jpeg=JPEG, **overrides).encode()) for n in range(count)]
     store.ingest(items)
     return [i.alert_id for i in items]
 
@@ -104,7 +103,7 @@ def scene_frame() -> Any:
     return cv2.imdecode(np.frombuffer(context.jpeg, np.uint8), cv2.IMREAD_COLOR)
 
 
-def with_context(alert: dict[str, Any], jpeg: bytes, box: Any) -> dict[str, Any]:
+def with_context(alert: Alert, jpeg: bytes, box: Any) -> Alert:
     """``alert`` with a context frame (alert schema v1 ``context``) made of this JPEG, the
     matched face at ``box`` in its pixels, as a device sends it."""
     height, width = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2]
@@ -115,9 +114,7 @@ def with_context(alert: dict[str, Any], jpeg: bytes, box: Any) -> dict[str, Any]
         "height": height,
         "box": [int(v) for v in box],
     }
-    out = {**alert, "context": context}
-    validate_alert(out)
-    return out
+    return Alert.model_validate({**alert.document(), "context": context})
 
 
 def embedding_of(image: Any) -> Any:

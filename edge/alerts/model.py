@@ -97,7 +97,7 @@ class Location(_Part):
 
 
 class Crop(_Part):
-    media_type: Literal["image/jpeg"] = "image/jpeg"
+    media_type: Literal["image/jpeg"]
     data: str  # base64 of the JPEG
 
     @property
@@ -116,7 +116,7 @@ class Alert(_Part):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    schema_name: Literal["edge.alert.v1"] = Field(ALERT_SCHEMA, alias="schema")
+    schema_name: Literal["edge.alert.v1"] = Field(alias="schema")
     alert_id: str
     device_id: str
     event_time: str = Field(description="When the matched frame was captured (RFC 3339, UTC).")

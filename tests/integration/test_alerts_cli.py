@@ -14,7 +14,7 @@ from deadlines import SHOULD_HAPPEN_S
 from mqtt_fixtures import BrokerFactory, Mosquitto
 
 import edge.cli
-from edge.alerts.schema import decode_alert
+from edge.alerts.model import Alert, Review
 from edge.cli import alerts as alerts_cli
 from edge.cli import audit as audit_cli
 
@@ -60,7 +60,7 @@ def test_alerts_test_sends_marked_test_alerts_through_the_outbox(
         assert collector.wait_for(lambda c: len(c.alert_ids()) == 5, SHOULD_HAPPEN_S)
     finally:
         collector.close()
-    alerts = [decode_alert(payload) for _, payload, _ in collector.messages]
+    alerts = [Alert.decode(payload).document() for _, payload, _ in collector.messages]
     assert all(a["test"] is True and a["device_id"] == "cam-1" for a in alerts)
     # Each looks like a real one at the console: a scene from the demo clip, the face boxed.
     assert all(a["context"]["width"] == 640 and len(a["context"]["box"]) == 4 for a in alerts)
@@ -181,7 +181,7 @@ def test_alerts_tail_json_and_timeout(
 def test_alerts_review_publishes_a_valid_decision(
     mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from edge.alerts.schema import decode_review, uuid7
+    from edge.alerts.schema import uuid7
 
     collector = Collector(mosquitto.port, "edge/v1/cam-9/review")
     alert_id = uuid7()
@@ -204,7 +204,7 @@ def test_alerts_review_publishes_a_valid_decision(
         assert collector.wait_for(lambda c: len(c.messages) == 1, SHOULD_HAPPEN_S)
     finally:
         collector.close()
-    review = decode_review(collector.messages[0][1])
+    review = Review.decode(collector.messages[0][1])
     assert (review.alert_id, review.decision, review.by) == (alert_id, "reject", "op-1")
 
 

@@ -16,13 +16,14 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-from alerts_helpers import Collector, audit_kinds_for, make_config
+from alerts_helpers import Collector, SampleHit, audit_kinds_for, make_config
 from deadlines import SHOULD_HAPPEN_S
 from mqtt_fixtures import BrokerFactory, Mosquitto, make_tls_files
 from paths import REPO
 
 from edge import audit as kinds
-from edge.alerts.schema import Review, decode_alert, uuid7
+from edge.alerts.model import Alert, Review, WatchlistRef
+from edge.alerts.schema import uuid7
 from edge.alerts.service import AlertService
 from edge.audit import read_records, verify
 from edge.errors import BrokerError
@@ -30,17 +31,10 @@ from edge.errors import BrokerError
 
 def _hit(service: AlertService, n: int, **extra: Any) -> str:
     return service.hit(
-        watchlist_id="wl-main",
-        watchlist_version=7,
-        entry_id=f"e{n}",
-        entry_label=f"Person {n}",
-        score=0.71,
-        threshold=0.6,
-        quality=0.83,
-        track_id=n,
+        SampleHit(n, f"e{n}", f"Person {n}", 0.71, 0.6, 0.83, **extra),
+        watchlist=WatchlistRef(id="wl-main", version="7"),
         model_id="mobilefacenet-fp32",
-        **extra,
-    )["alert_id"]
+    ).alert_id
 
 
 def _publish(port: int, topic: str, payload: bytes) -> None:
@@ -72,7 +66,7 @@ def test_alert_is_delivered_and_deleted_only_after_its_puback(
     finally:
         collector.close()
     _, payload, _ = collector.messages[0]
-    alert = decode_alert(payload)  # validated against the shipped schema
+    alert = Alert.decode(payload).document()  # validated against the shipped schema
     assert alert["alert_id"] == alert_id
     assert alert["location"] == {"name": "Gate 2", "lat": 51.5, "lon": -0.1}
     assert "crop" in alert and alert["test"] is False

@@ -23,7 +23,7 @@ from mqtt_fixtures import BrokerFactory, Mosquitto
 from serve_helpers import edge_env, serving
 
 from edge import audit as kinds
-from edge.alerts.schema import Review
+from edge.alerts.model import Review
 from edge.alerts.service import AlertService
 from edge.cli import main
 from edge.config import load_config

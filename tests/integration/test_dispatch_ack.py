@@ -16,7 +16,7 @@ from deadlines import SHOULD_HAPPEN_S
 from mqtt_fixtures import Mosquitto
 
 from edge import audit as kinds
-from edge.alerts.schema import Ack, encode_ack
+from edge.alerts.model import Ack
 from edge.alerts.service import AlertService
 from edge.audit import read_records
 
@@ -51,7 +51,7 @@ def test_puback_only_marks_sent_and_the_dispatch_ack_deletes(
             _publish(
                 mosquitto.port,
                 "edge/v1/cam-1/ack",
-                encode_ack(Ack((alert_id,), by="fake-dispatch", time="2025-03-01T12:00:00Z")),
+                Ack((alert_id,), by="fake-dispatch", time="2025-03-01T12:00:00Z").encode(),
             )
             assert service.publisher.wait_acked([alert_id], SHOULD_HAPPEN_S) == set()
             assert service.publisher.dispatch_acked == 1
@@ -83,7 +83,7 @@ def test_no_matching_subscribers_is_not_delivered_and_sent_again(
             assert collector.wait_for(lambda c: alert_id in c.alert_ids(), SHOULD_HAPPEN_S)
         finally:
             collector.close()
-        _publish(mosquitto.port, "edge/v1/cam-1/ack", encode_ack(Ack((alert_id,))))
+        _publish(mosquitto.port, "edge/v1/cam-1/ack", Ack((alert_id,)).encode())
         assert service.publisher.wait_acked([alert_id], SHOULD_HAPPEN_S) == set()
     audited = audit_kinds_for(tmp_path / "audit.jsonl", alert_id)
     assert audited[:3] == [kinds.HIT, kinds.SEND, kinds.UNDELIVERED]

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import cv2
 import pytest
+from alerts_helpers import sample_alert
 from deadlines import SHOULD_HAPPEN_S
 from dispatch_helpers import (
     ENROLLED,
@@ -42,7 +43,7 @@ from recognition_helpers import analyzer
 from test_dispatch_live import dispatch_config
 
 import edge.cli
-from edge.alerts.schema import Review, build_alert
+from edge.alerts.model import Review
 from edge.alerts.service import AlertService
 from edge.dispatch.auth import Accounts
 from edge.pipeline.frames import face_crop_jpeg
@@ -212,8 +213,8 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             assert crop is not None
             captured = datetime.now(UTC) - LATE_BY
             hit = with_context(
-                build_alert(
-                    device_id="cam-1",
+                sample_alert(
+                    12,
                     watchlist_id="gate",
                     watchlist_version=details.version,
                     entry_id="0",
@@ -221,8 +222,6 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
                     score=0.62,
                     threshold=0.45,
                     quality=0.91,
-                    track_id=12,
-                    model_id="mobilefacenet-fp32",
                     event_time=captured,
                     location={"name": "North gate", "lat": 51.5, "lon": -0.12},
                     crop_jpeg=crop,

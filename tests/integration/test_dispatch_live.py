@@ -16,7 +16,7 @@ from mqtt_fixtures import Mosquitto, free_port
 from paths import REPO
 
 import edge.cli
-from edge.alerts.schema import Review
+from edge.alerts.model import Review
 from edge.alerts.service import AlertService
 from edge.config import Config
 from edge.dispatch.auth import Accounts
@@ -221,10 +221,10 @@ def test_a_database_of_the_first_schema_is_upgraded_with_what_it_holds(
     from dispatch_helpers import JPEG, client_for, login, make_deps, scene_frame, with_context
     from sqlalchemy import MetaData, Table, insert
 
-    from edge.alerts.schema import encode_alert
-    from edge.dispatch.store import Store, received
+    from edge.dispatch.received import received
+    from edge.dispatch.store import Store
 
-    old = sample_alert(0, crop_jpeg=JPEG)
+    old = sample_alert(0, crop_jpeg=JPEG).document()
     with Store(db_url, migrate=False) as first:
         assert first.migrate("0001") == "0001"
         with first.tx("fill the first schema") as conn:
@@ -272,8 +272,8 @@ def test_a_database_of_the_first_schema_is_upgraded_with_what_it_holds(
         assert photo["width"] is None and not photo["has_face"]
         scene = cv2.imencode(".jpg", scene_frame())[1].tobytes()
         new = with_context(sample_alert(1), scene, (432, 149, 533, 251))
-        store.ingest([received(encode_alert(new))])
-        assert store.context(new["alert_id"]) == {
+        store.ingest([received(new.encode())])
+        assert store.context(new.alert_id) == {
             "width": 640,
             "height": 360,
             "box": [432, 149, 533, 251],

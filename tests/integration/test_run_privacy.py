@@ -33,7 +33,8 @@ from recognition_helpers import analyzer
 from video_helpers import DEMO_CLIP
 
 from edge import audit
-from edge.alerts.schema import decode_alert, validate_alert
+from edge.alerts.model import Alert
+from edge.alerts.schema import validate_alert
 from edge.cli import main
 from edge.samples import OTHER_PERSON, SAME_PERSON
 from edge.watchlist import keys as keyring
@@ -183,7 +184,7 @@ def test_an_alert_s_pictures_show_nobody_but_the_listed_person(tmp_path: Path) -
     assert metrics["faces"]["embedded"] > metrics["alerts"]["raised"]  # Blair was seen too
     lines = (places["out"] / "alerts.jsonl").read_text().splitlines()
     assert len(lines) == 1
-    alert = decode_alert(lines[0].encode())
+    alert = Alert.decode(lines[0].encode()).document()
     validate_alert(alert)
     context = alert["context"]
     assert (context["width"], context["height"]) == (640, 360) and "crop" in alert
@@ -192,8 +193,8 @@ def test_an_alert_s_pictures_show_nobody_but_the_listed_person(tmp_path: Path) -
     state = places["state"]
     assert {p.name for p in state.rglob("*") if p.is_file()} <= STATE_FILES
     with sqlite3.connect(state / "outbox.db") as db:  # what the publisher would send
-        stored = [decode_alert(bytes(row[0])) for row in db.execute("SELECT payload FROM outbox")]
-    assert [a["alert_id"] for a in stored] == [alert["alert_id"]]
+        stored = [Alert.decode(bytes(row[0])) for row in db.execute("SELECT payload FROM outbox")]
+    assert [a.alert_id for a in stored] == [alert["alert_id"]]
     for record in audit.read_records(state / "audit.jsonl"):
         assert "crop" not in json.dumps(record) and "/9j/" not in json.dumps(record)
 

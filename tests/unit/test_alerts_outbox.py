@@ -9,6 +9,7 @@ import pytest
 from alerts_helpers import sample_alert
 
 from edge import audit as kinds
+from edge.alerts.model import Alert
 from edge.alerts.outbox import Outbox
 from edge.audit import AuditLog, read_records, verify
 from edge.config.alerts import OutboxConfig
@@ -58,11 +59,11 @@ def test_enqueueing_the_same_alert_twice_stores_it_once(tmp_path: Path) -> None:
 
 
 def test_invalid_alert_is_refused_and_nothing_is_stored(tmp_path: Path) -> None:
-    alert = sample_alert()
-    alert["quality"] = 7
+    # An alert is checked when it is made: an invalid one never reaches the outbox.
+    document = {**sample_alert().document(), "quality": 7}
     with _outbox(tmp_path) as outbox:
         with pytest.raises(AlertError, match="quality"):
-            outbox.enqueue(alert)
+            outbox.enqueue(Alert.model_validate(document))
         assert outbox.stats().depth == 0
 
 
@@ -97,7 +98,7 @@ def test_reject_new_refuses_and_records_the_refused_alert(tmp_path: Path) -> Non
         assert [i.alert_id for i in outbox.fetch()] == kept
     records = read_records(tmp_path / "audit.jsonl")
     assert records[-1]["kind"] == kinds.HIT_REJECTED
-    assert records[-1]["data"]["alert"]["alert_id"] == refused["alert_id"]
+    assert records[-1]["data"]["alert"]["alert_id"] == refused.alert_id
 
 
 def _fill_until_full(outbox: Outbox) -> None:
@@ -179,15 +180,15 @@ def test_an_outbox_written_before_rows_kept_their_device_id_gets_them_from_the_a
             "UNIQUE, payload BLOB NOT NULL, size INTEGER NOT NULL, enqueued_at REAL NOT NULL)"
         )
         for alert in alerts:
-            payload = json.dumps(alert).encode()
+            payload = json.dumps(alert.document()).encode()
             db.execute(
                 "INSERT INTO outbox (alert_id, payload, size, enqueued_at) VALUES (?, ?, ?, 0)",
-                (alert["alert_id"], payload, len(payload)),
+                (alert.alert_id, payload, len(payload)),
             )
     with _outbox(tmp_path) as outbox:
         assert [(i.alert_id, i.device_id) for i in outbox.fetch()] == [
-            (alerts[0]["alert_id"], "edge-0"),
-            (alerts[1]["alert_id"], "cam-8"),
+            (alerts[0].alert_id, "edge-0"),
+            (alerts[1].alert_id, "cam-8"),
         ]
         assert outbox.device_counts() == {"edge-0": 1, "cam-8": 1}
         outbox.enqueue(sample_alert(2, device_id="cam-8"))

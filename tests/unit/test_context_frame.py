@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from alerts_helpers import sample_alert
+from alerts_helpers import SampleHit, sample_alert
 
-from edge.alerts.schema import alert_summary, validate_alert
+from edge.alerts.model import WatchlistRef
 from edge.alerts.service import AlertService
 from edge.audit import read_records
 from edge.config import config_from_dict
@@ -144,21 +144,20 @@ def _context() -> ContextFrame:
 
 def test_an_alert_carries_the_context_frame_as_the_schema_says() -> None:
     context = _context()
-    alert = sample_alert(context=context)
-    validate_alert(alert)
+    alert = sample_alert(context=context).document()
     carried = alert["context"]
+    assert isinstance(carried, dict)
     assert carried["media_type"] == "image/jpeg"
     assert base64.b64decode(carried["data"]) == context.jpeg
     assert (carried["width"], carried["height"]) == (context.width, context.height)
     assert carried["box"] == list(context.box)
-    assert "context" not in alert_summary(alert)  # the audit log keeps no pictures
+    assert "context" not in sample_alert(context=context).summary()  # no pictures in the audit
 
 
 def test_an_oversized_context_frame_is_left_out_and_the_alert_is_still_made() -> None:
     context = _context()
     alert = sample_alert(context=context, context_max_bytes=len(context.jpeg) - 1)
-    assert "context" not in alert
-    validate_alert(alert)
+    assert alert.context is None and "context" not in alert.document()
 
 
 def test_a_context_frame_that_is_not_a_jpeg_is_refused() -> None:
@@ -172,18 +171,10 @@ def _stored(tmp_path: Path, alerts: dict[str, object], context: ContextFrame) ->
     config = config_from_dict({"device": {"id": "cam-1"}, "alerts": alerts})
     service = AlertService(config, state_dir=tmp_path)
     try:
+        hit = SampleHit(1, "e1", "Person 1", 0.7, 0.5, 0.9, context=context)
         alert_id = service.hit(
-            watchlist_id="wl",
-            watchlist_version=1,
-            entry_id="e1",
-            entry_label="Person 1",
-            score=0.7,
-            threshold=0.5,
-            quality=0.9,
-            track_id=1,
-            model_id="m",
-            context=context,
-        )["alert_id"]
+            hit, watchlist=WatchlistRef(id="wl", version="1"), model_id="m"
+        ).alert_id
     finally:
         service.stop(0.1)
     with sqlite3.connect(tmp_path / "outbox.db") as db:

@@ -25,9 +25,9 @@ from dispatch_helpers import (
     with_context,
 )
 
-from edge.alerts.schema import encode_alert
+from edge.alerts.model import Alert
 from edge.dispatch import tables as t
-from edge.dispatch.store import MAX_ALERT_BYTES, received
+from edge.dispatch.received import MAX_ALERT_BYTES, received
 from edge.dispatch.web import Deps, duration_text
 from edge.errors import AlertError
 
@@ -44,9 +44,9 @@ def scene_jpeg() -> bytes:
     return bytes(cv2.imencode(".jpg", scene_frame())[1].tobytes())
 
 
-def _store(deps: Deps, alert: dict[str, Any]) -> str:
-    deps.store.ingest([received(encode_alert(alert))])
-    return str(alert["alert_id"])
+def _store(deps: Deps, alert: Alert) -> str:
+    deps.store.ingest([received(alert.encode())])
+    return alert.alert_id
 
 
 def _api(deps: Deps) -> tuple[Any, dict[str, str]]:
@@ -101,7 +101,7 @@ def test_a_box_outside_its_frame_drops_the_frame_and_keeps_the_alert(
     deps: Deps, scene_jpeg: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     alert = with_context(sample_alert(0), scene_jpeg, (600, 300, 700, 400))
-    with caplog.at_level(logging.WARNING, logger="edge.dispatch.store"):
+    with caplog.at_level(logging.WARNING, logger="edge.dispatch.received"):
         alert_id = _store(deps, alert)
     assert "is not inside its 640x360 frame: frame dropped" in caplog.text
     row = deps.store.get_alert(alert_id)
@@ -111,8 +111,8 @@ def test_a_box_outside_its_frame_drops_the_frame_and_keeps_the_alert(
 def test_a_context_frame_as_large_as_the_schema_allows_is_taken(scene_jpeg: bytes) -> None:
     padded = scene_jpeg + bytes(393_216 - len(scene_jpeg))  # 512 KiB of base64, the most
     alert = with_context(sample_alert(0, crop_jpeg=JPEG), padded, BOX)
-    assert len(alert["context"]["data"]) == 524_288
-    item = received(encode_alert(alert))
+    assert alert.context is not None and len(alert.context.data) == 524_288
+    item = received(alert.encode())
     assert item.context is not None and item.context.jpeg == padded
     with pytest.raises(AlertError, match=f"over the {MAX_ALERT_BYTES}-byte limit"):
         received(b" " * (MAX_ALERT_BYTES + 1))
@@ -166,8 +166,8 @@ def test_the_page_names_the_person_says_where_a_place_comes_from_and_carries_utc
     assert "(entry id e4)" in entry.group(1)
     place = re.search(r'<dd id="place">(.*?)</dd>', page, re.S)
     assert place is not None and "<code>device.location</code>" in place.group(1)
-    utc = alert["event_time"].replace("T", " ").replace("Z", " UTC")
-    assert f'<time class="local" datetime="{alert["event_time"]}" title="{utc}">' in page
+    utc = alert.event_time.replace("T", " ").replace("Z", " UTC")
+    assert f'<time class="local" datetime="{alert.event_time}" title="{utc}">' in page
     placed = _store(deps, sample_alert(5, location={"name": "North gate"}))
     assert "device.location" not in client.get(f"/alerts/{placed}").text
 

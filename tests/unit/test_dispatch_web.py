@@ -11,8 +11,8 @@ import pytest
 from dispatch_helpers import PASSWORD, client_for, login, make_deps, sqlite_store, store_alerts
 from fastapi.routing import APIRoute
 
-from edge.alerts.schema import encode_alert
-from edge.dispatch.store import audit_problem, received
+from edge.dispatch.received import received
+from edge.dispatch.store import audit_problem
 from edge.dispatch.web import Deps
 
 
@@ -251,7 +251,7 @@ def test_an_alert_is_stored_once_and_html_in_it_is_escaped(deps: Deps) -> None:
     from alerts_helpers import sample_alert
 
     alert = sample_alert(1, entry_label="<img src=x onerror=alert(1)>")
-    item = received(encode_alert(alert))
+    item = received(alert.encode())
     deps.store.ingest([item, item])
     deps.store.ingest([item])
     assert deps.store.count_alerts() == 1
