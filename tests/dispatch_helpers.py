@@ -16,9 +16,10 @@ from recognition_helpers import analyzer
 from edge.alerts.model import Alert
 from edge.config.dispatch import DispatchConfig
 from edge.dispatch.auth import Accounts
+from edge.dispatch.deps import Deps
 from edge.dispatch.received import received
 from edge.dispatch.store import Store
-from edge.dispatch.web import Deps, create_app
+from edge.dispatch.web import create_app
 from edge.pipeline.context import encode_context
 
 PASSWORD = "correct horse battery"

@@ -510,9 +510,10 @@ class _DispatchTarget:
         from fastapi.testclient import TestClient
 
         from edge.dispatch.auth import Accounts
+        from edge.dispatch.deps import Deps
         from edge.dispatch.received import checked, received
         from edge.dispatch.store import Store
-        from edge.dispatch.web import Deps, create_app
+        from edge.dispatch.web import create_app
 
         self.store = Store(url)
         self._received = received

@@ -22,22 +22,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from edge.config.base import TOPIC_ID_PATTERN
-from edge.dispatch.api import (
-    ALERT_ID,
-    alert_detail_json,
-    alert_json,
-    device_json,
-    do_review,
-    watchlists_json,
-)
+from edge.dispatch.api import ALERT_ID
 from edge.dispatch.auth import LoginRefused, Principal
-from edge.dispatch.web import (
-    LOGIN_CSRF_COOKIE,
-    SESSION_COOKIE,
-    Reader,
-    deps_of,
-    needs,
-)
+from edge.dispatch.decisions import do_review
+from edge.dispatch.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Reader, deps_of, needs
+from edge.dispatch.shapes import alert_detail_json, alert_json, device_json, watchlists_json
 from edge.errors import NotFoundError
 
 router = APIRouter(include_in_schema=False)

@@ -24,10 +24,11 @@ from pathlib import Path
 from edge.audit import AuditLog
 from edge.config import Config
 from edge.dispatch.auth import Accounts
+from edge.dispatch.deps import Deps
 from edge.dispatch.feed import Feed
 from edge.dispatch.ingest import Ingest
 from edge.dispatch.store import Store
-from edge.dispatch.web import Deps, create_app
+from edge.dispatch.web import create_app
 from edge.errors import DispatchError
 from edge.system.sdnotify import Notifier
 from edge.system.signals import stop_on_signals

@@ -232,8 +232,8 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             page.goto(f"{base}/")
             page.wait_for_selector("#live.up", timeout=PAGE_WAIT_MS)
             device.outbox.enqueue(hit)
-            assert device.publisher.wait_acked([hit["alert_id"]], SHOULD_HAPPEN_S) == set()
-            live_row = f'tr[data-alert="{hit["alert_id"]}"]'
+            assert device.publisher.wait_acked([hit.alert_id], SHOULD_HAPPEN_S) == set()
+            live_row = f'tr[data-alert="{hit.alert_id}"]'
             page.wait_for_selector(live_row, timeout=PAGE_WAIT_MS)
             assert page.inner_text(f"{live_row} .tag.late") == "late 15 min"
             assert not page.locator(f"{live_row} .tag.test").count()
@@ -264,9 +264,9 @@ def test_console_in_chromium(mosquitto: Mosquitto, tmp_path: Path) -> None:
             assert page.inner_text("h1").startswith(ENROLLED)
             assert "North gate" in page.inner_text("#place")
             when = page.locator("#captured time")
-            assert _local(hit["event_time"]) in when.inner_text()
+            assert _local(hit.event_time) in when.inner_text()
             assert "UTC" not in when.inner_text()
-            assert when.get_attribute("title") == hit["event_time"].replace("T", " ").replace(
+            assert when.get_attribute("title") == hit.event_time.replace("T", " ").replace(
                 "Z", " UTC"
             )
             assert "15 min" in page.inner_text("#late-mark")

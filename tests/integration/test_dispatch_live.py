@@ -283,4 +283,4 @@ def test_a_database_of_the_first_schema_is_upgraded_with_what_it_holds(
         page = client.get(f"/alerts/{old['alert_id']}")
         assert page.status_code == 200 and 'class="reference"' in page.text
         assert "no scene frame sent" in page.text
-        assert 'id="context"' in client.get(f"/alerts/{new['alert_id']}").text
+        assert 'id="context"' in client.get(f"/alerts/{new.alert_id}").text

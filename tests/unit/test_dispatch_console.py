@@ -27,8 +27,8 @@ from dispatch_helpers import (
 
 from edge.alerts.model import Alert
 from edge.dispatch import tables as t
+from edge.dispatch.deps import Deps, duration_text
 from edge.dispatch.received import MAX_ALERT_BYTES, received
-from edge.dispatch.web import Deps, duration_text
 from edge.errors import AlertError
 
 BOX = (432, 149, 533, 251)  # Colin Powell's face in the scene frame
