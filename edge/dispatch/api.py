@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
+from edge.alerts.model import JsonObject
 from edge.clock import parse_time, utc_rfc3339
 from edge.config.base import TOPIC_ID_PATTERN
 from edge.dispatch.auth import Principal
@@ -78,7 +79,7 @@ def list_alerts(
     entry: Annotated[
         str | None, Query(max_length=128, description="Entry id (needs watchlist).")
     ] = None,
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     if (watchlist is None) != (entry is None):
         raise HTTPException(422, "give watchlist and entry together")
     rows = deps_of(request).store.list_alerts(
@@ -97,7 +98,7 @@ def get_alert(
     request: Request,
     alert_id: Annotated[str, Path(pattern=ALERT_ID)],
     principal: Reader,
-) -> dict[str, Any]:
+) -> JsonObject:
     deps = deps_of(request)
     return alert_detail_json(deps, deps.store.get_alert(alert_id))
 
@@ -108,7 +109,7 @@ def review_alert(
     body: ReviewIn,
     alert_id: Annotated[str, Path(pattern=ALERT_ID)],
     principal: Annotated[Principal, Depends(needs("review", changes=True))],
-) -> dict[str, Any]:
+) -> JsonObject:
     return review_json(do_review(deps_of(request), principal, alert_id, body.decision, body.note))
 
 
@@ -151,7 +152,7 @@ def add_user(
     request: Request,
     body: UserIn,
     principal: Annotated[Principal, Depends(needs("manage_users", changes=True))],
-) -> dict[str, Any]:
+) -> JsonObject:
     deps = deps_of(request)
     deps.accounts.add_user(body.name, body.role, body.password, by=principal.name)
     deps.audit_action(principal, "user_add", user=body.name, role=body.role)

@@ -11,15 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from edge.dispatch.store import Store
 from edge.errors import EdgeError
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[str, dict[str, Any]], None]
+Listener = Callable[[str, Mapping[str, object]], None]
 POLL_S = 0.25
 LOOKBACK = 200  # seq values re-read each poll (commits that landed out of order)
 SEEN = 20_000
@@ -74,7 +73,7 @@ class Feed:
         with self._lock:
             self._listeners.pop(key, None)
 
-    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+    def _emit(self, kind: str, data: Mapping[str, object]) -> None:
         with self._lock:
             listeners = list(self._listeners.values())
         for listener in listeners:

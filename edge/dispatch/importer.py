@@ -22,7 +22,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -78,7 +77,7 @@ class ImportReport:
     def details_from_bundle(self) -> bool:
         return self.details == BUNDLE_DETAILS
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "list_id": self.list_id,
             "version": self.version,
@@ -108,12 +107,12 @@ def thumbnail(image: Image, max_px: int) -> tuple[bytes, float, tuple[int, int]]
 
 def reference_photo(
     data: bytes, name: str, box: FaceBox | None, no_face: str, max_px: int
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """A photo's row: its thumbnail and, when ``box`` says which face was enrolled, that face
     cropped from the full photo and its box in the thumbnail; else ``no_face`` says why not."""
     image = decode_image(data, name)
     jpeg, scale, (width, height) = thumbnail(image, max_px)
-    row: dict[str, Any] = {"jpeg": jpeg, "width": width, "height": height}
+    row: dict[str, object] = {"jpeg": jpeg, "width": width, "height": height}
     face = None if box is None else face_crop_jpeg(image, box, max_px)
     if box is None or face is None:
         if box is not None:
@@ -148,13 +147,13 @@ def import_list(
     by_id, source, details_format = _details(verified, entries, public_key, details)
     people = scan_photos(photos) if photos is not None else {}
     report = ImportReport(manifest.list_id, manifest.version, details=source)
-    entry_rows: list[dict[str, Any]] = []
-    photo_rows: list[dict[str, Any]] = []
+    entry_rows: list[dict[str, object]] = []
+    photo_rows: list[dict[str, object]] = []
     no_face = _no_face(source, details_format)
     for entry in entries:
         about = by_id[entry.id]
         wanted = {t.photo for t in entry.templates}
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, dict[str, object]] = {}
         for path in people.get(entry.label, []):
             try:
                 data = path.read_bytes()

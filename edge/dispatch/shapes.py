@@ -6,12 +6,13 @@ what dispatch adds (arrival, review state, URLs) is named here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, create_model
+from pydantic.fields import FieldInfo
 
 from edge.alerts import model
-from edge.alerts.model import Alert
+from edge.alerts.model import Alert, JsonObject
 from edge.clock import parse_time
 from edge.dispatch.alert_rows import NOT_STORED, alert_parts
 from edge.dispatch.deps import Deps, utc_text
@@ -19,6 +20,7 @@ from edge.dispatch.store import TO_DEVICE
 
 ReviewState = Literal["new", "confirmed", "rejected", "escalated"]
 Decision = Literal["confirm", "reject", "escalate"]
+T = TypeVar("T")
 
 
 class EntryRef(model.EntryRef):
@@ -27,10 +29,10 @@ class EntryRef(model.EntryRef):
     list_id: str = Field(description="The watchlist the entry belongs to.")
 
 
-def _alert_fields() -> dict[str, Any]:
+def _alert_fields() -> dict[str, tuple[Any, FieldInfo]]:
     """The alert's own fields as the API shows them (the pictures are URLs of their own), each
     required: a stored alert always says it, if only as null."""
-    fields: dict[str, Any] = {}
+    fields: dict[str, tuple[Any, FieldInfo]] = {}
     for name, info in Alert.model_fields.items():
         if name in NOT_STORED:
             continue
@@ -39,9 +41,9 @@ def _alert_fields() -> dict[str, Any]:
     return fields
 
 
-def _after_event_time(alert_fields: dict[str, Any], arrival: dict[str, Any]) -> dict[str, Any]:
+def _after_event_time(alert_fields: Mapping[str, T], arrival: Mapping[str, T]) -> dict[str, T]:
     # The arrival fields follow event_time: the order the API has always listed them in.
-    out: dict[str, Any] = {}
+    out: dict[str, T] = {}
     for name, field in alert_fields.items():
         out[name] = field
         if name == "event_time":
@@ -49,27 +51,30 @@ def _after_event_time(alert_fields: dict[str, Any], arrival: dict[str, Any]) -> 
     return out
 
 
+# create_model takes each field as a keyword: a plain mapping of them, typed as it expects.
+_ALERT_OUT_FIELDS: dict[str, Any] = _after_event_time(
+    _alert_fields(),
+    {
+        "received_at": (str, ...),
+        "delay_s": (
+            float,
+            Field(
+                description="How long after its capture the alert arrived (seconds; long "
+                "when it waited in the device's outbox, negative when the device's clock is "
+                "ahead)."
+            ),
+        ),
+        "late": (
+            bool,
+            Field(description="It arrived at least `dispatch.late_after_s` after capture."),
+        ),
+    },
+)
+
 AlertOut = create_model(
     "AlertOut",
     seq=(int, Field(description="Arrival order at dispatch; `before=` pages with it.")),
-    **_after_event_time(
-        _alert_fields(),
-        {
-            "received_at": (str, ...),
-            "delay_s": (
-                float,
-                Field(
-                    description="How long after its capture the alert arrived (seconds; long "
-                    "when it waited in the device's outbox, negative when the device's clock is "
-                    "ahead)."
-                ),
-            ),
-            "late": (
-                bool,
-                Field(description="It arrived at least `dispatch.late_after_s` after capture."),
-            ),
-        },
-    ),
+    **_ALERT_OUT_FIELDS,
     has_crop=(bool, Field(description="It carries the probe face (`crop_url` of the alert).")),
     has_context=(bool, Field(description="It carries a scene frame (`context` of the alert).")),
     state=(ReviewState, Field(description="Review state: new, confirmed, rejected, escalated.")),
@@ -184,7 +189,7 @@ class ActionOut(BaseModel):
     detail: Any
 
 
-def alert_json(row: Mapping[str, Any], late_after_s: float) -> dict[str, Any]:
+def alert_json(row: Mapping[str, Any], late_after_s: float) -> JsonObject:
     """A stored alert as the API and the console show it (:data:`AlertOut`)."""
     delay_s = float(str(row["received_at"])) - parse_time(str(row["event_time"])).timestamp()
     parts = alert_parts(row)
@@ -207,7 +212,7 @@ def alert_json(row: Mapping[str, Any], late_after_s: float) -> dict[str, Any]:
     }
 
 
-def alert_detail_json(deps: Deps, row: Mapping[str, Any]) -> dict[str, Any]:
+def alert_detail_json(deps: Deps, row: Mapping[str, Any]) -> JsonObject:
     """One alert with its reviews, its pictures (URLs, sizes, boxes) and the entry's details."""
     alert_id, list_id, entry_id = row["alert_id"], row["watchlist_id"], row["entry_id"]
     entry = deps.store.entry(list_id, entry_id)
@@ -240,7 +245,7 @@ def alert_detail_json(deps: Deps, row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def review_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def review_json(row: Mapping[str, Any]) -> JsonObject:
     return {
         "id": int(row["id"]),
         "alert_id": row["alert_id"],
@@ -253,7 +258,7 @@ def review_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def device_json(row: Mapping[str, Any], online_within_s: float, now: float) -> dict[str, Any]:
+def device_json(row: Mapping[str, Any], online_within_s: float, now: float) -> JsonObject:
     beat = row.get("heartbeat_at")
     online = row.get("state") == "online" and beat is not None and now - beat <= online_within_s
     return {
@@ -274,7 +279,7 @@ def device_json(row: Mapping[str, Any], online_within_s: float, now: float) -> d
     }
 
 
-def watchlists_json(deps: Deps, now: float) -> list[dict[str, Any]]:
+def watchlists_json(deps: Deps, now: float) -> list[JsonObject]:
     lists: dict[str, dict[str, Any]] = {
         str(w["list_id"]): {
             "list_id": w["list_id"],

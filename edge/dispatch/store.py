@@ -235,7 +235,7 @@ class Store(ListRecords):
 
     def device_status(self, device_id: str, status: Mapping[str, Any], now: float) -> None:
         watchlist = status.get("watchlist") or {}
-        values: dict[str, Any] = {
+        values: dict[str, object] = {
             "state": str(status.get("state", "unknown"))[:16],
             "state_reason": None if status.get("reason") is None else str(status["reason"])[:200],
             "status_at": now,
@@ -266,7 +266,7 @@ class Store(ListRecords):
         head = heartbeat.get("audit_head")
         with self.tx(f"store the heartbeat of {device_id}") as conn:
             device = self._ensure_device(conn, device_id)
-            values: dict[str, Any] = {
+            values: dict[str, object] = {
                 "heartbeat_at": now,
                 "heartbeat": json.dumps(heartbeat, sort_keys=True),
                 "outbox_depth": depth if isinstance(depth, int) else None,

@@ -18,8 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -127,13 +126,13 @@ async def _event_stream(request: Request, deps: Deps) -> AsyncIterator[str]:
         yield "retry: 5000\n\n"
         return
     loop = asyncio.get_running_loop()
-    events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=2000)
+    events: asyncio.Queue[tuple[str, Mapping[str, object]]] = asyncio.Queue(maxsize=2000)
 
-    def put(item: tuple[str, dict[str, Any]]) -> None:
+    def put(item: tuple[str, Mapping[str, object]]) -> None:
         if not events.full():  # a stalled browser loses events, never blocks the feed
             events.put_nowait(item)
 
-    def listener(kind: str, data: dict[str, Any]) -> None:
+    def listener(kind: str, data: Mapping[str, object]) -> None:
         loop.call_soon_threadsafe(put, (kind, data))
 
     key = feed.subscribe(listener)
