@@ -53,9 +53,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge import audit as audit_kinds
 from edge.alerts.former_ids import FormerIds
 from edge.alerts.outbox import Outbox, OutboxItem
-from edge.alerts.presence import AuditHeads, DeviceStatus, status_payload
+from edge.alerts.presence import DeviceStatus, status_payload
 from edge.alerts.schema import Ack, Review, decode_ack, decode_review
-from edge.audit import AuditLog
+from edge.audit import AuditLog, HeartbeatHeads
 from edge.clock import utc_rfc3339
 from edge.config.alerts import AlertContentConfig
 from edge.config.device import DeviceConfig
@@ -180,7 +180,7 @@ class AlertPublisher:
         # Alerts sent by this process and still in the outbox: alert id -> SENT, AT_BROKER, ...
         self._delivery: dict[str, str] = {}
 
-        self._heads = AuditHeads(audit, continuing=publish_status)
+        self._heads = HeartbeatHeads(audit, continuing=publish_status)
 
         # Counters, read by other threads (ints: atomic enough for monitoring).
         self.sent = 0

@@ -12,7 +12,8 @@ from dispatch_helpers import PASSWORD, client_for, login, make_deps, sqlite_stor
 from fastapi.routing import APIRoute
 
 from edge.alerts.schema import encode_alert
-from edge.dispatch.store import audit_problem, received
+from edge.audit import audit_problem
+from edge.dispatch.store import received
 from edge.dispatch.web import Deps
 
 
