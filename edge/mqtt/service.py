@@ -105,6 +105,11 @@ class MqttService:
             self._thread = None
 
     @property
+    def started(self) -> bool:
+        """:meth:`start` was called (and :meth:`stop` not since)."""
+        return self._thread is not None
+
+    @property
     def connected(self) -> bool:
         return self._connection.connected.is_set()
 
