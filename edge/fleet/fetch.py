@@ -31,6 +31,17 @@ log = logging.getLogger("edge.fleet.sync")
 
 
 @dataclass
+class ListState:
+    """Where one followed list stands (reported on ``<device>/sync`` and the local API)."""
+
+    state: str = "not announced"
+    detail: str = ""
+    announcement: Announcement | None = None
+    refused: set[str] = field(default_factory=set)
+    retry_at: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class SyncCounters:
     chunks_received: int = 0
     chunks_refused: int = 0

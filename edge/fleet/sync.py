@@ -1,29 +1,27 @@
 """The device side of watchlist sync: follow lists, fetch chunks, verify, install, report.
 
-One thread drives the MQTT client (``Client.loop()``), so every paho callback runs on it. A
-transfer is fetched a window of chunks at a time: the device subscribes to the retained topic
-of each chunk it lacks and unsubscribes when the chunk arrived and matched its sha256. Verified
-chunks are written into a sparse ``<sha256>.part`` file under ``<state_dir>/<sync.subdir>/`` so a
-transfer interrupted by a lost link, a broker restart or a device restart resumes with the
-chunks it lacks (on start each chunk already in the file is checked against its sha256 again).
+:class:`WatchlistSync` is an :class:`edge.mqtt.service.MqttService`: one thread drives the MQTT
+client, so every paho callback runs on it. It takes the hub's (retained) announcements of the
+lists in ``sync.lists``, plans which transfer to fetch (:func:`edge.fleet.transfer.plan`), and
+hands the work to two parts:
 
-When every chunk is in, a second thread checks the archive's sha256, unpacks it (only the
-bundle's own files) and hands the folder to :meth:`WatchlistStore.install`, which runs every
-check of the watchlist (signature, hashes, model, validity, list, version, base, content) and
-swaps the list atomically, or refuses and keeps the old one. The device then reports the new
-version: through ``on_installed`` (``edge sync`` republishes the device status) and on its
-retained ``P/<device>/sync`` topic.
+- :mod:`edge.fleet.fetch`: a transfer is fetched a window of chunks at a time, over retained
+  chunk topics, into a sparse ``<sha256>.part`` file under ``<state_dir>/<sync.subdir>/``, so a
+  transfer interrupted by a lost link, a broker restart or a device restart resumes with the
+  chunks it lacks (on start each chunk already in the file is checked against its sha256 again).
+- :mod:`edge.fleet.installer`: when every chunk is in, a second thread checks, unpacks and
+  installs it (or refuses it and keeps the old list).
+
+The device then reports the new version: through ``on_installed`` (``edge sync`` republishes the
+device status) and on its retained ``P/<device>/sync`` topic.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +31,10 @@ from paho.mqtt.properties import Properties
 from edge import __version__
 from edge.clock import format_time, parse_time, utc_now
 from edge.config import Config
-from edge.errors import BundleError, EdgeError, SyncError, TimeFormatError, WatchlistError
-from edge.fleet.fetch import Fetch, Fetcher, SyncCounters
-from edge.fleet.protocol import Announcement, TransferInfo, parse_announcement, unpack_bundle
+from edge.errors import SyncError, TimeFormatError, WatchlistError
+from edge.fleet.fetch import Fetcher, ListState, SyncCounters
+from edge.fleet.installer import Installer
+from edge.fleet.protocol import Announcement, TransferInfo, parse_announcement
 from edge.fleet.transfer import Installed, plan
 from edge.mqtt.service import MqttService
 from edge.mqtt.topics import DeviceTopics, ListTopics, parse_chunk_topic
@@ -51,15 +50,6 @@ _LOOP_S = 0.02
 
 
 # --- the sync client ------------------------------------------------------------------------------
-
-
-@dataclass
-class ListState:
-    state: str = "not announced"
-    detail: str = ""
-    announcement: Announcement | None = None
-    refused: set[str] = field(default_factory=set)
-    retry_at: dict[str, float] = field(default_factory=dict)
 
 
 class WatchlistSync(MqttService):
@@ -108,9 +98,7 @@ class WatchlistSync(MqttService):
         self._states = {lid: ListState() for lid in self.lists}
         self._pending: dict[str, bytes] = {}
         self._last_manifest_at = 0.0
-        self._installing: Future[InstallResult] | None = None
-        self._install_fetch: Fetch | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-install")
+        self._installer = Installer(store, config.sync, self.counters)
         self._replan = True
         self._next_plan = 0.0
         self._report_dirty = True
@@ -125,7 +113,7 @@ class WatchlistSync(MqttService):
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self.stop_thread(timeout_s)
-        self._executor.shutdown(wait=True)
+        self._installer.shutdown()
         if self._fetcher.current is not None:
             self._fetcher.current.partial.close()
 
@@ -343,70 +331,13 @@ class WatchlistSync(MqttService):
         state.state = "installing"
         state.detail = f"{fetch.partial.info.kind} v{fetch.announcement.version}"
         self._report_dirty = True
-        self._install_fetch = fetch
-        self._installing = self._executor.submit(self._install, fetch)
-
-    def _install(self, fetch: Fetch) -> InstallResult:
-        """On the installer thread: archive digest, unpack, every watchlist check, swap."""
-        partial = fetch.partial
-        try:
-            archive = partial.finish()
-            shutil.rmtree(partial.unpacked, ignore_errors=True)
-            unpack_bundle(archive, partial.unpacked, partial.info)
-            return self.store.install(partial.unpacked, replace_list=fetch.replace_list)
-        finally:
-            partial.close()
+        self._installer.begin(fetch)
 
     def _install_finished(self) -> None:
-        future, fetch = self._installing, self._install_fetch
-        assert future is not None and fetch is not None
-        self._installing = self._install_fetch = None
-        state = self._states[fetch.list_id]
-        sha = fetch.partial.info.sha256
-        try:
-            result = future.result()
-        except BundleError as exc:
-            log.error("list %s v%d: %s", fetch.list_id, fetch.announcement.version, exc)
-            state.refused.add(sha)
-            state.state, state.detail = "refused", str(exc)
-            self.counters.refusals += 1
-            fetch.partial.discard()
-        except SyncError as exc:
-            log.error(
-                "list %s: %s; fetching it again in %.0fs",
-                fetch.list_id,
-                exc,
-                self.config.sync.retry_s,
-            )
-            state.state, state.detail = "failed", str(exc)
-            state.retry_at[sha] = time.monotonic() + self.config.sync.retry_s
-            self.counters.transfers_failed += 1
-            fetch.partial.discard()
-        except EdgeError as exc:
-            log.error("list %s: install failed: %s", fetch.list_id, exc)
-            state.state, state.detail = "failed", str(exc)
-            state.retry_at[sha] = time.monotonic() + self.config.sync.retry_s
-            self.counters.transfers_failed += 1
-        except Exception as exc:
-            log.exception("list %s: install failed", fetch.list_id)
-            state.state, state.detail = "failed", repr(exc)
-            state.retry_at[sha] = time.monotonic() + self.config.sync.retry_s
-            self.counters.transfers_failed += 1
-        else:
-            self.counters.installs += 1
-            fetch.partial.discard()
-            elapsed = time.monotonic() - fetch.started
-            state.state = "current"
-            state.detail = f"version {result.version} installed"
-            log.info(
-                "list %s v%d installed from a %s transfer (%d bytes, %.1fs); was %s",
-                result.list_id,
-                result.version,
-                result.kind,
-                fetch.partial.info.size,
-                elapsed,
-                f"v{result.previous_version}" if result.previous_version else "none",
-            )
+        fetch = self._installer.fetch
+        assert fetch is not None
+        result = self._installer.finish(self._states[fetch.list_id])
+        if result is not None:
             self._refresh_installed()
             if self.on_installed is not None:
                 try:
@@ -424,9 +355,9 @@ class WatchlistSync(MqttService):
             return
         if self._pending and now - self._last_manifest_at >= SETTLE_S:
             self._take_announcements()
-        if self._installing is not None and self._installing.done():
+        if self._installer.done():
             self._install_finished()
-        busy = self._installing is not None or self._fetcher.current is not None
+        busy = self._installer.busy or self._fetcher.current is not None
         if not busy and (self._replan or now >= self._next_plan) and not self._pending:
             self._replan = False
             self._next_plan = now + REPLAN_S
@@ -446,7 +377,7 @@ class WatchlistSync(MqttService):
                 "detail": state.detail,
                 "announced": state.announcement.version if state.announcement else None,
             }
-            fetch = self._fetcher.current or self._install_fetch
+            fetch = self._fetcher.current or self._installer.fetch
             if fetch is not None and fetch.list_id == lid:
                 entry["transfer"] = {
                     "sha256": fetch.partial.info.sha256,
