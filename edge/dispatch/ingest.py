@@ -1,7 +1,7 @@
 """The MQTT side of dispatch: every device's alerts, status and heartbeats in; acks and reviews out.
 
-Everything runs on one thread, driven by :class:`edge.mqtt.connection.Connection` (THE reconnect
-loop): paho's callbacks only collect, and ``_step`` commits.
+Everything runs on one thread, an :class:`edge.mqtt.service.MqttService` (THE reconnect loop):
+paho's callbacks only collect, and :meth:`Ingest.after_loop` commits.
 
     broker --alert--> on_message (validate) --> pending batch --commit--> database
                                                                   |--> PUBACK to the broker
@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import queue
 import socket
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -44,7 +43,7 @@ from edge.config import Config
 from edge.dispatch.received import Received, received
 from edge.dispatch.store import Store
 from edge.errors import EdgeError
-from edge.mqtt.connection import Connection
+from edge.mqtt.service import MqttService
 from edge.mqtt.topics import DeviceTopics, every_device, parse_device_topic, shared
 from edge.system.inputs import load_json
 
@@ -62,8 +61,10 @@ def default_client_id(config: Config) -> str:
     )
 
 
-class Ingest:
+class Ingest(MqttService):
     """One serve process's MQTT connection. ``on_stored(n)`` runs after each commit."""
+
+    what_stays = "devices send unacknowledged alerts again"
 
     def __init__(
         self,
@@ -73,35 +74,28 @@ class Ingest:
         password: str | None = None,
         on_stored: Callable[[int], None] | None = None,
     ) -> None:
+        super().__init__(
+            config.mqtt,
+            default_client_id(config),
+            persistent_session=config.mqtt.persistent_session,
+            thread_name="dispatch-mqtt",
+            password=password,
+            name="dispatch",
+            subscriptions="shared subscriptions need MQTT 5; the ACL must let dispatch read "
+            f"{config.mqtt.topic_prefix}/+/alert, status and heartbeat",
+        )
         self.config = config
         self.dispatch = config.dispatch
         self.prefix = config.mqtt.topic_prefix
         self.store = store
-        self.client_id = default_client_id(config)
         mode = self.dispatch.shared_subscription
         self.shared = mode == "on" or (mode == "auto" and store.shared)
         if self.shared and config.mqtt.protocol != "5":
             log.warning("shared subscriptions need MQTT 5 (mqtt.protocol): subscribing plainly")
             self.shared = False
         self.on_stored = on_stored
-        self._connection = Connection(
-            config.mqtt,
-            self.client_id,
-            persistent_session=config.mqtt.persistent_session,
-            password=password,
-            name="dispatch",
-            on_connected=self._on_connect,
-            on_lost=self._on_lost,
-            subscriptions="shared subscriptions need MQTT 5; the ACL must let dispatch read "
-            f"{config.mqtt.topic_prefix}/+/alert, status and heartbeat",
-        )
-        self.broker = self._connection.broker
-        self._client = self._connection.client
         # PUBACK an alert only once it is committed (paho acks on return otherwise).
-        self._client.manual_ack_set(True)
-        self._client.on_message = self._on_message
-        self._client.on_publish = self._on_publish
-        self._thread: threading.Thread | None = None
+        self.client.manual_ack_set(True)
         self._reviews: queue.Queue[dict[str, Any]] = queue.Queue()
         # Loop-thread state.
         self._pending: list[Received] = []
@@ -119,53 +113,27 @@ class Ingest:
 
     # --- any thread ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._connection.run, args=(self._step, self._shutdown), name="dispatch-mqtt"
-        )
-        self._thread.daemon = True
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._connection.stopping.set()
-        if self._thread is not None:
-            self._thread.join(self.config.mqtt.connect_timeout_s + 10.0)
-            self._thread = None
-
-    @property
-    def connected(self) -> bool:
-        return self._connection.connected.is_set()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def wait_connected(self, timeout_s: float) -> bool:
-        return self._connection.connected.wait(timeout_s)
-
     def send_review(self, review: dict[str, Any]) -> None:
         """Publish a stored review (confirm/reject) to its device, from the loop thread."""
         self._reviews.put(review)
 
     # --- the loop thread -------------------------------------------------------------------------
 
-    def _step(self) -> None:
+    def loop_timeout(self) -> float:
         busy = bool(self._pending) or not self._reviews.empty()
-        rc = self._client.loop(timeout=0.0 if busy else _IDLE_LOOP_S)
+        return 0.0 if busy else _IDLE_LOOP_S
+
+    def after_loop(self, ok: bool) -> None:
         now = time.monotonic()
         if self._pending and now >= self._retry_commit_at:
             full = len(self._pending) >= self.dispatch.batch_max
             waited = (now - self._first_pending) * 1000.0 >= self.dispatch.batch_wait_ms
-            if full or waited or rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            if full or waited or not ok:
                 self._commit()
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._connection.ended(rc, "devices send unacknowledged alerts again")
-            return
-        if not self.connected:
-            return
+
+    def tick(self) -> None:
         self._publish_reviews()
+        now = time.monotonic()
         if now - self._last_review_scan >= _RESEND_REVIEWS_S:
             self._last_review_scan = now
             for review in self.store.unsent_reviews(older_than_s=_RESEND_REVIEWS_S):
@@ -184,7 +152,7 @@ class Ingest:
         self._pending, self._pending_mids = [], []
         self.stored += len(batch)
         for mid in mids:
-            self._client.ack(mid, 1)
+            self.client.ack(mid, 1)
         by_device: dict[str, list[str]] = defaultdict(list)
         for item in batch:
             if item.alert_id not in by_device[item.device_id]:
@@ -195,7 +163,7 @@ class Ingest:
             for start in range(0, len(ids), MAX_ACK_IDS):
                 chunk = tuple(ids[start : start + MAX_ACK_IDS])
                 payload = Ack(chunk, by=self.client_id, time=stamp).encode()
-                self._client.publish(topic, payload, qos=1)
+                self.client.publish(topic, payload, qos=1)
                 self.acks_sent += 1
         if self.on_stored is not None:
             self.on_stored(len(batch))
@@ -214,29 +182,26 @@ class Ingest:
                 note=None if row.get("note") is None else str(row["note"])[:2000],
             )
             topic = DeviceTopics(self.prefix, str(row["device_id"])).review
-            info = self._client.publish(topic, review.encode(), qos=1)
+            info = self.client.publish(topic, review.encode(), qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 log.debug("review %s not sent now (%s): sent again later", row["id"], info.rc)
                 return
             self._review_mids[info.mid] = int(row["id"])
 
-    def _on_lost(self) -> None:
+    def on_lost(self) -> None:
         # Message ids of the lost connection mean nothing now: the alerts already received are
         # still committed (and acknowledged to their devices on the next connection).
         self._pending_mids = []
         self._review_mids.clear()
 
-    def _shutdown(self) -> None:
+    def shutdown(self) -> None:
         if self._pending:
             self._commit()
-        deadline = time.monotonic() + 2.0
-        while self._review_mids and time.monotonic() < deadline:
-            if self._client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                break
+        self.drain(lambda: bool(self._review_mids), 2.0)
 
     # --- paho callbacks (loop thread) ----------------------------------------------------------
 
-    def _on_connect(
+    def on_connected(
         self, client: paho.Client, session_present: bool, properties: Properties | None
     ) -> None:
         alerts = every_device(self.prefix, "alert")
@@ -258,14 +223,7 @@ class Ingest:
             alerts,
         )
 
-    def _on_publish(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
+    def on_publish(self, mid: int, reason: ReasonCode) -> None:
         review_id = self._review_mids.pop(mid, None)
         if review_id is None:
             return
@@ -278,7 +236,7 @@ class Ingest:
         except EdgeError as exc:
             log.error("%s (the review is sent again later)", exc)
 
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+    def on_message(self, message: paho.MQTTMessage) -> None:
         parsed = parse_device_topic(message.topic, self.prefix)
         if parsed is None:
             self._ack_now(message)
@@ -330,7 +288,7 @@ class Ingest:
 
     def _ack_now(self, message: paho.MQTTMessage) -> None:
         if message.qos > 0:
-            self._client.ack(message.mid, message.qos)
+            self.client.ack(message.mid, message.qos)
 
 
 def _utc(seconds: float) -> Any:

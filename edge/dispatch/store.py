@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from edge.audit import audit_problem
 from edge.dispatch import tables as t
 from edge.dispatch.alert_rows import alert_row
 from edge.dispatch.list_records import ListRecords
@@ -319,40 +320,6 @@ class Store(ListRecords):
         with self.tx("read actions") as conn:
             rows = conn.execute(query.order_by(t.actions.c.id.desc()).limit(limit)).mappings()
             return [dict(r) for r in rows]
-
-
-def audit_problem(
-    seq_before: int | None,
-    hash_before: str | None,
-    seq: int,
-    head_hash: str,
-    links: Sequence[Any],
-) -> str | None:
-    """What is wrong with a device's new audit head, given the last one dispatch saw, or None.
-
-    ``links`` are earlier heads as the device finds them in its log now (``{"seq", "hash"}``,
-    hash null if that record is gone): the chain dispatch saw must continue into the new head.
-    """
-    if seq_before is None or hash_before is None:
-        return None
-    if seq < seq_before:
-        return (
-            f"audit log went backwards: head seq {seq} after {seq_before} (records removed from "
-            "the end of the device's log?)"
-        )
-    if seq == seq_before:
-        if head_hash != hash_before:
-            return f"audit record seq {seq} changed its hash: the device's log was rewritten"
-        return None
-    for link in links:
-        if isinstance(link, dict) and link.get("seq") == seq_before:
-            if link.get("hash") != hash_before:
-                return (
-                    f"audit chain does not continue: record seq {seq_before} that dispatch saw "
-                    "is gone or changed in the device's log (cut and written past?)"
-                )
-            return None
-    return None
 
 
 def _text(value: Any, limit: int) -> str | None:

@@ -1,46 +1,42 @@
 """The device side of watchlist sync: follow lists, fetch chunks, verify, install, report.
 
-One thread drives the MQTT client (``Client.loop()``), so every paho callback runs on it. A
-transfer is fetched a window of chunks at a time: the device subscribes to the retained topic
-of each chunk it lacks and unsubscribes when the chunk arrived and matched its sha256. Verified
-chunks are written into a sparse ``<sha256>.part`` file under ``<state_dir>/<sync.subdir>/`` so a
-transfer interrupted by a lost link, a broker restart or a device restart resumes with the
-chunks it lacks (on start each chunk already in the file is checked against its sha256 again).
+:class:`WatchlistSync` is an :class:`edge.mqtt.service.MqttService`: one thread drives the MQTT
+client, so every paho callback runs on it. It takes the hub's (retained) announcements of the
+lists in ``sync.lists``, plans which transfer to fetch (:func:`edge.fleet.transfer.plan`), and
+hands the work to two parts:
 
-When every chunk is in, a second thread checks the archive's sha256, unpacks it (only the
-bundle's own files) and hands the folder to :meth:`WatchlistStore.install`, which runs every
-check of the watchlist (signature, hashes, model, validity, list, version, base, content) and
-swaps the list atomically, or refuses and keeps the old one. The device then reports the new
-version: through ``on_installed`` (``edge sync`` republishes the device status) and on its
-retained ``P/<device>/sync`` topic.
+- :mod:`edge.fleet.fetch`: a transfer is fetched a window of chunks at a time, over retained
+  chunk topics, into a sparse ``<sha256>.part`` file under ``<state_dir>/<sync.subdir>/``, so a
+  transfer interrupted by a lost link, a broker restart or a device restart resumes with the
+  chunks it lacks (on start each chunk already in the file is checked against its sha256 again).
+- :mod:`edge.fleet.installer`: when every chunk is in, a second thread checks, unpacks and
+  installs it (or refuses it and keeps the old list).
+
+The device then reports the new version: through ``on_installed`` (``edge sync`` republishes the
+device status) and on its retained ``P/<device>/sync`` topic.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 
 from edge import __version__
 from edge.clock import format_time, parse_time, utc_now
 from edge.config import Config
-from edge.errors import BundleError, EdgeError, SyncError, TimeFormatError, WatchlistError
-from edge.fleet.protocol import Announcement, TransferInfo, parse_announcement, unpack_bundle
-from edge.fleet.transfer import Installed, PartialTransfer, plan
-from edge.mqtt.connection import Connection
+from edge.errors import SyncError, TimeFormatError, WatchlistError
+from edge.fleet.fetch import Fetcher, ListState, SyncCounters
+from edge.fleet.installer import Installer
+from edge.fleet.protocol import Announcement, TransferInfo, parse_announcement
+from edge.fleet.transfer import Installed, plan
+from edge.mqtt.service import MqttService
 from edge.mqtt.topics import DeviceTopics, ListTopics, parse_chunk_topic
 from edge.system.inputs import load_json
 from edge.watchlist.install import InstallResult, WatchlistStore
@@ -56,48 +52,7 @@ _LOOP_S = 0.02
 # --- the sync client ------------------------------------------------------------------------------
 
 
-@dataclass
-class ListState:
-    state: str = "not announced"
-    detail: str = ""
-    announcement: Announcement | None = None
-    refused: set[str] = field(default_factory=set)
-    retry_at: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class Fetch:
-    list_id: str
-    announcement: Announcement
-    partial: PartialTransfer
-    replace_list: bool
-    requested: dict[int, float] = field(default_factory=dict)  # chunk -> when requested
-    todo: deque[int] = field(default_factory=deque)  # chunks to request, in order
-    misses: dict[int, int] = field(default_factory=dict)  # chunk -> timeouts and bad copies
-    started: float = field(default_factory=time.monotonic)
-    resumed_with: int = 0
-
-    def forget_requests(self) -> None:
-        """The subscriptions are gone (new session): ask for those chunks again first."""
-        self.todo.extendleft(sorted(self.requested, reverse=True))
-        self.requested.clear()
-
-
-@dataclass
-class SyncCounters:
-    chunks_received: int = 0
-    chunks_refused: int = 0
-    chunks_duplicate: int = 0
-    bytes_received: int = 0
-    chunk_timeouts: int = 0
-    transfers_completed: int = 0
-    transfers_failed: int = 0
-    installs: int = 0
-    refusals: int = 0
-    connections: int = 0
-
-
-class WatchlistSync:
+class WatchlistSync(MqttService):
     """Keeps one MQTT connection (client id ``<mqtt client id>-sync``, clean session) and the
     device's watchlist in step with the hub's announcements for ``config.sync.lists``."""
 
@@ -110,14 +65,20 @@ class WatchlistSync:
         password: str | None = None,
         on_installed: Callable[[InstallResult], None] | None = None,
     ) -> None:
+        super().__init__(
+            config.mqtt,
+            (config.mqtt.client_id or f"edge-{config.device.id}") + "-sync",
+            persistent_session=False,
+            thread_name="watchlist-sync",
+            password=password,
+            name="watchlist sync",
+        )
         self.config = config
         self.store = store
         self.lists = list(config.sync.lists)
         self.prefix = config.mqtt.topic_prefix
         self.device_id = config.device.id
-        self.work_dir = config.paths(state_dir).sync
         self.on_installed = on_installed
-        self.client_id = (config.mqtt.client_id or f"edge-{config.device.id}") + "-sync"
         self.topics = {lid: ListTopics(self.prefix, lid) for lid in self.lists}
         device_topics = DeviceTopics(self.prefix, self.device_id)
         self.report_topic = device_topics.sync
@@ -126,26 +87,18 @@ class WatchlistSync:
         self.heartbeat: dict[str, Any] | None = None
         self.counters = SyncCounters()
         self.started_at = time.monotonic()
-        self._connection = Connection(
-            config.mqtt,
-            self.client_id,
-            persistent_session=False,
-            password=password,
-            name="watchlist sync",
-            on_connected=self._on_connect,
-            on_lost=self._forget_connection,
+        self._fetcher = Fetcher(
+            self.client,
+            self.prefix,
+            config.sync,
+            self.counters,
+            config.paths(state_dir).sync,
+            lambda: self.connected,
         )
-        self.broker = self._connection.broker
-        self._client = self._connection.client
-        self._client.on_message = self._on_message
         self._states = {lid: ListState() for lid in self.lists}
         self._pending: dict[str, bytes] = {}
         self._last_manifest_at = 0.0
-        self._fetch: Fetch | None = None
-        self._installing: Future[InstallResult] | None = None
-        self._install_fetch: Fetch | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-install")
-        self._thread: threading.Thread | None = None
+        self._installer = Installer(store, config.sync, self.counters)
         self._replan = True
         self._next_plan = 0.0
         self._report_dirty = True
@@ -158,44 +111,11 @@ class WatchlistSync:
 
     # --- public ----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(
-            target=self._connection.run, args=(self._step,), name="watchlist-sync", daemon=True
-        )
-        self._thread.start()
-
     def stop(self, timeout_s: float = 10.0) -> None:
-        self._connection.stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout_s)
-            self._thread = None
-        self._executor.shutdown(wait=True)
-        if self._fetch is not None:
-            self._fetch.partial.close()
-
-    def __enter__(self) -> WatchlistSync:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def connected(self) -> bool:
-        return self._connection.connected.is_set()
-
-    @property
-    def last_error(self) -> str | None:
-        return self._connection.last_error
-
-    def wait_connected(self, timeout_s: float) -> bool:
-        return self._connection.connected.wait(timeout_s)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        self.stop_thread(timeout_s)
+        self._installer.shutdown()
+        if self._fetcher.current is not None:
+            self._fetcher.current.partial.close()
 
     @property
     def installed(self) -> Installed | None:
@@ -203,23 +123,19 @@ class WatchlistSync:
 
     # --- the loop --------------------------------------------------------------------------
 
-    def _step(self) -> None:
-        rc = self._client.loop(timeout=_LOOP_S)
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._connection.ended(rc)
-            return
-        self._tick()
+    def loop_timeout(self) -> float:
+        return _LOOP_S
 
-    def _forget_connection(self) -> None:
-        if self._fetch is not None:
-            self._fetch.forget_requests()  # subscriptions died with the (clean) session
+    def on_lost(self) -> None:
+        if self._fetcher.current is not None:
+            self._fetcher.current.forget_requests()  # subscriptions died with the (clean) session
 
-    def _on_connect(
+    def on_connected(
         self, client: paho.Client, session_present: bool, properties: Properties | None
     ) -> None:
         self.counters.connections += 1
-        if self._fetch is not None:
-            self._fetch.forget_requests()
+        if self._fetcher.current is not None:
+            self._fetcher.current.forget_requests()
         client.subscribe(
             [(t.manifest, 1) for t in self.topics.values()] + [(self.heartbeat_topic, 0)]
         )
@@ -233,7 +149,7 @@ class WatchlistSync:
             ", ".join(self.lists) or "no lists",
         )
 
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+    def on_message(self, message: paho.MQTTMessage) -> None:
         topic = message.topic
         if topic == self.heartbeat_topic:
             self._on_heartbeat(bytes(message.payload))
@@ -280,7 +196,8 @@ class WatchlistSync:
                 log.info("list %s withdrawn by the hub (an empty announcement); keeping ours", lid)
                 state.announcement = None
                 state.state, state.detail = "withdrawn", "the hub withdrew the announcement"
-                if self._fetch is not None and self._fetch.list_id == lid:
+                current = self._fetcher.current
+                if current is not None and current.list_id == lid:
                     self._cancel_fetch("the list was withdrawn")
                 continue
             try:
@@ -298,7 +215,7 @@ class WatchlistSync:
                     ", ".join(f"{t.kind} {t.size} bytes" for t in ann.transfers),
                 )
             state.announcement = ann
-            fetch = self._fetch
+            fetch = self._fetcher.current
             if (
                 fetch is not None
                 and fetch.list_id == lid
@@ -352,51 +269,16 @@ class WatchlistSync:
     def _start_fetch(
         self, lid: str, ann: Announcement, transfer: TransferInfo, replace_list: bool
     ) -> None:
-        directory = self.work_dir / lid
-        partial = PartialTransfer(directory, transfer)
-        # Anything else of this list is an older, abandoned transfer.
-        if directory.is_dir():
-            for leftover in directory.iterdir():
-                if not leftover.name.startswith(transfer.sha256):
-                    if leftover.is_dir():
-                        shutil.rmtree(leftover, ignore_errors=True)
-                    else:
-                        leftover.unlink(missing_ok=True)
-        shutil.rmtree(partial.unpacked, ignore_errors=True)
-        have = partial.open()
-        fetch = Fetch(lid, ann, partial, replace_list, resumed_with=have)
-        fetch.todo.extend(partial.missing())
-        self._fetch = fetch
+        fetch = self._fetcher.start(lid, ann, transfer, replace_list)
         state = self._states[lid]
         state.state = "fetching"
         state.detail = f"{transfer.kind} v{ann.version}"
         self._report_dirty = True
-        total = len(transfer.chunks)
-        if have:
-            log.info(
-                "list %s v%d: resuming the %s transfer %s (%d of %d chunks already here)",
-                lid,
-                ann.version,
-                transfer.kind,
-                transfer.sha256[:12],
-                have,
-                total,
-            )
-        else:
-            log.info(
-                "list %s v%d: fetching the %s transfer %s (%d bytes in %d chunks)",
-                lid,
-                ann.version,
-                transfer.kind,
-                transfer.sha256[:12],
-                transfer.size,
-                total,
-            )
-        if partial.complete:
+        if fetch.partial.complete:
             self._begin_install()
 
     def _cancel_fetch(self, why: str) -> None:
-        fetch = self._fetch
+        fetch = self._fetcher.current
         if fetch is None:
             return
         log.info(
@@ -405,22 +287,12 @@ class WatchlistSync:
             fetch.partial.info.sha256[:12],
             why,
         )
-        self._unsubscribe_all(fetch)
+        self._fetcher.take()
         fetch.partial.discard()
-        self._fetch = None
         self._replan = True
 
-    def _unsubscribe_all(self, fetch: Fetch) -> None:
-        if fetch.requested and self.connected:
-            topics = ListTopics(self.prefix, fetch.list_id)
-            self._client.unsubscribe(
-                [topics.chunk(fetch.partial.info.sha256, n) for n in fetch.requested]
-            )
-        fetch.requested.clear()
-
     def _fail_fetch(self, why: str) -> None:
-        fetch = self._fetch
-        assert fetch is not None
+        fetch = self._fetcher.take()
         state = self._states[fetch.list_id]
         retry = self.config.sync.retry_s
         log.error(
@@ -435,171 +307,37 @@ class WatchlistSync:
         state.state, state.detail = "failed", why
         state.retry_at[fetch.partial.info.sha256] = time.monotonic() + retry
         self.counters.transfers_failed += 1
-        self._unsubscribe_all(fetch)
         fetch.partial.close()
-        self._fetch = None
         self._report_dirty = True
         self._replan = True
 
-    # --- chunks --------------------------------------------------------------------------------
-
     def _on_chunk(self, lid: str, transfer: str, n: int, data: bytes) -> None:
-        fetch = self._fetch
-        if fetch is None or fetch.list_id != lid or fetch.partial.info.sha256 != transfer:
-            return  # a late copy for an abandoned transfer
-        info = fetch.partial.info
-        if not data or n >= len(info.chunks):
-            return  # cleared by the hub, or nonsense: the timeout asks again
-        if n in fetch.partial.have:
-            self.counters.chunks_duplicate += 1
+        result = self._fetcher.on_chunk(lid, transfer, n, data)
+        if result.failed is not None:
+            self._fail_fetch(result.failed)
             return
-        topic = ListTopics(self.prefix, lid).chunk(transfer, n)
-        if n in fetch.requested:
-            del fetch.requested[n]
-            self._client.unsubscribe(topic)
-        if not fetch.partial.put(n, data):
-            self.counters.chunks_refused += 1
-            fetch.todo.appendleft(n)
-            misses = fetch.misses[n] = fetch.misses.get(n, 0) + 1
-            log.warning(
-                "list %s: chunk %d of transfer %s refused: %d bytes with sha256 %s..., the "
-                "announcement says %s... (attempt %d of %d)",
-                lid,
-                n,
-                transfer[:12],
-                len(data),
-                hashlib.sha256(data).hexdigest()[:12],
-                info.chunks[n][:12],
-                misses,
-                self.config.sync.chunk_retries,
-            )
-            if misses >= self.config.sync.chunk_retries:
-                self._fail_fetch(f"chunk {n} failed its sha256 check {misses} times")
-            return
-        self.counters.chunks_received += 1
-        self.counters.bytes_received += len(data)
-        fetch.misses.pop(n, None)
-        self._report_dirty = True
-        if fetch.partial.complete:
-            self._begin_install()
-
-    def _request_chunks(self, fetch: Fetch, now: float) -> None:
-        sync = self.config.sync
-        topics = ListTopics(self.prefix, fetch.list_id)
-        sha = fetch.partial.info.sha256
-        for n, asked in list(fetch.requested.items()):
-            if now - asked < sync.chunk_timeout_s:
-                continue
-            del fetch.requested[n]
-            self._client.unsubscribe(topics.chunk(sha, n))
-            self.counters.chunk_timeouts += 1
-            fetch.todo.append(n)
-            misses = fetch.misses[n] = fetch.misses.get(n, 0) + 1
-            log.warning(
-                "list %s: chunk %d of transfer %s did not arrive within %.0fs (attempt %d of %d)",
-                fetch.list_id,
-                n,
-                sha[:12],
-                sync.chunk_timeout_s,
-                misses,
-                sync.chunk_retries,
-            )
-            if misses >= sync.chunk_retries:
-                self._fail_fetch(f"chunk {n} did not arrive ({misses} requests)")
-                return
-        room = sync.window - len(fetch.requested)
-        if room <= 0:
-            return
-        wanted: list[int] = []
-        while fetch.todo and len(wanted) < room:
-            n = fetch.todo.popleft()
-            if n not in fetch.partial.have and n not in fetch.requested and n not in wanted:
-                wanted.append(n)
-        if not wanted:
-            return
-        result, _ = self._client.subscribe([(topics.chunk(sha, n), 1) for n in wanted])
-        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            fetch.todo.extendleft(reversed(wanted))
-            return  # not connected after all: loop() notices
-        for n in wanted:
-            fetch.requested[n] = now
+        if result.stored:
+            self._report_dirty = True
+            fetch = self._fetcher.current
+            if fetch is not None and fetch.partial.complete:
+                self._begin_install()
 
     # --- install ---------------------------------------------------------------------------------
 
     def _begin_install(self) -> None:
-        fetch = self._fetch
-        assert fetch is not None
-        self._unsubscribe_all(fetch)
-        self._fetch = None
+        fetch = self._fetcher.take()
         self.counters.transfers_completed += 1
         state = self._states[fetch.list_id]
         state.state = "installing"
         state.detail = f"{fetch.partial.info.kind} v{fetch.announcement.version}"
         self._report_dirty = True
-        self._install_fetch = fetch
-        self._installing = self._executor.submit(self._install, fetch)
-
-    def _install(self, fetch: Fetch) -> InstallResult:
-        """On the installer thread: archive digest, unpack, every watchlist check, swap."""
-        partial = fetch.partial
-        try:
-            archive = partial.finish()
-            shutil.rmtree(partial.unpacked, ignore_errors=True)
-            unpack_bundle(archive, partial.unpacked, partial.info)
-            return self.store.install(partial.unpacked, replace_list=fetch.replace_list)
-        finally:
-            partial.close()
+        self._installer.begin(fetch)
 
     def _install_finished(self) -> None:
-        future, fetch = self._installing, self._install_fetch
-        assert future is not None and fetch is not None
-        self._installing = self._install_fetch = None
-        state = self._states[fetch.list_id]
-        sha = fetch.partial.info.sha256
-        try:
-            result = future.result()
-        except BundleError as exc:
-            log.error("list %s v%d: %s", fetch.list_id, fetch.announcement.version, exc)
-            state.refused.add(sha)
-            state.state, state.detail = "refused", str(exc)
-            self.counters.refusals += 1
-            fetch.partial.discard()
-        except SyncError as exc:
-            log.error(
-                "list %s: %s; fetching it again in %.0fs",
-                fetch.list_id,
-                exc,
-                self.config.sync.retry_s,
-            )
-            state.state, state.detail = "failed", str(exc)
-            state.retry_at[sha] = time.monotonic() + self.config.sync.retry_s
-            self.counters.transfers_failed += 1
-            fetch.partial.discard()
-        except EdgeError as exc:
-            log.error("list %s: install failed: %s", fetch.list_id, exc)
-            state.state, state.detail = "failed", str(exc)
-            state.retry_at[sha] = time.monotonic() + self.config.sync.retry_s
-            self.counters.transfers_failed += 1
-        except Exception as exc:
-            log.exception("list %s: install failed", fetch.list_id)
-            state.state, state.detail = "failed", repr(exc)
-            state.retry_at[sha] = time.monotonic() + self.config.sync.retry_s
-            self.counters.transfers_failed += 1
-        else:
-            self.counters.installs += 1
-            fetch.partial.discard()
-            elapsed = time.monotonic() - fetch.started
-            state.state = "current"
-            state.detail = f"version {result.version} installed"
-            log.info(
-                "list %s v%d installed from a %s transfer (%d bytes, %.1fs); was %s",
-                result.list_id,
-                result.version,
-                result.kind,
-                fetch.partial.info.size,
-                elapsed,
-                f"v{result.previous_version}" if result.previous_version else "none",
-            )
+        fetch = self._installer.fetch
+        assert fetch is not None
+        result = self._installer.finish(self._states[fetch.list_id])
+        if result is not None:
             self._refresh_installed()
             if self.on_installed is not None:
                 try:
@@ -611,21 +349,23 @@ class WatchlistSync:
 
     # --- the periodic part ---------------------------------------------------------------------
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
         now = time.monotonic()
         if not self.connected:
             return
         if self._pending and now - self._last_manifest_at >= SETTLE_S:
             self._take_announcements()
-        if self._installing is not None and self._installing.done():
+        if self._installer.done():
             self._install_finished()
-        busy = self._installing is not None or self._fetch is not None
+        busy = self._installer.busy or self._fetcher.current is not None
         if not busy and (self._replan or now >= self._next_plan) and not self._pending:
             self._replan = False
             self._next_plan = now + REPLAN_S
             self._plan_next()
-        if self._fetch is not None:
-            self._request_chunks(self._fetch, now)
+        if self._fetcher.current is not None:
+            failed = self._fetcher.request(self._fetcher.current, now)
+            if failed is not None:
+                self._fail_fetch(failed)
         if self._report_dirty and now - self._last_report >= REPORT_MIN_S:
             self._publish_report(now)
 
@@ -637,7 +377,7 @@ class WatchlistSync:
                 "detail": state.detail,
                 "announced": state.announcement.version if state.announcement else None,
             }
-            fetch = self._fetch or self._install_fetch
+            fetch = self._fetcher.current or self._installer.fetch
             if fetch is not None and fetch.list_id == lid:
                 entry["transfer"] = {
                     "sha256": fetch.partial.info.sha256,
@@ -668,7 +408,7 @@ class WatchlistSync:
         self._last_report_body = body
         document = dict(self.report, time=format_time(utc_now()))
         payload = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
-        self._client.publish(self.report_topic, payload, qos=1, retain=True)
+        self.client.publish(self.report_topic, payload, qos=1, retain=True)
 
     def snapshot(self) -> dict[str, Any]:
         """The last report (for the local API), with the connection state."""

@@ -1,7 +1,8 @@
 """The MQTT connection: client set-up (protocol, TLS, credentials) and THE reconnect loop.
 
-Every long-lived MQTT user (the alert publisher, watchlist sync) owns one :class:`Connection`
-and runs :meth:`Connection.run` on its own thread with a ``step`` function. ``step`` drives
+Every long-lived MQTT user (the alert publisher, dispatch's ingest, watchlist sync) is an
+:class:`edge.mqtt.service.MqttService`, which owns one :class:`Connection` and runs
+:meth:`Connection.run` on its own thread with a ``step`` function. ``step`` drives
 ``Client.loop()`` itself, so every paho callback runs on that same thread and the owner's state
 needs no lock. A connection that cannot be opened, is refused or is lost is retried after a
 delay that doubles from ``mqtt.reconnect_min_s`` up to ``mqtt.reconnect_max_s``, with jitter so

@@ -11,9 +11,9 @@ import pytest
 from dispatch_helpers import PASSWORD, client_for, login, make_deps, sqlite_store, store_alerts
 from fastapi.routing import APIRoute
 
+from edge.audit import audit_problem
 from edge.dispatch.deps import Deps
 from edge.dispatch.received import received
-from edge.dispatch.store import audit_problem
 
 
 @pytest.fixture
