@@ -66,7 +66,7 @@ from edge.config import Config
 from edge.demo import DEMO_CLIP
 from edge.errors import EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.capture import read_image
+from edge.pipeline.images import read_image
 from edge.pipeline.tiles import plan_tiles
 from edge.types import Image
 

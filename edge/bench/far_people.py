@@ -28,8 +28,8 @@ from edge.clock import utc_now
 from edge.config import Config
 from edge.errors import EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.capture import decode_image
 from edge.pipeline.embed import EMBEDDING_DIM
+from edge.pipeline.images import decode_image
 from edge.watchlist.enroll import enroll
 from edge.watchlist.matcher import Watchlist
 from edge.watchlist.policy import ThresholdPolicy

@@ -24,8 +24,8 @@ from edge.bench.scenes import Region, SourceFace, area, inside, overlap
 from edge.config import Config
 from edge.config.recognition import DetectorConfig
 from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.capture import read_image
 from edge.pipeline.detect import FaceDetector
+from edge.pipeline.images import read_image
 from edge.pipeline.pick import nearest_to_centre
 from edge.types import Box, Image, iou
 
