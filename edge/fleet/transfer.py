@@ -20,7 +20,7 @@ from edge.errors import BundleError, SyncError
 from edge.fleet.protocol import Announcement, TransferInfo
 from edge.models import ModelPin
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import Manifest, parse_manifest
+from edge.watchlist.manifest import Manifest, parse_manifest
 from edge.watchlist.policy import is_expired
 
 # --- checks before fetching -----------------------------------------------------------------------
