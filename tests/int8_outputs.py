@@ -20,9 +20,9 @@ import numpy as np
 from edge.backends import open_session
 from edge.config import Config
 from edge.config.recognition import DetectorConfig
-from edge.pipeline.capture import read_image
 from edge.pipeline.detect import FaceDetector
 from edge.pipeline.embed import Embedder
+from edge.pipeline.images import read_image
 from edge.samples import OTHER_PERSON, SAME_PERSON
 
 try:  # numpy reads the same CPUID bits by which ONNX Runtime picks its integer kernels

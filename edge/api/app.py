@@ -149,95 +149,113 @@ class SnapshotCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.provider.metrics()
-        device = m.device_id
-        info = InfoMetricFamily("edge", "Software and model of this device.", labels=["device"])
-        info.add_metric([device], {"software": __version__, "model": m.model or ""})
-        yield info
-        yield GaugeMetricFamily("edge_uptime_seconds", "Seconds since start.", value=m.uptime_s)
-        yield GaugeMetricFamily("edge_ready", "1 when /health says ready.", value=float(m.ready))
-        if m.fps is not None:
-            yield GaugeMetricFamily("edge_fps", "Frames processed per second.", value=m.fps)
-        if m.frames_processed is not None:
-            yield CounterMetricFamily(
-                "edge_frames_processed", "Frames through inference.", value=m.frames_processed
-            )
-        if m.frames_dropped:
-            yield _by_label(
-                CounterMetricFamily,
-                "edge_frames_dropped",
-                "Frames not processed, by reason.",
-                "reason",
-                m.frames_dropped,
-            )
-        if m.latency:
-            mean = GaugeMetricFamily(
-                "edge_stage_latency_mean_seconds", "Mean latency per stage.", labels=["stage"]
-            )
-            p90 = GaugeMetricFamily(
-                "edge_stage_latency_seconds",
-                "Latency quantile per stage (recent samples).",
-                labels=["stage", "quantile"],
-            )
-            samples = CounterMetricFamily(
-                "edge_stage_samples", "Samples timed per stage.", labels=["stage"]
-            )
-            for stage, lat in sorted(m.latency.items()):
-                samples.add_metric([stage], lat.count)
-                if lat.mean_s is not None:
-                    mean.add_metric([stage], lat.mean_s)
-                if lat.p90_s is not None:
-                    p90.add_metric([stage, "0.9"], lat.p90_s)
-            yield mean
-            yield p90
-            yield samples
-        if m.alerts_raised is not None:
-            yield CounterMetricFamily("edge_alerts", "Alerts raised.", value=m.alerts_raised)
-        if m.alerts_failed is not None:
-            yield CounterMetricFamily(
-                "edge_alerts_failed", "Alerts that could not be stored.", value=m.alerts_failed
-            )
-        for name, value, doc in (
-            ("edge_outbox_depth", m.outbox_depth, "Alerts waiting for the broker's ack."),
-            ("edge_outbox_bytes", m.outbox_bytes, "Payload bytes waiting in the outbox."),
-            (
-                "edge_outbox_oldest_age_seconds",
-                m.outbox_oldest_age_s,
-                "Age of the oldest waiting alert.",
-            ),
-            ("edge_watchlist_entries", m.watchlist_entries, "Entries of the installed list."),
-            ("edge_watchlist_templates", m.watchlist_templates, "Templates of the list."),
-            (
-                "edge_watchlist_valid_until_timestamp_seconds",
-                m.watchlist_valid_until_s,
-                "When the installed list expires (unix time).",
-            ),
-        ):
-            if value is not None and math.isfinite(float(value)):
-                yield GaugeMetricFamily(name, doc, value=float(value))
-        if m.queues:
-            yield _by_label(
-                GaugeMetricFamily, "edge_queue_depth", "Items waiting.", "queue", m.queues
-            )
-        if m.mqtt_connected:
-            yield _by_label(
-                GaugeMetricFamily,
-                "edge_mqtt_connected",
-                "1 while the client is connected.",
-                "client",
-                {client: float(up) for client, up in m.mqtt_connected.items()},
-            )
-        if m.watchlist_id is not None and m.watchlist_version is not None:
-            yield _by_label(
-                GaugeMetricFamily,
-                "edge_watchlist_version",
-                "Version of the installed list.",
-                "list_id",
-                {m.watchlist_id: m.watchlist_version},
-            )
-        for name, count in sorted(m.sync_counters.items()):
-            yield CounterMetricFamily(
-                f"edge_sync_{_metric_name(name)}", f"Watchlist sync: {name}.", value=count
-            )
+        yield from _process_metrics(m)
+        yield from _latency_metrics(m)
+        yield from _alert_and_gauge_metrics(m)
+        yield from _labelled_metrics(m)
+
+
+def _process_metrics(m: MetricsSnapshot) -> Iterator[Metric]:
+    """Who the device is, how long it has run, whether it is ready, and frames through it."""
+    info = InfoMetricFamily("edge", "Software and model of this device.", labels=["device"])
+    info.add_metric([m.device_id], {"software": __version__, "model": m.model or ""})
+    yield info
+    yield GaugeMetricFamily("edge_uptime_seconds", "Seconds since start.", value=m.uptime_s)
+    yield GaugeMetricFamily("edge_ready", "1 when /health says ready.", value=float(m.ready))
+    if m.fps is not None:
+        yield GaugeMetricFamily("edge_fps", "Frames processed per second.", value=m.fps)
+    if m.frames_processed is not None:
+        yield CounterMetricFamily(
+            "edge_frames_processed", "Frames through inference.", value=m.frames_processed
+        )
+    if m.frames_dropped:
+        yield _by_label(
+            CounterMetricFamily,
+            "edge_frames_dropped",
+            "Frames not processed, by reason.",
+            "reason",
+            m.frames_dropped,
+        )
+
+
+def _latency_metrics(m: MetricsSnapshot) -> Iterator[Metric]:
+    """Per stage: mean and 90th-percentile latency, and how many samples were timed."""
+    if not m.latency:
+        return
+    mean = GaugeMetricFamily(
+        "edge_stage_latency_mean_seconds", "Mean latency per stage.", labels=["stage"]
+    )
+    p90 = GaugeMetricFamily(
+        "edge_stage_latency_seconds",
+        "Latency quantile per stage (recent samples).",
+        labels=["stage", "quantile"],
+    )
+    samples = CounterMetricFamily(
+        "edge_stage_samples", "Samples timed per stage.", labels=["stage"]
+    )
+    for stage, lat in sorted(m.latency.items()):
+        samples.add_metric([stage], lat.count)
+        if lat.mean_s is not None:
+            mean.add_metric([stage], lat.mean_s)
+        if lat.p90_s is not None:
+            p90.add_metric([stage, "0.9"], lat.p90_s)
+    yield mean
+    yield p90
+    yield samples
+
+
+def _alert_and_gauge_metrics(m: MetricsSnapshot) -> Iterator[Metric]:
+    """Alerts raised and failed, then the outbox and watchlist gauges that are known."""
+    if m.alerts_raised is not None:
+        yield CounterMetricFamily("edge_alerts", "Alerts raised.", value=m.alerts_raised)
+    if m.alerts_failed is not None:
+        yield CounterMetricFamily(
+            "edge_alerts_failed", "Alerts that could not be stored.", value=m.alerts_failed
+        )
+    for name, value, doc in (
+        ("edge_outbox_depth", m.outbox_depth, "Alerts waiting for the broker's ack."),
+        ("edge_outbox_bytes", m.outbox_bytes, "Payload bytes waiting in the outbox."),
+        (
+            "edge_outbox_oldest_age_seconds",
+            m.outbox_oldest_age_s,
+            "Age of the oldest waiting alert.",
+        ),
+        ("edge_watchlist_entries", m.watchlist_entries, "Entries of the installed list."),
+        ("edge_watchlist_templates", m.watchlist_templates, "Templates of the list."),
+        (
+            "edge_watchlist_valid_until_timestamp_seconds",
+            m.watchlist_valid_until_s,
+            "When the installed list expires (unix time).",
+        ),
+    ):
+        if value is not None and math.isfinite(float(value)):
+            yield GaugeMetricFamily(name, doc, value=float(value))
+
+
+def _labelled_metrics(m: MetricsSnapshot) -> Iterator[Metric]:
+    """Queue depths, MQTT clients, the installed list's version and the sync counters."""
+    if m.queues:
+        yield _by_label(GaugeMetricFamily, "edge_queue_depth", "Items waiting.", "queue", m.queues)
+    if m.mqtt_connected:
+        yield _by_label(
+            GaugeMetricFamily,
+            "edge_mqtt_connected",
+            "1 while the client is connected.",
+            "client",
+            {client: float(up) for client, up in m.mqtt_connected.items()},
+        )
+    if m.watchlist_id is not None and m.watchlist_version is not None:
+        yield _by_label(
+            GaugeMetricFamily,
+            "edge_watchlist_version",
+            "Version of the installed list.",
+            "list_id",
+            {m.watchlist_id: m.watchlist_version},
+        )
+    for name, count in sorted(m.sync_counters.items()):
+        yield CounterMetricFamily(
+            f"edge_sync_{_metric_name(name)}", f"Watchlist sync: {name}.", value=count
+        )
 
 
 def render_metrics(provider: RuntimeProvider) -> bytes:

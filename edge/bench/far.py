@@ -39,48 +39,43 @@ Per width:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.bench import scenes, walk
-from edge.bench.identify import list_images
-from edge.clock import utc_now
+from edge.bench.backgrounds import Background, BackgroundMaker, read_clip
+from edge.bench.far_measure import Records, full_size, measure_scene, summarise
+from edge.bench.far_people import (
+    MAX_TEMPLATES,
+    Gallery,
+    Progress,
+    build_gallery,
+    choose_probes,
+    roles,
+)
+from edge.bench.groundtruth import Photos, Scanner
 from edge.config import Config
 from edge.demo import DEMO_CLIP
 from edge.errors import EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.capture import decode_image, read_image
-from edge.pipeline.embed import EMBEDDING_DIM
-from edge.pipeline.pick import nearest_to_centre
-from edge.pipeline.quality import assess
+from edge.pipeline.images import read_image
 from edge.pipeline.tiles import plan_tiles
-from edge.types import AlignedFace, Box, Image
-from edge.watchlist.enroll import enroll
-from edge.watchlist.matcher import Watchlist
-from edge.watchlist.policy import ThresholdPolicy
-from edge.watchlist.writer import EntrySpec, ListMeta, assemble, write_full
+from edge.types import Image
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WIDTHS = (24, 32, 48, 64, 96, 128)
-BACKGROUND_BUCKET = 15  # % of the single-photo identities kept for background walls
-MAX_TEMPLATES = 5  # enrolled photos per person at most
 BACKGROUND_DRAWS = 8  # tries for a background with few enough real faces (see _background)
 BACKGROUND_MAX_FACES = 20  # real faces in a background before it is drawn again
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-
-Progress = Callable[[Sequence[Any], str], Iterable[Any]]
 
 
 def _no_progress(items: Sequence[Any], _what: str) -> Iterable[Any]:
@@ -113,342 +108,6 @@ class Settings:
             raise EdgeError("frames, faces per frame and gallery size must be at least 1")
 
 
-# --- identities, gallery and probes ---------------------------------------------------------
-
-
-def _bucket(name: str) -> int:
-    return int(hashlib.sha1(name.encode()).hexdigest(), 16) % 100
-
-
-@dataclass
-class Roles:
-    """Disjoint roles of the folder's identities (backgrounds by a hash of the name)."""
-
-    multi: list[str]  # >= 2 photos: gallery candidates
-    single: list[str]  # 1 photo: non-mated faces
-    background: list[str]  # 1 photo, reserved for background walls
-    photos: dict[str, list[Path]]
-
-
-def roles(data_dir: Path) -> Roles:
-    photos: dict[str, list[Path]] = {}
-    for name, _number, path in list_images(data_dir):
-        photos.setdefault(name, []).append(path)
-    multi = sorted(n for n, p in photos.items() if len(p) >= 2)
-    rest = sorted(n for n, p in photos.items() if len(p) < 2)
-    background = [n for n in rest if _bucket(n) < BACKGROUND_BUCKET]
-    single = [n for n in rest if _bucket(n) >= BACKGROUND_BUCKET]
-    if not multi:
-        raise EdgeError(f"{data_dir}: no identity has two photos (one to enroll, one to find)")
-    if not background:
-        background = single[: max(1, len(single) // 7)]
-        single = single[len(background) :]
-    return Roles(multi, single, background, photos)
-
-
-@dataclass
-class Gallery:
-    watchlist: Watchlist
-    enrolled: list[str]
-    held_out: dict[str, list[Path]]  # per enrolled identity: its photos kept for probes
-    tried: list[str]  # every identity offered to enrollment (not non-mated probes)
-    photos: int
-    rejected: int
-
-    def to_json(self) -> dict[str, Any]:
-        m = self.watchlist.manifest
-        return {
-            "identities": len(self.enrolled),
-            "templates": m.template_count,
-            "photos_offered": self.photos,
-            "photos_rejected": self.rejected,
-            "threshold": round(self.watchlist.threshold, 4),
-            "policy": m.policy.to_json(),
-            "dtype": m.dtype,
-        }
-
-
-def build_gallery(
-    analyzer: FaceAnalyzer,
-    config: Config,
-    people: Roles,
-    size: int,
-    rng: np.random.Generator,
-    work: Path,
-    progress: Progress,
-) -> Gallery:
-    """Enroll identities (in a seeded order) until ``size`` are on the list: for each, one
-    photo (two when it has four or more) is held out for probes, up to ``MAX_TEMPLATES`` others
-    are enrolled as ``edge watchlist build`` enrolls them; then sign and load the list."""
-    if size > len(people.multi):
-        raise EdgeError(
-            f"gallery size {size}: only {len(people.multi)} identities have at least two photos"
-        )
-    order = [people.multi[int(i)] for i in rng.permutation(len(people.multi))]
-    dtype = config.watchlist.index_dtype
-    specs: list[EntrySpec] = []
-    held: dict[str, list[Path]] = {}
-    tried: list[str] = []
-    offered = rejected = 0
-    for name in progress(order, "enrolling"):
-        if len(specs) == size:
-            break
-        photos = [people.photos[name][int(i)] for i in rng.permutation(len(people.photos[name]))]
-        keep = 2 if len(photos) >= 4 else 1
-        tried.append(name)
-        entry, report = enroll(
-            {name: photos[keep : keep + MAX_TEMPLATES]}, analyzer, dtype, decode_image
-        )
-        offered += len(report.photos)
-        rejected += len(report.rejected)
-        if entry:
-            specs += entry
-            held[name] = photos[:keep]
-    if len(specs) < size:
-        raise EdgeError(f"gallery size {size}: only {len(specs)} identities could be enrolled")
-    now = utc_now()
-    meta = ListMeta(
-        list_id="bench-far",
-        version=1,
-        created=now,
-        valid_from=now - timedelta(hours=1),
-        valid_until=now + timedelta(days=1),
-        model=analyzer.model_pin,
-        dim=EMBEDDING_DIM,
-        dtype=dtype,
-        policy=ThresholdPolicy.fpir(config.watchlist.target_fpir),
-        connectivity=config.watchlist.connectivity,
-        expansion_add=config.watchlist.expansion_add,
-    )
-    content, next_id = assemble(specs, dtype, EMBEDDING_DIM, now)
-    key = Ed25519PrivateKey.generate()
-    write_full(work / "list", content, meta, next_id, key)
-    watchlist = Watchlist.from_bundle(
-        work / "list", key.public_key(), config.watchlist, analyzer.model_pin
-    )
-    return Gallery(watchlist, sorted(held), held, tried, offered, rejected)
-
-
-@dataclass(frozen=True)
-class Probe:
-    face: scenes.SourceFace
-    mated: bool
-
-
-def choose_probes(
-    people: Roles, gallery: Gallery, photos: scenes.Photos, count: int, rng: np.random.Generator
-) -> list[Probe]:
-    """``count`` faces, half mated (held-out photos of enrolled people, cycled when there are
-    fewer), half non-mated (distinct photos of people not on the list), in a seeded order."""
-    mated_pool = [
-        face
-        for name in gallery.enrolled
-        for path in gallery.held_out[name]
-        if (face := photos.face(name, path)) is not None
-    ]
-    if not mated_pool:
-        raise EdgeError("no held-out photo of an enrolled person shows a detectable face")
-    n_mated = count // 2
-    order = rng.permutation(max(n_mated, len(mated_pool)))
-    mated = [mated_pool[int(i) % len(mated_pool)] for i in order[:n_mated]]
-    excluded = set(gallery.tried) | set(people.background)
-    candidates = [
-        (name, path)
-        for name in people.single + people.multi
-        if name not in excluded
-        for path in people.photos[name]
-    ]
-    nonmated: list[scenes.SourceFace] = []
-    for i in rng.permutation(len(candidates)):
-        if len(nonmated) == count - n_mated:
-            break
-        name, path = candidates[int(i)]
-        if (face := photos.face(name, path)) is not None:
-            nonmated.append(face)
-    if len(nonmated) < count - n_mated:
-        raise EdgeError(f"only {len(nonmated)} photos of people not on the list show a face")
-    probes = [Probe(f, True) for f in mated] + [Probe(f, False) for f in nonmated]
-    return [probes[int(i)] for i in rng.permutation(len(probes))]
-
-
-# --- the benchmark --------------------------------------------------------------------------
-
-
-@dataclass
-class FaceRecord:
-    width: int
-    mated: bool
-    detected: bool = False
-    passed: bool = False  # through the quality gate (and the size limit, if configured)
-    eye_px: float | None = None
-    rank1: bool = False  # the top candidate is the right person (gated faces: False)
-    above: bool = False  # ... and at or above the threshold
-    alarm: bool = False  # the top candidate reaches the threshold (any person)
-    rank1_ungated: bool = False
-
-
-@dataclass
-class FrameRecord:
-    width: int
-    ms: float
-    detect_ms: float
-    false: int
-    duplicates: int
-    ignored: int
-    unplaced: int
-    at_limit: bool  # the detector returned detector.max_faces faces: some may be cut off
-
-
-@dataclass
-class Records:
-    faces: list[FaceRecord] = field(default_factory=list)
-    frames: list[FrameRecord] = field(default_factory=list)
-
-
-def _passes(face: AlignedFace, floor: float, min_eye_px: float) -> tuple[bool, float]:
-    """Through the quality gate (which refuses any face under the eye-distance limit)?"""
-    quality = assess(face, min_eye_px).score
-    return quality >= floor, quality
-
-
-def _search(watchlist: Watchlist, vector: Any, name: str) -> tuple[bool, bool, bool]:
-    """(top is the right person, ... at or above the threshold, top reaches the threshold)."""
-    ident = watchlist.identify(vector)
-    if not ident.candidates:
-        return False, False, False
-    top = ident.candidates[0]
-    alarm = top.score >= ident.threshold
-    return top.label == name, top.label == name and alarm, alarm
-
-
-def measure_scene(
-    analyzer: FaceAnalyzer,
-    scene: scenes.Scene,
-    probes: Sequence[Probe],
-    watchlist: Watchlist,
-    width: int,
-    records: Records,
-) -> tuple[scenes.Scoring, list[Box]]:
-    """Run one frame through the pipeline, time it and record what happened to each face."""
-    config = analyzer.config
-    floor = config.quality.min_quality
-    min_eye = config.quality.min_eye_px
-    t0 = time.perf_counter()
-    detections = analyzer.detect(scene.image)
-    t1 = time.perf_counter()
-    boxes = [d.box for d in detections]
-    scoring = scenes.score(scene, boxes)
-    placed = sorted(scoring.hits)
-    t2 = time.perf_counter()
-    aligned = analyzer.align(scene.image, [detections[scoring.hits[k]] for k in placed])
-    gate = [_passes(face, floor, min_eye) for face in aligned]
-    vectors = analyzer.embed([face for face, (ok, _) in zip(aligned, gate, strict=True) if ok])
-    t3 = time.perf_counter()
-    gated = [face for face, (ok, _) in zip(aligned, gate, strict=True) if not ok]
-    extra = analyzer.embed(gated) if gated else vectors[:0]  # untimed: the diagnostic only
-    passed_vectors, gated_vectors = iter(vectors), iter(extra)
-    by_index = dict(zip(placed, zip(aligned, gate, strict=True), strict=True))
-    for k, face in enumerate(scene.faces):
-        probe = probes[face.tag]
-        rec = FaceRecord(width, probe.mated)
-        if k in by_index:
-            face_aligned, (ok, _quality) = by_index[k]
-            rec.detected, rec.passed = True, ok
-            rec.eye_px = face_aligned.eye_distance_px
-            vector = next(passed_vectors) if ok else next(gated_vectors)
-            rank1, above, alarm = _search(watchlist, vector, face.name)
-            rec.rank1_ungated = rank1
-            if ok:
-                rec.rank1, rec.above, rec.alarm = rank1, above, alarm
-        records.faces.append(rec)
-    ms = (t1 - t0 + t3 - t2) * 1000
-    records.frames.append(
-        FrameRecord(
-            width,
-            ms,
-            (t1 - t0) * 1000,
-            len(scoring.false),
-            len(scoring.duplicates),
-            len(scoring.ignored),
-            len(scene.unplaced),
-            len(detections) >= config.detector.max_faces,
-        )
-    )
-    return scoring, boxes
-
-
-def full_size(
-    analyzer: FaceAnalyzer, photos: scenes.Photos, probes: Sequence[Probe], watchlist: Watchlist
-) -> dict[str, Any]:
-    """The same people at full size (the photo itself, as in ``edge bench identify``): the
-    ceiling the embedder and the threshold leave for any face width."""
-    seen: dict[Path, Probe] = {p.face.path: p for p in probes}
-    mated = nonmated = rank1 = above = alarms = 0
-    for path, probe in seen.items():
-        image = photos.image(path)
-        faces = analyzer.analyze(image)
-        face = nearest_to_centre(faces, image) if faces else None
-        result = (False, False, False)
-        if face is not None and face.embedding is not None:
-            result = _search(watchlist, face.embedding, probe.face.name)
-        if probe.mated:
-            mated += 1
-            rank1 += result[0]
-            above += result[1]
-        else:
-            nonmated += 1
-            alarms += result[2]
-    return {
-        "mated": mated,
-        "nonmated": nonmated,
-        "identify": rank1 / mated if mated else None,
-        "identify_above_threshold": above / mated if mated else None,
-        "false_match_rate": alarms / nonmated if nonmated else None,
-    }
-
-
-def _share(values: Iterable[bool]) -> float | None:
-    flags = list(values)
-    return round(sum(flags) / len(flags), 4) if flags else None
-
-
-def summarise(records: Records, widths: Sequence[int]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for width in widths:
-        faces = [f for f in records.faces if f.width == width]
-        frames = [f for f in records.frames if f.width == width]
-        mated = [f for f in faces if f.mated]
-        nonmated = [f for f in faces if not f.mated]
-        timed = [f.ms for f in frames]
-        eyes = [f.eye_px for f in faces if f.eye_px is not None]
-        n = max(1, len(frames))
-        out[str(width)] = {
-            "detect": _share(f.detected for f in faces),
-            "false_per_frame": round(sum(f.false for f in frames) / n, 4),
-            "identify": _share(f.rank1 for f in mated),
-            "ms_per_frame": round(float(np.median(timed)), 1) if timed else None,
-            "identify_above_threshold": _share(f.above for f in mated),
-            "false_match_rate": _share(f.alarm for f in nonmated),
-            "wrong_match_rate": _share(f.alarm and not f.rank1 for f in mated),
-            "duplicates_per_frame": round(sum(f.duplicates for f in frames) / n, 4),
-            "passed_gate": _share(f.passed for f in faces),
-            "identify_ungated": _share(f.rank1_ungated for f in mated),
-            "ms_per_frame_p90": round(float(np.percentile(timed, 90)), 1) if timed else None,
-            "detect_ms": round(float(np.median([f.detect_ms for f in frames])), 1)
-            if frames
-            else None,
-            "eye_px_median": round(float(np.median(eyes)), 1) if eyes else None,
-            "frames": len(frames),
-            "faces": len(faces),
-            "mated": len(mated),
-            "nonmated": len(nonmated),
-            "unplaced": sum(f.unplaced for f in frames),
-            "real_faces_ignored_per_frame": round(sum(f.ignored for f in frames) / n, 4),
-            "frames_at_face_limit": sum(f.at_limit for f in frames),
-        }
-    return out
-
-
 def _read_backgrounds(folder: Path | None) -> list[Image]:
     if folder is None:
         return []
@@ -461,15 +120,15 @@ def _read_backgrounds(folder: Path | None) -> list[Image]:
 
 
 def _background(
-    maker: scenes.BackgroundMaker, scanner: scenes.Scanner, seed: int, i: int, limit: int
-) -> scenes.Background:
+    maker: BackgroundMaker, scanner: Scanner, seed: int, i: int, limit: int
+) -> Background:
     """Frame ``i``'s background and its real faces, drawn again (up to ``BACKGROUND_DRAWS``
     times, then the one with the fewest) while it holds more than ``limit`` real faces: the
     detector returns at most ``detector.max_faces`` faces, best first, and a wall of 70 faces
     would push the pasted ones out (``frames_at_face_limit`` counts any frame where it did).
     The limit is fixed (``BACKGROUND_MAX_FACES``), so the scenes are the same whatever the
     detector's settings: only then do two runs with different settings compare."""
-    best: scenes.Background | None = None
+    best: Background | None = None
     for attempt in range(BACKGROUND_DRAWS):
         background = maker.make(np.random.default_rng([seed, 1, i, attempt]))
         background.faces = scanner.background(background.image)
@@ -518,8 +177,8 @@ def run(
             save_frames.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EdgeError(f"--save-frames {save_frames}: {exc.strerror or exc}") from exc
-    scanner = scenes.Scanner(config)
-    photos = scenes.Photos(analyzer, scanner)
+    scanner = Scanner(config)
+    photos = Photos(analyzer, scanner)
     rng = np.random.default_rng([settings.seed, 0])
     with tempfile.TemporaryDirectory(prefix="edge-bench-far-") as work:
         gallery = build_gallery(
@@ -536,13 +195,13 @@ def run(
     probes = choose_probes(people, gallery, photos, count, rng)
     clock.done("probes")
     wall_photos = [p for name in people.background for p in people.photos[name]]
-    maker = scenes.BackgroundMaker(settings.frame, scenes.read_clip(DEMO_CLIP), wall_photos, extras)
+    maker = BackgroundMaker(settings.frame, read_clip(DEMO_CLIP), wall_photos, extras)
     clock.done("clip")
     records = Records()
     # The scenes must not depend on the detector's settings: a fixed limit on real faces.
     face_limit = BACKGROUND_MAX_FACES
     jobs = [(i, w) for i in range(settings.frames) for w in settings.widths]
-    background: scenes.Background | None = None
+    background: Background | None = None
     warm = False
     for i, width in progress(jobs, "frames"):
         if background is None or width == settings.widths[0]:
@@ -567,6 +226,18 @@ def run(
     clock.done("frames")
     reference = full_size(analyzer, photos, probes, gallery.watchlist)
     clock.done("full_size")
+    return _result(settings, config, records, reference, gallery, clock)
+
+
+def _result(
+    settings: Settings,
+    config: Config,
+    records: Records,
+    reference: dict[str, Any],
+    gallery: Gallery,
+    clock: _Phases,
+) -> dict[str, Any]:
+    """What ``run`` returns (and ``--json`` prints): the figures and the settings behind them."""
     plan = plan_tiles(config.detector, *settings.frame, video=False)
     return {
         "widths": summarise(records, settings.widths),
@@ -645,8 +316,8 @@ def make_clip(
     if enroll_photos is not None and enroll_photos.exists():
         raise EdgeError(f"--enroll-photos {enroll_photos} already exists: choose a new folder")
     group = roles(data_dir)
-    scanner = scenes.Scanner(analyzer.config)
-    photos = scenes.Photos(analyzer, scanner)
+    scanner = Scanner(analyzer.config)
+    photos = Photos(analyzer, scanner)
     rng = np.random.default_rng([seed, 8])
     listed: dict[str, list[Path]] = {}  # name -> the photos to enroll (not the clip's)
     seen: list[tuple[scenes.SourceFace, Image]] = []
@@ -667,7 +338,7 @@ def make_clip(
     walkers: list[tuple[scenes.SourceFace, Image]] = []
     for n in range(max(len(seen), len(strangers))):  # a listed person first, then a stranger
         walkers += seen[n : n + 1] + strangers[n : n + 1]
-    maker = scenes.BackgroundMaker(frame, scenes.read_clip(DEMO_CLIP))
+    maker = BackgroundMaker(frame, read_clip(DEMO_CLIP))
     background = maker.make(rng)
     while not background.kind.startswith("clip"):
         background = maker.make(rng)  # one real scene, as a fixed camera sees it

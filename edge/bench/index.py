@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import EdgeError
-from edge.watchlist.index import IndexParams, TemplateIndex, make_key, quantize
+from edge.watchlist.index import Dtype, IndexParams, TemplateIndex, make_key, quantize
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,51 @@ def _percentile_ms(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000.0, q))
 
 
+def _templates(
+    gen: Generator, size: int, dtype: Dtype, source_ids: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.float32]]:
+    """``size`` templates stored as the index stores them (made in chunks, so that the floats
+    of a million never sit in memory at once), and the floats of those at ``source_ids``."""
+    stored_chunks = []
+    chunk = 100_000
+    sources = np.zeros((len(source_ids), gen.dim), dtype=np.float32)
+    for start in range(0, size, chunk):
+        floats = gen.sample(min(chunk, size - start))
+        stored_chunks.append(quantize(floats, dtype))
+        inside = (source_ids >= start) & (source_ids < start + len(floats))
+        sources[inside] = floats[source_ids[inside] - start]
+        del floats
+    return np.concatenate(stored_chunks), sources
+
+
+def _search_row(
+    index: TemplateIndex,
+    ef: int,
+    query_vectors: npt.NDArray[np.float32],
+    exact_top: npt.NDArray[np.uint64],
+    source_keys: npt.NDArray[np.uint64],
+) -> dict[str, Any]:
+    """Latency and recall of graph search at expansion ``ef``, one query at a time, k=1."""
+    n_queries = len(query_vectors)
+    index.set_expansion_search(ef)
+    for q in query_vectors[: min(100, n_queries)]:  # warm-up
+        index.search(q, 1, exact=False)
+    latencies = []
+    found = np.zeros(n_queries, dtype=np.uint64)
+    for row, q in enumerate(query_vectors):
+        t0 = time.perf_counter()
+        (hits,) = index.search(q, 1, exact=False)
+        latencies.append(time.perf_counter() - t0)
+        found[row] = hits.keys[0] if len(hits.keys) else np.uint64(2**64 - 1)
+    return {
+        "expansion_search": ef,
+        "search_ms_p50": round(_percentile_ms(latencies, 50), 4),
+        "search_ms_p99": round(_percentile_ms(latencies, 99), 4),
+        "recall_at_1": float((found == exact_top).mean()),
+        "graph_top1_is_source": float((found == source_keys).mean()),
+    }
+
+
 def bench_size(
     size: int,
     *,
@@ -156,20 +201,10 @@ def bench_size(
     """One build and load at ``size``; one result row per search expansion."""
     gen = Generator(distribution, params.ndim, seed)
     keys = np.arange(size, dtype=np.uint64) << np.uint64(8)  # entry i, template 0
-    stored_chunks = []
-    chunk = 100_000
     n_queries = min(queries, size)
     rng = np.random.default_rng(seed + 2)
     source_ids = np.sort(rng.choice(size, size=n_queries, replace=False))
-    sources = np.zeros((n_queries, params.ndim), dtype=np.float32)
-    for start in range(0, size, chunk):
-        floats = gen.sample(min(chunk, size - start))
-        stored_chunks.append(quantize(floats, params.dtype))
-        inside = (source_ids >= start) & (source_ids < start + len(floats))
-        sources[inside] = floats[source_ids[inside] - start]
-        del floats
-    stored = np.concatenate(stored_chunks)
-    del stored_chunks
+    stored, sources = _templates(gen, size, params.dtype, source_ids)
 
     started = time.perf_counter()
     built = TemplateIndex.build(keys, stored, params, threads=threads)
@@ -208,28 +243,10 @@ def bench_size(
         "query_cosine_to_source": [round(float(cosines.min()), 3), round(float(cosines.max()), 3)],
         "exact_top1_is_source": float((exact_top == source_keys).mean()),
     }
-    rows = []
-    for ef in expansion_searches or [params.expansion_search]:
-        index.set_expansion_search(ef)
-        for q in query_vectors[: min(100, n_queries)]:  # warm-up
-            index.search(q, 1, exact=False)
-        latencies = []
-        found = np.zeros(n_queries, dtype=np.uint64)
-        for row, q in enumerate(query_vectors):
-            t0 = time.perf_counter()
-            (hits,) = index.search(q, 1, exact=False)
-            latencies.append(time.perf_counter() - t0)
-            found[row] = hits.keys[0] if len(hits.keys) else np.uint64(2**64 - 1)
-        rows.append(
-            {
-                **common,
-                "expansion_search": ef,
-                "search_ms_p50": round(_percentile_ms(latencies, 50), 4),
-                "search_ms_p99": round(_percentile_ms(latencies, 99), 4),
-                "recall_at_1": float((found == exact_top).mean()),
-                "graph_top1_is_source": float((found == source_keys).mean()),
-            }
-        )
+    rows = [
+        {**common, **_search_row(index, ef, query_vectors, exact_top, source_keys)}
+        for ef in expansion_searches or [params.expansion_search]
+    ]
     del index
     gc.collect()
     return rows

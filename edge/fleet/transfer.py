@@ -20,7 +20,7 @@ from edge.errors import BundleError, SyncError
 from edge.fleet.protocol import Announcement, TransferInfo
 from edge.models import ModelPin
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import Manifest, parse_manifest
+from edge.watchlist.manifest import Manifest, parse_manifest
 from edge.watchlist.policy import is_expired
 
 # --- checks before fetching -----------------------------------------------------------------------
@@ -84,18 +84,10 @@ def plan(
     """Decide what a device following ``lists`` (most preferred first) does about an
     announcement, given the list it holds. Pure: no I/O."""
     lid = announcement.list_id
-    if lid not in lists:
-        return Plan("skip", "not followed")
-    if (
-        installed is not None
-        and installed.list_id != lid
-        and installed.list_id in lists
-        and lists.index(installed.list_id) < lists.index(lid)
-    ):
-        return Plan("skip", "standby", f"holding the preferred list {installed.list_id}")
+    early = _skip_early(announcement, installed, lists)
+    if early is not None:
+        return early
     same_list = installed is not None and installed.list_id == lid
-    if same_list and installed is not None and installed.version >= announcement.version:
-        return Plan("skip", "current", f"version {installed.version} installed")
     candidates: list[TransferInfo] = []
     delta = announcement.transfer("delta")
     full = announcement.transfer("full")
@@ -121,32 +113,10 @@ def plan(
         return Plan("skip", "refused", "every announced transfer was refused")
     errors: list[str] = []
     for transfer in candidates:
-        try:
-            manifest = verify_transfer(transfer, announcement, public_key)
-        except BundleError as exc:
-            errors.append(str(exc))
+        refusal = _refusal(transfer, announcement, installed, public_key, model)
+        if refusal is not None:
+            errors.append(refusal)
             continue
-        except SyncError as exc:
-            errors.append(str(exc))
-            continue
-        if manifest.model != model:
-            errors.append(
-                f"watchlist refused (model check): list made with {manifest.model.name} "
-                f"{manifest.model.sha256[:12]}..., this device runs {model.name} "
-                f"{model.sha256[:12]}..."
-            )
-            continue
-        if is_expired(manifest.valid_until_at, utc_now()):
-            errors.append(f"watchlist refused (validity check): expired at {manifest.valid_until}")
-            continue
-        if transfer.kind == "delta" and installed is not None and manifest.delta is not None:
-            d = manifest.delta
-            if (d.base_entries_sha256, d.base_templates_sha256) != (
-                installed.entries_sha256,
-                installed.templates_sha256,
-            ):
-                errors.append("the delta's base content differs from the installed list")
-                continue
         return Plan(
             "fetch",
             "fetching",
@@ -155,6 +125,57 @@ def plan(
             replace_list=installed is not None and installed.list_id != lid,
         )
     return Plan("skip", "refused", "; ".join(errors))
+
+
+def _skip_early(
+    announcement: Announcement, installed: Installed | None, lists: list[str]
+) -> Plan | None:
+    """Skip a list not followed, one less preferred than the list held, or a version held."""
+    lid = announcement.list_id
+    if lid not in lists:
+        return Plan("skip", "not followed")
+    if (
+        installed is not None
+        and installed.list_id != lid
+        and installed.list_id in lists
+        and lists.index(installed.list_id) < lists.index(lid)
+    ):
+        return Plan("skip", "standby", f"holding the preferred list {installed.list_id}")
+    same_list = installed is not None and installed.list_id == lid
+    if same_list and installed is not None and installed.version >= announcement.version:
+        return Plan("skip", "current", f"version {installed.version} installed")
+    return None
+
+
+def _refusal(
+    transfer: TransferInfo,
+    announcement: Announcement,
+    installed: Installed | None,
+    public_key: keyring.TrustedKey,
+    model: ModelPin,
+) -> str | None:
+    """Why this announced transfer cannot be installed here (signature, model, validity, delta
+    base), or None when it can."""
+    try:
+        manifest = verify_transfer(transfer, announcement, public_key)
+    except (BundleError, SyncError) as exc:
+        return str(exc)
+    if manifest.model != model:
+        return (
+            f"watchlist refused (model check): list made with {manifest.model.name} "
+            f"{manifest.model.sha256[:12]}..., this device runs {model.name} "
+            f"{model.sha256[:12]}..."
+        )
+    if is_expired(manifest.valid_until_at, utc_now()):
+        return f"watchlist refused (validity check): expired at {manifest.valid_until}"
+    if transfer.kind == "delta" and installed is not None and manifest.delta is not None:
+        d = manifest.delta
+        if (d.base_entries_sha256, d.base_templates_sha256) != (
+            installed.entries_sha256,
+            installed.templates_sha256,
+        ):
+            return "the delta's base content differs from the installed list"
+    return None
 
 
 # --- a transfer on disk ---------------------------------------------------------------------------

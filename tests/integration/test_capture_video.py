@@ -15,7 +15,8 @@ from video_helpers import DEMO_CLIP, MjpegCamera, Plan, damaged_clip
 
 from edge.config.run import CaptureConfig
 from edge.errors import CaptureError, SourceError
-from edge.pipeline.capture import STILL_STEP_S, Capture, Frame, FrameQueue
+from edge.pipeline.capture import STILL_STEP_S, Capture
+from edge.pipeline.handoff import Frame, FrameQueue
 from edge.pipeline.source import SourceSpec, parse_source, redact_url
 
 CLIP_FRAMES = 275

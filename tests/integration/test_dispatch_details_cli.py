@@ -12,7 +12,7 @@ from paths import REPO
 
 import edge.cli
 from edge.dispatch.store import Store
-from edge.watchlist.bundle import ENTRIES
+from edge.watchlist.manifest import ENTRIES
 
 DEMO = REPO / "edge" / "demo"
 KEY = DEMO / "demo-keys" / "watchlist-signing.key"

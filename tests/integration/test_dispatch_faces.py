@@ -20,13 +20,8 @@ from edge.dispatch.importer import NO_FACE_OLD_BUNDLE, NO_FACE_OLD_DETAILS
 from edge.dispatch.store import Store
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import read_bundle
-from edge.watchlist.details import (
-    DETAILS_FORMAT,
-    DETAILS_FORMAT_1,
-    details_bytes,
-    details_path,
-    read_details,
-)
+from edge.watchlist.details import details_bytes, details_path, read_details
+from edge.watchlist.details_document import DETAILS_FORMAT, DETAILS_FORMAT_1
 
 DEMO = REPO / "edge" / "demo"
 KEY = DEMO / "demo-keys" / "watchlist-signing.key"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from recognition_helpers import LFW_DIR as LFW
 
-from edge.pipeline.capture import decode_image
+from edge.pipeline.images import decode_image
 from edge.watchlist.enroll import enroll, scan_photos
 
 

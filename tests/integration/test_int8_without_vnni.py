@@ -26,8 +26,8 @@ from recognition_helpers import analyzer, assert_int8_face_agrees
 
 from edge.backends import open_session
 from edge.config.recognition import DetectorConfig
-from edge.pipeline.capture import read_image
 from edge.pipeline.detect import FaceDetector
+from edge.pipeline.images import read_image
 from edge.samples import OTHER_PERSON, SAME_PERSON
 from edge.types import Detection
 

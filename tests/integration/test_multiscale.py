@@ -22,9 +22,10 @@ from edge.config import Config, config_from_dict
 from edge.demo import DEMO_CLIP
 from edge.models import embedding_pin
 from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.capture import Frame, read_image
 from edge.pipeline.decide import Hit
 from edge.pipeline.frames import FrameProcessor
+from edge.pipeline.handoff import Frame
+from edge.pipeline.images import read_image
 from edge.samples import OTHER_PERSON, SAME_PERSON
 from edge.types import Box, iou
 from edge.watchlist import keys as keyring

@@ -11,8 +11,8 @@ from edge.backends import open_session
 from edge.config.recognition import DetectorConfig, QualityConfig
 from edge.demo import DEMO_CLIP
 from edge.models import EMBEDDING_MODEL, RUNTIME_SUFFIX, shipped_precisions
-from edge.pipeline.capture import read_image
 from edge.pipeline.detect import FaceDetector
+from edge.pipeline.images import read_image
 from edge.pipeline.quality import assess
 from edge.samples import OTHER_PERSON, SAME_PERSON
 from edge.types import LEFT_EYE, MOUTH_CENTER, NOSE_TIP, RIGHT_EYE

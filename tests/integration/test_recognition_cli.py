@@ -16,7 +16,7 @@ from paths import FIXTURES, REPO
 
 from edge.cli import main
 from edge.demo import DEMO_PUBLIC_KEY, DEMO_WATCHLIST
-from edge.pipeline.capture import MAX_PIXELS, read_image
+from edge.pipeline.images import MAX_PIXELS, read_image
 from edge.samples import OTHER_PERSON, SAME_PERSON
 from edge.system.inputs import MAX_IMAGE_BYTES
 

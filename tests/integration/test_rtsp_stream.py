@@ -32,7 +32,8 @@ from video_helpers import DEMO_PUBLIC_KEY, DEMO_WATCHLIST, clip_jpegs
 from edge.cli import main
 from edge.config.run import CaptureConfig
 from edge.errors import StreamError
-from edge.pipeline.capture import Capture, Frame, FrameQueue
+from edge.pipeline.capture import Capture
+from edge.pipeline.handoff import Frame, FrameQueue
 from edge.pipeline.source import parse_source
 from edge.pipeline.stream import StreamReader
 

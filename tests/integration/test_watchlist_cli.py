@@ -15,7 +15,7 @@ from watchlist_helpers import build_full, people
 from edge.cli import main
 from edge.models import ModelPin
 from edge.samples import SAME_PERSON
-from edge.watchlist.bundle import INDEX, MANIFEST
+from edge.watchlist.manifest import INDEX, MANIFEST
 
 needs_lfw = pytest.mark.skipif(not (LFW / "images").is_dir(), reason=f"LFW not found at {LFW}")
 

@@ -17,8 +17,9 @@ from watchlist_helpers import build_full, build_next, make_keys, people
 
 from edge.errors import BundleError
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import MANIFEST, SIGNATURE, parse_manifest, read_bundle
+from edge.watchlist.bundle import read_bundle
 from edge.watchlist.entries import canonical_json
+from edge.watchlist.manifest import MANIFEST, SIGNATURE, parse_manifest
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 

@@ -19,14 +19,8 @@ from watchlist_helpers import build_with_details, make_keys, people
 from edge.errors import BundleError
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import VerifiedBundle, load_full
-from edge.watchlist.details import (
-    DETAILS_FORMAT,
-    DETAILS_FORMAT_1,
-    details_path,
-    list_details,
-    read_details,
-    write_details,
-)
+from edge.watchlist.details import details_path, list_details, read_details, write_details
+from edge.watchlist.details_document import DETAILS_FORMAT, DETAILS_FORMAT_1
 from edge.watchlist.entries import canonical_json
 
 

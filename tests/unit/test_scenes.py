@@ -1,4 +1,5 @@
-"""The synthetic far-face scenes of ``edge bench far`` (edge/bench/scenes.py), on small frames."""
+"""The synthetic far-face scenes of ``edge bench far`` (edge/bench/scenes.py, backgrounds.py,
+groundtruth.py), on small frames."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.bench import scenes
-from edge.bench.scenes import Background, BackgroundMaker, Paste, PlacedFace, Scene, SourceFace
+from edge.bench import groundtruth, scenes
+from edge.bench.backgrounds import Background, BackgroundMaker, read_clip
+from edge.bench.scenes import Paste, PlacedFace, Scene, SourceFace
 from edge.demo import DEMO_CLIP
 from edge.samples import OTHER_PERSON, SAME_PERSON
 from edge.types import Box, Image
@@ -23,7 +25,7 @@ FACE_BOX = (75.0, 70.0, 175.0, 190.0)
 
 @cache
 def clip_frames() -> tuple[Image, ...]:
-    return tuple(scenes.read_clip(DEMO_CLIP, step=40))
+    return tuple(read_clip(DEMO_CLIP, step=40))
 
 
 @cache
@@ -202,7 +204,7 @@ def test_a_missed_face_is_no_hit_and_a_low_overlap_box_no_hit() -> None:
 
 
 def test_tiles_cover_the_frame_and_overlap() -> None:
-    regions = scenes.tiles(1000, 600, 256, 128)
+    regions = groundtruth.tiles(1000, 600, 256, 128)
     covered = np.zeros((600, 1000), bool)
     for x1, y1, x2, y2 in regions:
         assert x2 - x1 == 256 and y2 - y1 == 256
@@ -210,7 +212,7 @@ def test_tiles_cover_the_frame_and_overlap() -> None:
     assert covered.all()
     xs = sorted({r[0] for r in regions})
     assert all(b - a <= 128 for a, b in itertools.pairwise(xs))
-    assert scenes.tiles(200, 100, 256, 64) == [(0, 0, 200, 100)]
+    assert groundtruth.tiles(200, 100, 256, 64) == [(0, 0, 200, 100)]
 
 
 def test_the_sensitive_scan_puts_tile_faces_in_frame_pixels() -> None:
@@ -223,7 +225,7 @@ def test_the_sensitive_scan_puts_tile_faces_in_frame_pixels() -> None:
             return []
         return [(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))]
 
-    found = scenes.sensitive_scan(image, detect, [(128, 64)])
+    found = groundtruth.sensitive_scan(image, detect, [(128, 64)])
     assert found == [(400.0, 200.0, 420.0, 230.0)]  # seen in several tiles, kept once
 
 
@@ -237,7 +239,7 @@ def test_other_faces_leave_out_the_labelled_one_its_parts_and_specks() -> None:
         (200.0, 30.0, 210.0, 40.0),  # a speck: an ear or a logo
         (130.0, 120.0, 195.0, 185.0),  # a head close beside, centred inside the labelled box
     ]
-    assert scenes.other_faces(found, labelled) == (
+    assert groundtruth.other_faces(found, labelled) == (
         (10.0, 10.0, 40.0, 45.0),
         (130.0, 120.0, 195.0, 185.0),
     )

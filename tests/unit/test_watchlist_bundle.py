@@ -15,18 +15,9 @@ from watchlist_helpers import DIM, NOW, build_full, build_next, make_keys, meta,
 
 from edge.errors import BundleError, WatchlistError
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import (
-    ENTRIES,
-    INDEX,
-    MANIFEST,
-    MAX_VERSION,
-    SIGNATURE,
-    load_full,
-    parse_manifest,
-    read_bundle,
-    read_unverified,
-)
+from edge.watchlist.bundle import load_full, read_bundle, read_unverified
 from edge.watchlist.entries import parse_entries
+from edge.watchlist.manifest import ENTRIES, INDEX, MANIFEST, MAX_VERSION, SIGNATURE, parse_manifest
 from edge.watchlist.writer import assemble, diff
 
 

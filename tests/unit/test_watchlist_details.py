@@ -22,17 +22,17 @@ from watchlist_helpers import (
 
 from edge.errors import BundleError, WatchlistError
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import ENTRIES, MANIFEST, SIGNATURE, load_full, read_bundle
+from edge.watchlist.bundle import load_full, read_bundle
 from edge.watchlist.details import (
-    DETAILS_FORMAT,
-    DETAILS_FORMAT_1,
     check_details_out,
     details_path,
     list_details,
     read_details,
     write_details,
 )
+from edge.watchlist.details_document import DETAILS_FORMAT, DETAILS_FORMAT_1
 from edge.watchlist.entries import canonical_json
+from edge.watchlist.manifest import ENTRIES, MANIFEST, SIGNATURE
 from edge.watchlist.writer import EntryFields, assemble
 
 TEXTS = ("court order 17/2025", "Art. 6(1)(e) GDPR", "CASE-2025-0042")

@@ -16,7 +16,7 @@ from watchlist_helpers import (
 )
 
 from edge.errors import EnrollmentError
-from edge.pipeline.capture import decode_image
+from edge.pipeline.images import decode_image
 from edge.watchlist.enroll import enroll, pixel_box, read_entries_csv, scan_photos
 from edge.watchlist.writer import EntryFields, assemble
 

@@ -29,9 +29,9 @@ from watchlist_helpers import (
 from edge.config.watchlist import WatchlistConfig
 from edge.errors import BundleError, WatchlistError
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import ENTRIES, INDEX, MANIFEST, SIGNATURE
 from edge.watchlist.entries import canonical_json
 from edge.watchlist.install import CURRENT, RELEASES, WatchlistStore
+from edge.watchlist.manifest import ENTRIES, INDEX, MANIFEST, SIGNATURE
 from edge.watchlist.matcher import Watchlist
 from edge.watchlist.writer import write_full
 
