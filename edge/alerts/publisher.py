@@ -57,7 +57,7 @@ from edge.alerts.presence import AuditHeads, DeviceStatus, status_payload
 from edge.alerts.schema import Ack, Review, decode_ack, decode_review
 from edge.audit import AuditLog
 from edge.clock import utc_rfc3339
-from edge.config.alerts import AlertContentConfig
+from edge.config.alerts import AlertsConfig
 from edge.config.device import DeviceConfig
 from edge.config.mqtt import MqttConfig
 from edge.errors import EdgeError
@@ -102,10 +102,10 @@ class AlertPublisher:
         status: DeviceStatus | None = None,
         stats_provider: Callable[[], Mapping[str, Any]] | None = None,
         on_review: Callable[[Review], None] | None = None,
-        alerts: AlertContentConfig | None = None,
+        alerts: AlertsConfig | None = None,
         subscribe_acks: bool | None = None,
     ) -> None:
-        content = alerts or AlertContentConfig.model_validate({})
+        content = alerts or AlertsConfig.model_validate({})
         self.require_dispatch_ack = content.require_dispatch_ack
         self._ack_timeout_s = content.dispatch_ack_timeout_s
         self._ack_max_interval_s = content.dispatch_ack_max_interval_s

@@ -23,7 +23,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edge.config.run import CaptureConfig
+from edge.config.capture import CaptureConfig
 from edge.errors import CaptureError, ImageError, SourceError, StreamError
 from edge.pipeline.metrics import StageStats
 from edge.pipeline.source import SourceSpec
