@@ -79,7 +79,7 @@ class Runner:
         )
         self.model_id = embedding_model_id(config.embedder.precision)
         self.progress = RunProgress()
-        self.alerts: list[AlertRecord] = self.progress.alerts
+        self.alerts: list[AlertRecord] = self.progress.alerts  # the alert thread appends
         self.feedback = ReviewFeedback(self.processor.decider.reject)
         self.console = Console(out or sys.stdout, err or sys.stderr)
         self._hits: queue.Queue[object] = queue.Queue(HIT_QUEUE)
