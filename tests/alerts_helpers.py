@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.alerts.model import Alert, Location, WatchlistRef
 from edge.config import Config, config_from_dict
-from edge.config.alerts import AlertContentConfig
+from edge.config.alerts import AlertsConfig
 from edge.types import ContextFrame
 
 
@@ -83,9 +83,9 @@ def sample_alert(
     }
     fields.update(hit)
     # Caps below the configured minimum are what the tests of leaving pictures out need.
-    content = AlertContentConfig.model_construct(
+    content = AlertsConfig.model_construct(
         **{
-            **AlertContentConfig().model_dump(),
+            **AlertsConfig().model_dump(),
             "crop_max_bytes": crop_max_bytes,
             "context_max_bytes": context_max_bytes,
         }

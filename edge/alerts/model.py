@@ -42,7 +42,7 @@ from edge.alerts.schema import (
     validate_alert,
 )
 from edge.clock import utc_rfc3339
-from edge.config.alerts import AlertContentConfig
+from edge.config.alerts import AlertsConfig
 from edge.errors import AlertError
 from edge.types import ContextFrame
 
@@ -162,7 +162,7 @@ class Alert(_Part):
         watchlist: WatchlistRef,
         model_id: str,
         location: Location | None = None,
-        content: AlertContentConfig | None = None,
+        content: AlertsConfig | None = None,
         test: bool = False,
         alert_id: str | None = None,
     ) -> Alert:
@@ -171,7 +171,7 @@ class Alert(_Part):
         ``content`` says which pictures go along (``include_crop``/``include_context``) and
         their caps: a picture over its cap is left out (the alert matters more than the
         picture); one that is not a JPEG is an error. Quality is clamped into 0..1."""
-        content = content or AlertContentConfig()
+        content = content or AlertsConfig()
         if hit.event_time is not None and hit.event_time.tzinfo is None:
             raise AlertError("event time must be timezone-aware (naive datetimes are ambiguous)")
         alert_id = alert_id or uuid7()

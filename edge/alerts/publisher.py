@@ -45,7 +45,7 @@ from edge.alerts.outbox import Outbox, OutboxItem
 from edge.alerts.presence import DeviceStatus, Presence, StatsProvider
 from edge.alerts.replies import DispatchReplies
 from edge.audit import AuditLog, HeartbeatHeads
-from edge.config.alerts import AlertContentConfig
+from edge.config.alerts import AlertsConfig
 from edge.config.device import DeviceConfig
 from edge.config.mqtt import MqttConfig
 from edge.errors import EdgeError
@@ -86,10 +86,10 @@ class AlertPublisher(MqttService):
         status: DeviceStatus | None = None,
         stats_provider: StatsProvider | None = None,
         on_review: Callable[[Review], None] | None = None,
-        alerts: AlertContentConfig | None = None,
+        alerts: AlertsConfig | None = None,
         subscribe_acks: bool | None = None,
     ) -> None:
-        content = alerts or AlertContentConfig.model_validate({})
+        content = alerts or AlertsConfig.model_validate({})
         client_id = (mqtt.client_id or f"edge-{device.id}") + client_id_suffix
         super().__init__(
             mqtt,

@@ -21,7 +21,7 @@ import paho.mqtt.client as paho
 
 from edge.alerts.service import AlertService
 from edge.config import Config
-from edge.config.alerts import AlertContentConfig, AuditConfig, OutboxConfig
+from edge.config.alerts import AlertsConfig, AuditConfig, OutboxConfig
 from edge.config.device import DeviceConfig
 from edge.errors import BrokerError
 from edge.mqtt.oneshot import subscriber_client
@@ -74,7 +74,7 @@ def run_alert_bench(
                 "outbox": OutboxConfig.model_validate({"max_alerts": max(count * 2, 1000)}),
                 "audit": AuditConfig.model_validate({"fsync": audit_fsync}),
                 # The device-to-broker path: the bench's subscriber sends no dispatch ack.
-                "alerts": AlertContentConfig.model_validate(
+                "alerts": AlertsConfig.model_validate(
                     {**config.alerts.model_dump(), "require_dispatch_ack": False}
                 ),
             }

@@ -35,10 +35,12 @@ def _registrars() -> list[Callable[[Subparsers], None]]:
         config,
         dispatch,
         doctor,
-        fleet,
+        hub,
         keys,
+        provision,
         recognition,
         run,
+        sync,
         watchlist,
     )
 
@@ -51,7 +53,9 @@ def _registrars() -> list[Callable[[Subparsers], None]]:
         watchlist.register,
         config.register,
         run.register,
-        fleet.register,
+        hub.register,
+        sync.register,
+        provision.register,
         doctor.register,
         dispatch.register,
     ]

@@ -1,6 +1,6 @@
 """``edge doctor``: check this machine for running edge, and say how to fix what fails.
 
-Exit status 1 if any check failed. The checks are :mod:`edge.system.doctor`'s, plus the
+Exit status 1 if any check failed. The checks are :mod:`edge.services.doctor`'s, plus the
 watchlist key.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 from edge.cli.args import Subparsers, add_common, config_from_args
 from edge.config import Config
 from edge.errors import EdgeError
-from edge.system import doctor
-from edge.system.doctor import FAIL, OK, WARN, Check, format_table, run_checks
+from edge.services import doctor
+from edge.services.doctor import FAIL, OK, WARN, Check, format_table, run_checks
 from edge.watchlist import keys as keyring
 
 

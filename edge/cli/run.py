@@ -7,9 +7,6 @@ with a demo key). See docs/run.md.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +18,11 @@ from edge.cli.args import (
     positive_float,
     positive_int,
 )
-from edge.config import Config, config_from_dict
-from edge.demo import DEMO_CLIP, DEMO_PUBLIC_KEY, DEMO_WATCHLIST
-from edge.errors import WatchlistError
-from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.source import parse_source
-from edge.services.recognizer import Runner, RunOptions
-from edge.watchlist import keys as keyring
-from edge.watchlist.install import open_store
-from edge.watchlist.matcher import Watchlist
-
-log = logging.getLogger(__name__)
-
-
-def demo_state_dir() -> Path:
-    """Where the demo keeps its outbox and audit log unless told otherwise: never the device's
-    own state directory, so that demo alerts cannot mix with real ones."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "edge" / "demo"
+from edge.config import Config
+from edge.demo import DEMO_CLIP
+from edge.services.recognizer import Runner
+from edge.services.run_setup import RunRequest, set_up_run
+from edge.services.run_state import RunOptions
 
 
 def run_config(args: argparse.Namespace) -> Config:
@@ -53,79 +37,38 @@ def run_config(args: argparse.Namespace) -> Config:
     return config_from_args(args, {"capture": capture} if capture else None)
 
 
-def analyzer_config(config: Config) -> Config:
-    """``run.inference_threads`` replaces ``runtime.threads`` for the run's model sessions."""
-    threads = config.run.inference_threads
-    if threads is None or threads == config.runtime.threads:
-        return config
-    data = config.model_dump()
-    data["runtime"]["threads"] = threads
-    return config_from_dict(data)
-
-
-def installed_watchlist(
-    args: argparse.Namespace, config: Config
-) -> tuple[Watchlist, Callable[[], Watchlist | None]]:
-    """The device's installed list and a function that returns a newer one once installed."""
-    store = open_store(config, state_dir=args.state_dir, public_key=args.pubkey)
-    watchlist, newer = store.follow(config.watchlist)
-    if watchlist is None:
-        raise WatchlistError(
-            f"no watchlist installed in {store.root}: install one (`edge watchlist install`) or "
-            "pass --watchlist BUNDLE"
-        )
-    return watchlist, newer
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     config = run_config(args)
-    source_text = args.source or config.capture.source
-    demo = source_text is None and args.watchlist is None
-    spec = parse_source(source_text if source_text is not None else str(DEMO_CLIP))
-    analyzer = FaceAnalyzer.from_config(analyzer_config(config))
-    reload = None
-    if args.watchlist is not None or demo:
-        key = (
-            keyring.load_public_key(DEMO_PUBLIC_KEY)
-            if demo
-            else keyring.trusted_key(
-                args.pubkey, config.watchlist.public_key, config.paths(args.state_dir).trust
-            )
-        )
-        watchlist = Watchlist.from_bundle(
-            DEMO_WATCHLIST if demo else args.watchlist, key, config.watchlist, analyzer.model_pin
-        )
-    else:
-        watchlist, reload = installed_watchlist(args, config)
-    watchlist.require_active()
-
-    state_dir = args.state_dir
-    publish = not args.no_publish
-    if demo:
-        if state_dir is None and not os.environ.get("EDGE_STATE_DIR"):
-            state_dir = demo_state_dir()
-        # The demo publishes only to a broker it was told about.
-        publish = publish and (args.broker is not None or args.config is not None)
+    request = RunRequest(
+        source=args.source,
+        watchlist=args.watchlist,
+        pubkey=args.pubkey,
+        state_dir=args.state_dir,
+        publish=not args.no_publish,
+        broker_named=args.broker is not None or args.config is not None,
+    )
+    setup = set_up_run(config, request)
+    if setup.demo:
         print(
             f"edge demo: {DEMO_CLIP.name} against the demo watchlist "
-            f"({counted(len(watchlist), 'entry', 'entries')}); alerts are marked as tests and "
-            f"kept in {state_dir or 'the state dir'}"
+            f"({counted(len(setup.watchlist), 'entry', 'entries')}); alerts are marked as tests "
+            f"and kept in {setup.state_dir or 'the state dir'}"
         )
     options = RunOptions(
-        source=spec,
-        state_dir=state_dir,
+        source=setup.source,
+        state_dir=setup.state_dir,
         alerts_jsonl=args.alerts_jsonl,
         annotate=args.annotate,
         overwrite_annotate=args.force,
         metrics_json=args.metrics_json,
         max_frames=args.max_frames,
         duration_s=args.duration,
-        publish=publish,
-        test_alerts=demo,
+        publish=setup.publish,
+        test_alerts=setup.demo,
         status_line=not args.no_status,
-        reload_watchlist=reload,
+        reload_watchlist=setup.reload,
     )
-    return Runner(config, analyzer, watchlist, options).run().exit_code
+    return Runner(config, setup.analyzer, setup.watchlist, options).run().exit_code
 
 
 def register(subparsers: Subparsers) -> None:

@@ -7,46 +7,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from edge.audit import AuditLog
 from edge.cli.args import Subparsers, add_common, command_group, config_from_args, counted
 from edge.cli.progress import progress_bar
-from edge.clock import format_time, parse_time, utc_now
+from edge.clock import utc_now
 from edge.config import Config
 from edge.errors import EdgeError, EnrollmentError, WatchlistError
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.capture import decode_image, read_image
 from edge.pipeline.pick import CLEARLY_LARGEST, PICK_MODES, pick_face
 from edge.watchlist import keys as keyring
+from edge.watchlist.build import BuildRequest, Enroller, Refused, build_list
 from edge.watchlist.bundle import (
     DELTA_ENTRIES,
     DELTA_INDEX,
-    MAX_VERSION,
     Manifest,
-    VerifiedBundle,
     load_full,
     load_templates,
     read_bundle,
     read_bundle_file,
     read_unverified,
 )
-from edge.watchlist.details import (
-    base_faces,
-    check_details_out,
-    details_path,
-    list_details,
-    write_details,
-)
-from edge.watchlist.entries import ListContent, parse_entries
+from edge.watchlist.enroll import EnrollReport
+from edge.watchlist.entries import parse_entries
 from edge.watchlist.install import WatchlistStore, open_store
 from edge.watchlist.matcher import Watchlist, calibration_of
-from edge.watchlist.policy import ThresholdPolicy, predicted_fpir
-from edge.watchlist.writer import ListMeta, assemble, write_delta, write_full
+from edge.watchlist.policy import predicted_fpir
 
 EXIT_PARTIAL = 1  # watchlist build: an entry has no usable photo (and no --allow-partial)
 PUBKEY_HELP = (
@@ -106,164 +96,62 @@ def _manifest_lines(m: Manifest) -> list[str]:
 # --- build --------------------------------------------------------------------------------------
 
 
-def _default_list_id(photos: Path) -> str:
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", photos.resolve().name).strip("-.")
-    return (name or "watchlist")[:64]
-
-
-def _version_stamp() -> int:
-    return int(utc_now().strftime("%Y%m%d%H%M%S"))
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     from edge.pipeline.embed import EMBEDDING_DIM
-    from edge.watchlist.enroll import enroll, read_entries_csv, scan_photos
 
     config = config_from_args(args)
-    wl = config.watchlist
-    now = utc_now()
-    valid_from = parse_time(args.valid_from, "--valid-from") if args.valid_from else now
-    valid_until = (
-        parse_time(args.expires, "--expires")
-        if args.expires
-        else valid_from + timedelta(days=wl.default_validity_days)
+    request = BuildRequest(
+        photos=args.photos,
+        key=args.key,
+        out=args.out,
+        list_id=args.list_id,
+        expires=args.expires,
+        valid_from=args.valid_from,
+        entries=args.entries,
+        base=args.base,
+        full_out=args.full_out,
+        dispatch_out=args.dispatch_out,
+        version=args.version,
+        dtype=args.dtype,
+        target_fpir=args.target_fpir,
+        threshold=args.threshold,
+        allow_partial=args.allow_partial,
     )
-    if valid_until <= now:  # before any photo is read; ListMeta.check says it again
-        given = f"--expires {args.expires}" if args.expires else "the default validity"
-        raise WatchlistError(
-            f"{given} ends at {format_time(valid_until)}, which has passed (now "
-            f"{format_time(now)}): the list would be expired on arrival; nothing written"
-        )
-    if args.version is not None and not 1 <= args.version <= MAX_VERSION:
-        raise WatchlistError(f"--version {args.version} is not from 1 to 2^53 ({MAX_VERSION})")
-    private_key = keyring.load_private_key(args.key)
-    public_key = private_key.public_key()
-    people = scan_photos(args.photos)
-    fields = read_entries_csv(args.entries, people) if args.entries else {}
-    if args.full_out is not None and args.base is None:
-        raise WatchlistError("--full-out goes with --base (the full bundle matching a delta)")
-    # the entries' texts go to dispatch only: beside the full bundle unless told otherwise
-    dispatch_out = args.dispatch_out or details_path(args.full_out or args.out)
-    check_details_out(dispatch_out, [b for b in (args.out, args.full_out) if b is not None])
-
-    base: VerifiedBundle | None = None
-    base_content: ListContent | None = None
-    if args.base is not None:
-        base = read_bundle(args.base, public_key)
-        _, base_content = load_full(base)
-    bm = base.manifest if base is not None else None
-
-    analyzer = FaceAnalyzer.from_config(config)
-    pin = analyzer.model_pin
-    if bm is not None and bm.model != pin:
-        raise WatchlistError(
-            f"base list was made with model {bm.model.name} {bm.model.sha256[:12]}..., this "
-            f"build runs {pin.name} {pin.sha256[:12]}...: build a new full list instead"
-        )
-    dtype = args.dtype or (bm.dtype if bm is not None else wl.index_dtype)
-    if bm is not None and dtype != bm.dtype:
-        raise WatchlistError(f"a delta keeps the base's index dtype ({bm.dtype})")
-
-    known: dict[str, frozenset[str]] = {}
-    if base_content is not None:
-        known = {e.label: frozenset(t.photo for t in e.templates) for e in base_content.entries}
-    specs, report = enroll(
-        people,
-        analyzer,
-        dtype,
-        decode_image,
-        fields,
-        known,
-        lambda it: progress_bar(it, "enrolling", unit="photo"),
-        pick=lambda faces, image: pick_face(faces, image, args.pick),
-    )
-    live = []
-    for spec in specs:
-        if spec.fields.expires is not None and parse_time(spec.fields.expires) <= now:
-            report.dropped[spec.label] = f"expired at {spec.fields.expires}"
-        else:
-            live.append(spec)
-    if not live:
-        _print_report(report, args)
-        raise EnrollmentError(f"no usable photo of any current entry in {args.photos}")
-    missing = report.without_photo
-    if missing and not args.allow_partial:
-        _print_report(report, args)
-        names = ", ".join(missing[:5]) + (
-            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        )
-        message = (
-            f"{len(missing)} of {len(specs) + len(missing)} entries have no usable photo "
-            f"({names}): nothing written; fix their photos or pass --allow-partial to build "
-            "the list without them"
-        )
-        if args.json:
-            print(json.dumps({"error": message, "report": report.to_json()}, sort_keys=True))
-        print(f"edge: error: {message}", file=sys.stderr)
-        return EXIT_PARTIAL
-
-    list_id = args.list_id or (bm.list_id if bm is not None else _default_list_id(args.photos))
-    if bm is not None and list_id != bm.list_id:
-        raise WatchlistError(f"--list-id {list_id!r} differs from the base's {bm.list_id!r}")
-    version = args.version or max(_version_stamp(), bm.version + 1 if bm is not None else 1)
-    if args.threshold is not None:
-        policy = ThresholdPolicy.fixed(args.threshold)
-    elif args.target_fpir is not None:
-        policy = ThresholdPolicy.fpir(args.target_fpir)
-    elif bm is not None:
-        policy = bm.policy
-    else:
-        policy = ThresholdPolicy.fpir(wl.target_fpir)
-    meta = ListMeta(
-        list_id=list_id,
-        version=version,
-        created=now,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        model=pin,
+    enroller = Enroller(
+        make_analyzer=lambda: FaceAnalyzer.from_config(config),
         dim=EMBEDDING_DIM,
-        dtype=dtype,
-        policy=policy,
-        connectivity=bm.connectivity if bm is not None else wl.connectivity,
-        expansion_add=bm.expansion_add if bm is not None else wl.expansion_add,
+        decode=decode_image,
+        pick=lambda faces, image: pick_face(faces, image, args.pick),
+        progress=lambda it: progress_bar(it, "enrolling", unit="photo"),
     )
-    meta.check()
-    content, next_id = assemble(
-        live,
-        dtype,
-        meta.dim,
-        now,
-        base=base_content,
-        base_next_entry_id=bm.next_entry_id if bm is not None else 0,
-    )
-    if base is not None and base_content is not None:
-        written = write_delta(args.out, base, base_content, content, meta, next_id, private_key)
-        bundles = [written]
-        if args.full_out is not None:
-            bundles.append(write_full(args.full_out, content, meta, next_id, private_key))
-    else:
-        written = write_full(args.out, content, meta, next_id, private_key)
-        bundles = [written]
-    fields_by_label = {spec.label: spec.fields for spec in live}
-    faces = base_faces(base, public_key) if base is not None else {}
-    for spec in live:
-        enrolled = {t.photo: t.box for t in spec.templates if t.box is not None}
-        faces.setdefault(spec.label, {}).update(enrolled)
-    details = list_details(content, fields_by_label, bundles, private_key, faces)
-    write_details(dispatch_out, details, private_key)
-    _print_report(report, args)
+    outcome = build_list(request, config.watchlist, enroller)
+    _print_report(outcome.report, args)
+    if isinstance(outcome, Refused):
+        if not outcome.some_usable:
+            raise EnrollmentError(outcome.message)
+        if args.json:
+            print(
+                json.dumps(
+                    {"error": outcome.message, "report": outcome.report.to_json()},
+                    sort_keys=True,
+                )
+            )
+        print(f"edge: error: {outcome.message}", file=sys.stderr)
+        return EXIT_PARTIAL
     if not args.json:
-        for line in _manifest_lines(written.manifest):
+        for line in _manifest_lines(outcome.manifest):
             print(line)
         print(f"written to {args.out}" + (f" and {args.full_out}" if args.full_out else ""))
-        print(f"entry details for dispatch (never sent to devices) written to {dispatch_out}")
+        print(
+            f"entry details for dispatch (never sent to devices) written to {outcome.dispatch_out}"
+        )
     else:
         print(
             json.dumps(
                 {
-                    "manifest": written.manifest.to_json(),
-                    "report": report.to_json(),
-                    "dispatch_details": str(dispatch_out),
+                    "manifest": outcome.manifest.to_json(),
+                    "report": outcome.report.to_json(),
+                    "dispatch_details": str(outcome.dispatch_out),
                 },
                 sort_keys=True,
             )
@@ -271,7 +159,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_report(report: Any, args: argparse.Namespace) -> None:
+def _print_report(report: EnrollReport, args: argparse.Namespace) -> None:
     if args.report is not None:
         try:
             args.report.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")

@@ -46,7 +46,7 @@ class AuditConfig(Section):
     )
 
 
-class AlertContentConfig(Section):
+class AlertsConfig(Section):
     include_crop: bool = Field(
         True, description="Attach the probe face as a JPEG crop (base64) to each alert."
     )
@@ -113,7 +113,7 @@ class AlertContentConfig(Section):
     )
 
     @model_validator(mode="after")
-    def _intervals_ordered(self) -> AlertContentConfig:
+    def _intervals_ordered(self) -> AlertsConfig:
         if self.dispatch_ack_max_interval_s < self.dispatch_ack_timeout_s:
             raise ValueError("dispatch_ack_max_interval_s must be >= dispatch_ack_timeout_s")
         return self

@@ -15,9 +15,10 @@ from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from edge.config.alerts import AlertContentConfig, AuditConfig, OutboxConfig
+from edge.config.alerts import AlertsConfig, AuditConfig, OutboxConfig
 from edge.config.api import ApiConfig
 from edge.config.base import Section
+from edge.config.capture import CaptureConfig
 from edge.config.device import DeviceConfig
 from edge.config.dispatch import DispatchConfig
 from edge.config.mqtt import MqttConfig
@@ -28,8 +29,9 @@ from edge.config.recognition import (
     QualityConfig,
     RuntimeConfig,
 )
-from edge.config.run import CaptureConfig, RunConfig, TrackerConfig
+from edge.config.run import RunConfig
 from edge.config.sync import SyncConfig
+from edge.config.tracker import TrackerConfig
 from edge.config.watchlist import WatchlistConfig
 from edge.errors import ConfigError
 from edge.models import EMBEDDING_MODEL, shipped_precisions
@@ -89,7 +91,7 @@ class Config(Section):
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig = OutboxConfig()
     audit: AuditConfig = AuditConfig()
-    alerts: AlertContentConfig = AlertContentConfig()
+    alerts: AlertsConfig = AlertsConfig()
     watchlist: WatchlistConfig = WatchlistConfig()
     capture: CaptureConfig = CaptureConfig()
     tracker: TrackerConfig = TrackerConfig()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from edge.config.run import CaptureConfig
+from edge.config.capture import CaptureConfig
 from edge.errors import CaptureError, StreamError
 
 # "X as X": re-exported for the modules that import them from here (cli, dispatch, services,

@@ -35,7 +35,7 @@ from typing import Protocol
 
 import numpy.typing as npt
 
-from edge.config.run import TrackerConfig
+from edge.config.tracker import TrackerConfig
 from edge.pipeline.track import Shot, Track
 from edge.types import Box, ContextFrame, Identification
 

@@ -27,7 +27,7 @@ from av.stream import Stream
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
-from edge.config.run import CaptureConfig
+from edge.config.capture import CaptureConfig
 from edge.errors import StreamError
 from edge.pipeline.source import SourceSpec
 from edge.types import Image

@@ -21,7 +21,7 @@ from datetime import datetime
 
 import numpy as np
 
-from edge.config.run import TrackerConfig
+from edge.config.tracker import TrackerConfig
 from edge.types import Box, ContextFrame, Detection, FloatArray, Match, iou
 
 _VELOCITY_SMOOTHING = 0.5  # weight of the newest velocity measurement

@@ -52,7 +52,7 @@ MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
 def pipeline_fields(run_metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """:class:`MetricsSnapshot` fields from ``edge run``'s ``Runner.metrics()`` (plus its
+    """:class:`MetricsSnapshot` fields from ``edge run``'s ``RunReporter.metrics()`` (plus its
     heartbeat ``queues``), for a recognizer that serves the API itself."""
     frames = run_metrics.get("frames") or {}
     alerts = run_metrics.get("alerts") or {}

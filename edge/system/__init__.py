@@ -1,4 +1,3 @@
 """The operating system around edge: systemd readiness and watchdog (:mod:`sdnotify`),
-SIGINT/SIGTERM (:mod:`signals`), the machine checks of ``edge doctor`` (:mod:`doctor`), and
-bounded reads of untrusted files and JSON (:mod:`inputs`), native libraries' stderr
-(:mod:`native`)."""
+SIGINT/SIGTERM (:mod:`signals`), bounded reads of untrusted files and JSON (:mod:`inputs`),
+native libraries' stderr (:mod:`native`)."""

@@ -13,7 +13,7 @@ import pytest
 from deadlines import SHOULD_HAPPEN_S
 from video_helpers import DEMO_CLIP, MjpegCamera, Plan, damaged_clip
 
-from edge.config.run import CaptureConfig
+from edge.config.capture import CaptureConfig
 from edge.errors import CaptureError, SourceError
 from edge.pipeline.capture import STILL_STEP_S, Capture
 from edge.pipeline.handoff import Frame, FrameQueue

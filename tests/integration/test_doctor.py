@@ -14,7 +14,7 @@ from watchlist_helpers import make_keys
 from edge.cli import main
 from edge.cli.doctor import CHECKS
 from edge.config import config_from_dict
-from edge.system.doctor import FAIL, OK, SKIP, check_camera, check_clock, check_disk
+from edge.services.doctor import FAIL, OK, SKIP, check_camera, check_clock, check_disk
 
 
 def _config(tmp_path: Path, port: int, **extra: object) -> Path:

@@ -30,7 +30,7 @@ from rtsp_server import RtspServer, free_port, require_rtsp_server
 from video_helpers import DEMO_PUBLIC_KEY, DEMO_WATCHLIST, clip_jpegs
 
 from edge.cli import main
-from edge.config.run import CaptureConfig
+from edge.config.capture import CaptureConfig
 from edge.errors import StreamError
 from edge.pipeline.capture import Capture
 from edge.pipeline.handoff import Frame, FrameQueue

@@ -309,11 +309,10 @@ def test_sigterm_stops_the_run_cleanly(tmp_path: Path) -> None:
 
 
 def test_a_newly_installed_list_is_picked_up(tmp_path: Path) -> None:
-    import argparse
     import shutil
 
-    from edge.cli.run import installed_watchlist
     from edge.demo import DEMO_DIR
+    from edge.services.run_setup import installed_watchlist
 
     analyzer = FaceAnalyzer(Config())
     root = tmp_path / "state" / "watchlist"
@@ -323,8 +322,7 @@ def test_a_newly_installed_list_is_picked_up(tmp_path: Path) -> None:
         ModelPin(analyzer.model_name, analyzer.model_sha256),
     )
     store.install(DEMO_WATCHLIST)
-    args = argparse.Namespace(pubkey=DEMO_PUBLIC_KEY, state_dir=tmp_path / "state")
-    watchlist, reload = installed_watchlist(args, Config())
+    watchlist, reload = installed_watchlist(Config(), tmp_path / "state", DEMO_PUBLIC_KEY)
     assert watchlist.version == 1 and reload() is None
     # The hub (here: the demo key) signs version 2 and the device installs it while running.
     person = tmp_path / "photos" / "Lin-Manuel Miranda"

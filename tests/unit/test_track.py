@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.config import Config
-from edge.config.run import TrackerConfig
+from edge.config.tracker import TrackerConfig
 from edge.pipeline.decide import Decider
 from edge.pipeline.track import Shot, Track, Tracker
 from edge.types import Box, ContextFrame, Detection, Match, iou

@@ -1,4 +1,4 @@
-"""``edge hub publish|devices|withdraw``, ``edge sync`` and ``edge provision``.
+"""``edge hub publish|devices|withdraw``: publish watchlists to the fleet, list its devices.
 
 Every failure is an :class:`EdgeError` with a one-line message (``edge: error: ...``, exit 2).
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,6 @@ from edge.cli.args import (
     positive_float,
     positive_int,
 )
-
-# --- hub ---------------------------------------------------------------------------------------
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -139,50 +136,6 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- device --------------------------------------------------------------------------------------
-
-
-def cmd_sync(args: argparse.Namespace) -> int:
-    from edge.services.agent import Agent
-
-    config = config_from_args(args)
-    if args.list:
-        config = config_from_args(args, {"sync": {"lists": list(args.list)}})
-    agent = Agent(
-        config,
-        state_dir=args.state_dir,
-        public_key=args.pubkey,
-        agent=args.agent,
-        serve_api=False if args.no_api else None,
-    )
-    return agent.run()
-
-
-def cmd_provision(args: argparse.Namespace) -> int:
-    from edge.fleet.profiles import compose, render
-
-    data, _ = compose(args.profile, args.site, args.device_id)
-    sources = [args.profile] + ([args.site] if args.site else [])
-    text = render(data, sources)
-    if args.out is None:
-        sys.stdout.write(text)
-        return 0
-    from edge.errors import ConfigError
-
-    try:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(args.out)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
-    print(f"wrote {args.out} (validated)")
-    return 0
-
-
-# --- registration --------------------------------------------------------------------------------
-
-
 def register(subparsers: Subparsers) -> None:
     sub = command_group(subparsers, "hub", "publish watchlists to the fleet, list devices")
 
@@ -244,49 +197,3 @@ def register(subparsers: Subparsers) -> None:
     withdraw.add_argument("list_id", metavar="LIST_ID", help="the list to withdraw")
     add_common(withdraw, broker=True)
     withdraw.set_defaults(handler=cmd_withdraw)
-
-    sync = subparsers.add_parser(
-        "sync",
-        help="device side: follow watchlists over MQTT, install them; local API; watchdog",
-        description="Runs until SIGTERM. Installs every new version of the lists in "
-        "sync.lists that the hub announces (after every watchlist check); `edge run` picks it "
-        "up. With --agent it also publishes this device's status (with the installed version), "
-        "heartbeat and outbox, for a device whose recognizer is not running.",
-    )
-    sync.add_argument(
-        "--list",
-        action="append",
-        metavar="LIST_ID",
-        help="follow this list (repeatable) (default: sync.lists)",
-    )
-    sync.add_argument(
-        "--pubkey",
-        type=Path,
-        help="trusted key (default: watchlist.public_key, else the keys `edge keys trust` "
-        "installed)",
-    )
-    sync.add_argument(
-        "--agent",
-        action="store_true",
-        help="also own the device's status/heartbeat/outbox (never beside `edge run`)",
-    )
-    sync.add_argument("--no-api", action="store_true", help="do not serve the local API")
-    add_common(sync, broker=True, state_dir="installed list, transfers, outbox and audit log")
-    sync.set_defaults(
-        handler=cmd_sync,
-        exit_codes={
-            0: "when stopped by SIGTERM or SIGINT (Ctrl-C)",
-            1: "when one of its threads died",
-            130: "when interrupted (Ctrl-C) while still starting",
-        },
-    )
-
-    prov = subparsers.add_parser(
-        "provision",
-        help="merge a device profile and a site config into one validated config file",
-    )
-    prov.add_argument("--profile", type=Path, required=True, help="firmware-config/profiles/X")
-    prov.add_argument("--site", type=Path, help="site config (wins over the profile)")
-    prov.add_argument("--device-id", help="set device.id")
-    prov.add_argument("--out", type=Path, help="write here (default: stdout)")
-    prov.set_defaults(handler=cmd_provision)
