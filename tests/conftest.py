@@ -1,1 +1,177 @@
+"""Fixtures shared by every test, and the ``external`` marker that makes the quick check.
+
+A test is ``external`` when it needs something outside this Python process and its temp folder:
+a Mosquitto broker, a PostgreSQL server, a browser, an RTSP server, qemu, or the real models on
+many images (``slow``). ``python -m pytest -m "not external"`` is the quick check (README);
+the full suite, README's test command, runs them all.
+
+The marker is not written on the tests: it is derived here, at collection, so that a new test
+taking the ``mosquitto`` fixture is external without anyone remembering to say so. A test is
+external when it, or any fixture it uses (directly or through other fixtures), takes one of
+``EXTERNAL_FIXTURES`` as an argument or asks for one with ``request.getfixturevalue``, or
+imports a browser driver; when it sits in one of ``EXTERNAL_MODULES``; or when it is ``slow``.
+What the rule misses is caught when the test runs: a test not marked external that starts one
+of ``EXTERNAL_PROGRAMS`` fails, naming the program (see :func:`_refuse_external_programs`).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import sys
+import textwrap
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
 pytest_plugins = ["mqtt_fixtures", "pg_fixtures"]
+
+# The fixtures that start a broker or a database (tests/mqtt_fixtures.py, tests/pg_fixtures.py).
+EXTERNAL_FIXTURES = frozenset(
+    {"mosquitto", "persistent_mosquitto", "broker_factory", "postgres_server", "postgres_url"}
+)
+# Modules whose every test starts a program of its own rather than through a shared fixture.
+EXTERNAL_MODULES = {
+    "test_rtsp_stream.py": "a GStreamer RTSP server (tests/rtsp_server.py)",
+    "test_int8_without_vnni.py": "qemu-x86_64-static",
+    "test_dispatch_browser.py": "chromium, through Playwright",
+}
+BROWSER_DRIVERS = ("playwright",)
+# Program names (or a leading part of them) that only an external test may start.
+EXTERNAL_PROGRAMS = (
+    "mosquitto",
+    "initdb",
+    "pg_ctl",
+    "postgres",
+    "chromium",
+    "qemu-",
+    "rtsp_server.py",
+    "playwright",
+)
+
+
+@functools.cache
+def _source_tree(function: Callable[..., Any]) -> ast.AST | None:
+    try:
+        return ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):  # built-in fixtures have no source to read
+        return None
+
+
+def _reaches_outside(function: Callable[..., Any]) -> bool:
+    """Whether the function asks for an external fixture by name at run time, or imports a
+    browser driver (``import playwright``, ``pytest.importorskip("playwright...")``)."""
+    tree = _source_tree(function)
+    if tree is None:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            if any((name or "").split(".")[0] in BROWSER_DRIVERS for name in names):
+                return True
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        first = node.args[0] if node.args else None
+        text = first.value if isinstance(first, ast.Constant) else None
+        if not isinstance(text, str):
+            continue
+        if node.func.attr == "getfixturevalue" and text in EXTERNAL_FIXTURES:
+            return True
+        if node.func.attr == "importorskip" and text.split(".")[0] in BROWSER_DRIVERS:
+            return True
+    return False
+
+
+def _functions(item: pytest.Function) -> Iterable[Callable[..., Any]]:
+    """The test function and every fixture function it uses, however indirectly."""
+    yield item.function
+    for definitions in item._fixtureinfo.name2fixturedefs.values():
+        for definition in definitions:
+            yield definition.func
+
+
+def external_reason(item: pytest.Item) -> str | None:
+    """Why the test is external, or None when it runs in the quick check."""
+    if item.get_closest_marker("slow") is not None:
+        return "slow: the real models on many images"
+    module = Path(str(item.fspath)).name
+    if module in EXTERNAL_MODULES:
+        return EXTERNAL_MODULES[module]
+    if not isinstance(item, pytest.Function):
+        return None
+    used = EXTERNAL_FIXTURES.intersection(item.fixturenames)
+    if used:
+        return f"uses {', '.join(sorted(used))}"
+    if any(_reaches_outside(function) for function in _functions(item)):
+        return "asks for a broker or database at run time, or drives a browser"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if external_reason(item) is not None:
+            item.add_marker(pytest.mark.external)
+
+
+# --- the check at run time ----------------------------------------------------------------------
+
+_running: list[pytest.Item] = []  # the test now being set up, run or torn down
+_started: dict[str, list[str]] = {}  # nodeid -> programs a test not marked external started
+
+
+def _external_program(arguments: Iterable[object]) -> str | None:
+    for argument in arguments:
+        name = Path(str(argument)).name
+        if any(name.startswith(program) for program in EXTERNAL_PROGRAMS):
+            return name
+        if "playwright" in Path(str(argument)).parts:
+            return "playwright"
+    return None
+
+
+def _refuse_external_programs(event: str, arguments: tuple[Any, ...]) -> None:
+    """An audit hook (sys.addaudithook): a test not marked external may not start a broker,
+    database, browser, RTSP server or qemu; the start is refused and the test fails."""
+    if event != "subprocess.Popen" or not _running:
+        return
+    item = _running[-1]
+    if item.get_closest_marker("external") is not None:
+        return
+    executable, args = arguments[0], arguments[1]
+    command = [executable, *args] if isinstance(args, list | tuple) else [executable, args]
+    program = _external_program(a for a in command if a is not None)
+    if program is None:
+        return
+    _started.setdefault(item.nodeid, []).append(program)
+    raise RuntimeError(
+        f"{item.nodeid} starts {program} but is not marked external: extend the rule in "
+        "tests/conftest.py (EXTERNAL_FIXTURES or EXTERNAL_MODULES)"
+    )
+
+
+sys.addaudithook(_refuse_external_programs)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Any:
+    _running.append(item)
+    try:
+        return (yield)
+    finally:
+        _running.pop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    # Also when the refusal was caught and turned into a skip or a pass.
+    started = _started.pop(item.nodeid, None)
+    if started:
+        pytest.fail(
+            f"started {', '.join(sorted(set(started)))} but is not marked external "
+            "(tests/conftest.py)",
+            pytrace=False,
+        )
