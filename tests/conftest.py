@@ -17,11 +17,13 @@ of ``EXTERNAL_PROGRAMS`` fails, naming the program (see :func:`_refuse_external_
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import inspect
+import os
 import sys
 import textwrap
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +87,13 @@ def _reaches_outside(function: Callable[..., Any]) -> bool:
     return False
 
 
-def _functions(item: pytest.Function) -> Iterable[Callable[..., Any]]:
+def _functions(item: pytest.Item) -> Iterable[Callable[..., Any]]:
     """The test function and every fixture function it uses, however indirectly."""
-    yield item.function
-    for definitions in item._fixtureinfo.name2fixturedefs.values():
+    function = getattr(item, "function", None)
+    if function is not None:
+        yield function
+    info = getattr(item, "_fixtureinfo", None)
+    for definitions in info.name2fixturedefs.values() if info is not None else ():
         for definition in definitions:
             yield definition.func
 
@@ -97,12 +102,9 @@ def external_reason(item: pytest.Item) -> str | None:
     """Why the test is external, or None when it runs in the quick check."""
     if item.get_closest_marker("slow") is not None:
         return "slow: the real models on many images"
-    module = Path(str(item.fspath)).name
-    if module in EXTERNAL_MODULES:
-        return EXTERNAL_MODULES[module]
-    if not isinstance(item, pytest.Function):
-        return None
-    used = EXTERNAL_FIXTURES.intersection(item.fixturenames)
+    if item.path.name in EXTERNAL_MODULES:
+        return EXTERNAL_MODULES[item.path.name]
+    used = EXTERNAL_FIXTURES.intersection(getattr(item, "fixturenames", ()))
     if used:
         return f"uses {', '.join(sorted(used))}"
     if any(_reaches_outside(function) for function in _functions(item)):
@@ -119,18 +121,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # --- the check at run time ----------------------------------------------------------------------
 
-_running: list[pytest.Item] = []  # the test now being set up, run or torn down
+_running: list[pytest.Item] = []  # the test now being set up or run
 _started: dict[str, list[str]] = {}  # nodeid -> programs a test not marked external started
 
 
-def _external_program(arguments: Iterable[object]) -> str | None:
-    for argument in arguments:
-        name = Path(str(argument)).name
-        if any(name.startswith(program) for program in EXTERNAL_PROGRAMS):
-            return name
-        if "playwright" in Path(str(argument)).parts:
+def _external_program(command: list[object]) -> str | None:
+    """The external program a command line starts, if any: the program itself, or one it runs
+    (``runuser ... /usr/lib/postgresql/15/bin/initdb``, ``python3 tests/rtsp_server.py``).
+    Other arguments (a config file named postgres.yaml) are not programs."""
+    for position, argument in enumerate(command):
+        path = Path(str(argument))
+        runs = position == 0 or path.suffix == ".py" or (path.is_absolute() and _executable(path))
+        if not runs:
+            continue
+        if any(path.name.startswith(program) for program in EXTERNAL_PROGRAMS):
+            return path.name
+        if "playwright" in path.parts:  # Playwright's driver, which starts the browser
             return "playwright"
     return None
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
 
 
 def _refuse_external_programs(event: str, arguments: tuple[Any, ...]) -> None:
@@ -143,7 +155,7 @@ def _refuse_external_programs(event: str, arguments: tuple[Any, ...]) -> None:
         return
     executable, args = arguments[0], arguments[1]
     command = [executable, *args] if isinstance(args, list | tuple) else [executable, args]
-    program = _external_program(a for a in command if a is not None)
+    program = _external_program([a for a in command if a is not None])
     if program is None:
         return
     _started.setdefault(item.nodeid, []).append(program)
@@ -156,13 +168,27 @@ def _refuse_external_programs(event: str, arguments: tuple[Any, ...]) -> None:
 sys.addaudithook(_refuse_external_programs)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Any:
+@contextlib.contextmanager
+def _watched(item: pytest.Item) -> Iterator[None]:
     _running.append(item)
     try:
-        return (yield)
+        yield
     finally:
         _running.pop()
+
+
+# Setting up and running a test are watched; tearing down is not: the last test of the session
+# stops the session's database (pg_ctl stop), whichever test that is.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _watched(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _watched(item):
+        return (yield)
 
 
 @pytest.hookimpl(trylast=True)
