@@ -40,7 +40,18 @@ EXTERNAL_MODULES = {
     "test_rtsp_stream.py": "a GStreamer RTSP server (tests/rtsp_server.py)",
     "test_int8_without_vnni.py": "qemu-x86_64-static",
     "test_dispatch_browser.py": "chromium, through Playwright",
+    "test_fetch_models.py": "the package registries (npm, PyPI), over the network",
+    # the real models on many images: whole clips, run again and again
+    "test_bench_far.py": "the models over generated walking clips and LFW",
+    "test_run_privacy.py": "edge run over the demo clip, once per privacy setting",
+    "test_multiscale.py": "the models over the demo clip at several scales",
+    "test_run_stream.py": "edge run over a live MJPEG stream of the demo",
 }
+# The shared data sets (../shared/data: LFW, the Hamilton clip): a test naming one of these runs
+# the models over hundreds of images.
+DATA_SET_NAMES = frozenset(
+    {"require_lfw", "LFW_DIR", "LFW", "lfw_people", "require_hamilton", "HAMILTON"}
+)
 BROWSER_DRIVERS = ("playwright",)
 # Program names (or a leading part of them) that only an external test may start.
 EXTERNAL_PROGRAMS = (
@@ -64,12 +75,14 @@ def _source_tree(function: Callable[..., Any]) -> ast.AST | None:
 
 
 def _reaches_outside(function: Callable[..., Any]) -> bool:
-    """Whether the function asks for an external fixture by name at run time, or imports a
-    browser driver (``import playwright``, ``pytest.importorskip("playwright...")``)."""
+    """Whether the function reads a shared data set, asks for an external fixture by name at
+    run time, or imports a browser driver (``pytest.importorskip("playwright...")``)."""
     tree = _source_tree(function)
     if tree is None:
         return False
     for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in DATA_SET_NAMES:
+            return True
         if isinstance(node, ast.Import | ast.ImportFrom):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
             if any((name or "").split(".")[0] in BROWSER_DRIVERS for name in names):
@@ -108,7 +121,7 @@ def external_reason(item: pytest.Item) -> str | None:
     if used:
         return f"uses {', '.join(sorted(used))}"
     if any(_reaches_outside(function) for function in _functions(item)):
-        return "asks for a broker or database at run time, or drives a browser"
+        return "reads a data set, asks for a broker or database at run time, or drives a browser"
     return None
 
 
