@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from edge.alerts.model import Ack, Alert, Location, Review, WatchlistRef
 from edge.alerts.schema import ACK_SCHEMA_FILE, ALERT_SCHEMA_FILE, REVIEW_SCHEMA_FILE, load_schema
-from edge.config.alerts import AlertContentConfig
+from edge.config.alerts import AlertsConfig
 from edge.errors import AlertError
 from edge.types import ContextFrame
 
@@ -52,10 +52,10 @@ WIRE_BEFORE = {
 }
 
 
-def _content(crop_max: int = 32 * 1024, context_max: int = 128 * 1024) -> AlertContentConfig:
-    return AlertContentConfig.model_construct(
+def _content(crop_max: int = 32 * 1024, context_max: int = 128 * 1024) -> AlertsConfig:
+    return AlertsConfig.model_construct(
         **{
-            **AlertContentConfig().model_dump(),
+            **AlertsConfig().model_dump(),
             "crop_max_bytes": crop_max,
             "context_max_bytes": context_max,
         }
