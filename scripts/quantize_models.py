@@ -73,7 +73,7 @@ def calibration_faces(lfw: Path, count: int = EMBEDDER_CALIBRATION_FACES) -> lis
     """Aligned 112x112 faces as the default pipeline makes them (the best face of each image)."""
     from edge.config import Config
     from edge.pipeline.analyzer import FaceAnalyzer
-    from edge.pipeline.capture import read_image
+    from edge.pipeline.images import read_image
 
     analyzer = FaceAnalyzer(Config())
     faces = []
@@ -90,8 +90,8 @@ def calibration_faces(lfw: Path, count: int = EMBEDDER_CALIBRATION_FACES) -> lis
 def detector_inputs(lfw: Path, size: int, count: int = DETECTOR_CALIBRATION_IMAGES) -> list[Any]:
     """Letterboxed detector inputs: LFW images alone, and in 2x2 and 3x3 mosaics (faces of
     several sizes in one input)."""
-    from edge.pipeline.capture import read_image
     from edge.pipeline.detect import letterbox
+    from edge.pipeline.images import read_image
 
     paths = _calibration_images(lfw)
     inputs = []

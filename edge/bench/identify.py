@@ -87,7 +87,7 @@ def embed_folder(
 ) -> EmbeddedFolder:
     """Run the production pipeline on every image (or read a cache made with the same setup)."""
     from edge.pipeline.analyzer import FaceAnalyzer
-    from edge.pipeline.capture import read_image
+    from edge.pipeline.images import read_image
     from edge.pipeline.pick import nearest_to_centre
 
     images = list_images(data_dir)

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from edge.errors import EdgeError
 from edge.pipeline.align import TEMPLATE_5, align_points
 from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.capture import read_image
+from edge.pipeline.images import read_image
 from edge.pipeline.pick import nearest_to_centre
 from edge.pipeline.quality import assess
 from edge.types import AlignedFace, FloatArray, Image

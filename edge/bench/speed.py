@@ -22,7 +22,7 @@ from edge.demo import DEMO_CLIP
 from edge.errors import BackendError
 from edge.models import EMBEDDING_MODEL, RUNTIME_SUFFIX, shipped_precisions
 from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.capture import decode_image, read_image
+from edge.pipeline.images import decode_image, read_image
 from edge.pipeline.quality import assess
 from edge.samples import OTHER_PERSON, SAME_PERSON
 from edge.types import Image

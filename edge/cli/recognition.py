@@ -14,7 +14,7 @@ from edge.cli.args import Subparsers, add_common, config_from_args
 from edge.cli.progress import progress_bar
 from edge.errors import EdgeError
 from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.capture import read_image
+from edge.pipeline.images import read_image
 from edge.types import Face
 
 # Cosine similarity at which `edge compare` calls two faces the same person: the threshold that

@@ -18,14 +18,11 @@ from edge.clock import utc_now
 from edge.config import Config
 from edge.errors import EdgeError, EnrollmentError, WatchlistError
 from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.capture import decode_image, read_image
+from edge.pipeline.images import decode_image, read_image
 from edge.pipeline.pick import CLEARLY_LARGEST, PICK_MODES, pick_face
 from edge.watchlist import keys as keyring
 from edge.watchlist.build import BuildRequest, Enroller, Refused, build_list
 from edge.watchlist.bundle import (
-    DELTA_ENTRIES,
-    DELTA_INDEX,
-    Manifest,
     load_full,
     load_templates,
     read_bundle,
@@ -35,6 +32,7 @@ from edge.watchlist.bundle import (
 from edge.watchlist.enroll import EnrollReport
 from edge.watchlist.entries import parse_entries
 from edge.watchlist.install import WatchlistStore, open_store
+from edge.watchlist.manifest import DELTA_ENTRIES, DELTA_INDEX, Manifest
 from edge.watchlist.matcher import Watchlist, calibration_of
 from edge.watchlist.policy import predicted_fpir
 

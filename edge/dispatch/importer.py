@@ -29,18 +29,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.dispatch.store import Store
 from edge.errors import DispatchError, EdgeError
-from edge.pipeline.capture import decode_image
 from edge.pipeline.frames import face_crop_jpeg
+from edge.pipeline.images import decode_image
 from edge.types import Image
-from edge.watchlist.bundle import ENTRIES, VerifiedBundle, read_bundle
-from edge.watchlist.details import (
-    DETAILS_FORMAT_1,
-    EntryDetails,
-    details_path,
-    read_details,
-)
+from edge.watchlist.bundle import VerifiedBundle, read_bundle
+from edge.watchlist.details import details_path, read_details
+from edge.watchlist.details_document import DETAILS_FORMAT_1, EntryDetails
 from edge.watchlist.enroll import photo_digest, scan_photos
 from edge.watchlist.entries import Entry, parse_entries
+from edge.watchlist.manifest import ENTRIES
 from edge.watchlist.writer import FaceBox
 
 log = logging.getLogger(__name__)

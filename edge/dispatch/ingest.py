@@ -82,7 +82,7 @@ class Ingest(MqttService):
             password=password,
             name="dispatch",
             subscriptions="shared subscriptions need MQTT 5; the ACL must let dispatch read "
-            f"{config.mqtt.topic_prefix}/+/alert, status and heartbeat",
+            f"{every_device(config.mqtt.topic_prefix, 'alert')}, status and heartbeat",
         )
         self.config = config
         self.dispatch = config.dispatch

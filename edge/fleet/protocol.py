@@ -31,17 +31,15 @@ from typing import Any, Literal
 
 from edge.errors import SyncError
 from edge.system.inputs import load_json
-from edge.watchlist.bundle import (
+from edge.watchlist.bundle import MAX_MANIFEST_BYTES, read_unverified, sha256_bytes
+from edge.watchlist.manifest import (
     DELTA_ENTRIES,
     DELTA_INDEX,
     ENTRIES,
     INDEX,
     MANIFEST,
-    MAX_MANIFEST_BYTES,
     MAX_VERSION,
     SIGNATURE,
-    read_unverified,
-    sha256_bytes,
 )
 
 SYNC_FORMAT = "edge-sync/1"

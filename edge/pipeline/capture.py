@@ -19,14 +19,7 @@ from typing import Literal
 
 from edge.config.capture import CaptureConfig
 from edge.errors import CaptureError, StreamError
-
-# "X as X": re-exported for the modules that import them from here (cli, dispatch, services,
-# pipeline.frames); the merge of issue 18 points those at handoff and images instead.
-from edge.pipeline.handoff import Frame as Frame
-from edge.pipeline.handoff import FrameQueue as FrameQueue
-from edge.pipeline.images import MAX_PIXELS as MAX_PIXELS
-from edge.pipeline.images import decode_image as decode_image
-from edge.pipeline.images import read_image as read_image
+from edge.pipeline.handoff import Frame, FrameQueue
 from edge.pipeline.metrics import StageStats
 from edge.pipeline.readers import FolderReader, VideoReader
 from edge.pipeline.source import SourceSpec

@@ -24,9 +24,9 @@ import numpy as np
 from edge.config import Config
 from edge.pipeline.align import KeypointAligner
 from edge.pipeline.analyzer import FaceAnalyzer
-from edge.pipeline.capture import Frame
 from edge.pipeline.context import ContextMaker
 from edge.pipeline.decide import Decider, Gallery, Hit
+from edge.pipeline.handoff import Frame
 from edge.pipeline.metrics import StageSet
 from edge.pipeline.multiscale import ScanStats, VideoScanner
 from edge.pipeline.quality import assess

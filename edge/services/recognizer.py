@@ -28,9 +28,10 @@ from edge.errors import EdgeError
 from edge.models import embedding_model_id
 from edge.pipeline.analyzer import FaceAnalyzer
 from edge.pipeline.annotate import Annotator
-from edge.pipeline.capture import Capture, FrameQueue
+from edge.pipeline.capture import Capture
 from edge.pipeline.decide import Hit
 from edge.pipeline.frames import FrameProcessor
+from edge.pipeline.handoff import FrameQueue
 from edge.pipeline.metrics import StageSet
 from edge.pipeline.source import SourceSpec
 from edge.services.feedback import ReviewFeedback

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.pipeline.capture import Capture, FrameQueue
+from edge.pipeline.capture import Capture
 from edge.pipeline.frames import FrameProcessor
+from edge.pipeline.handoff import FrameQueue
 from edge.pipeline.metrics import StageSet
 from edge.pipeline.source import SourceSpec
 from edge.watchlist.matcher import Watchlist

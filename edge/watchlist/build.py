@@ -24,7 +24,7 @@ from edge.errors import WatchlistError
 from edge.models import ModelPin
 from edge.types import Image
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import MAX_VERSION, Manifest, VerifiedBundle, load_full, read_bundle
+from edge.watchlist.bundle import VerifiedBundle, load_full, read_bundle
 from edge.watchlist.details import (
     base_faces,
     check_details_out,
@@ -42,6 +42,7 @@ from edge.watchlist.enroll import (
 )
 from edge.watchlist.entries import ListContent
 from edge.watchlist.index import Dtype
+from edge.watchlist.manifest import MAX_VERSION, Manifest
 from edge.watchlist.policy import ThresholdPolicy
 from edge.watchlist.writer import EntrySpec, ListMeta, assemble, write_delta, write_full
 

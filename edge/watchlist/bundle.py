@@ -32,20 +32,16 @@ from edge.system.inputs import read_bounded
 from edge.watchlist import keys as keyring
 from edge.watchlist.entries import Entry, ListContent, parse_entries
 from edge.watchlist.index import IndexParams, TemplateIndex
-
-# "X as X": the format's names, re-exported for the modules that import them from here
-# (writer, install, matcher, fleet, cli); the merge of issue 18 points those at manifest.
-from edge.watchlist.manifest import DELTA_ENTRIES as DELTA_ENTRIES
-from edge.watchlist.manifest import DELTA_INDEX as DELTA_INDEX
-from edge.watchlist.manifest import ENTRIES as ENTRIES
-from edge.watchlist.manifest import INDEX as INDEX
-from edge.watchlist.manifest import MANIFEST as MANIFEST
-from edge.watchlist.manifest import MAX_VERSION as MAX_VERSION
-from edge.watchlist.manifest import SIGNATURE as SIGNATURE
-from edge.watchlist.manifest import DeltaInfo as DeltaInfo
-from edge.watchlist.manifest import FileRef as FileRef
-from edge.watchlist.manifest import Manifest as Manifest
-from edge.watchlist.manifest import parse_manifest as parse_manifest
+from edge.watchlist.manifest import (
+    DELTA_ENTRIES,
+    DELTA_INDEX,
+    ENTRIES,
+    INDEX,
+    MANIFEST,
+    SIGNATURE,
+    Manifest,
+    parse_manifest,
+)
 
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_SIGNATURE_BYTES = 1024  # an Ed25519 signature is 64 bytes; more is refused by its check

@@ -38,18 +38,14 @@ from edge.errors import BundleError, EdgeError, WatchlistError
 from edge.system.inputs import load_json
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import VerifiedBundle, fsync_path
-
-# DETAILS_FORMAT_1 and EntryDetails ("X as X") are re-exported for dispatch.importer, which
-# imports them from here; the merge of issue 18 points it at details_document.
-from edge.watchlist.details_document import DETAILS_FORMAT_1 as DETAILS_FORMAT_1
 from edge.watchlist.details_document import (
     DETAILS_FORMATS,
     BundleRef,
     EnrolledFace,
+    EntryDetails,
     ListDetails,
     parse_details,
 )
-from edge.watchlist.details_document import EntryDetails as EntryDetails
 from edge.watchlist.entries import ListContent, canonical_json
 from edge.watchlist.writer import EntryFields, FaceBox
 

@@ -42,12 +42,6 @@ from edge.models import ModelPin, embedding_pin
 from edge.system.inputs import load_json, read_bounded
 from edge.watchlist import keys as keyring
 from edge.watchlist.bundle import (
-    ENTRIES,
-    INDEX,
-    MANIFEST,
-    MAX_VERSION,
-    SIGNATURE,
-    Manifest,
     VerifiedBundle,
     apply_delta,
     check_content,
@@ -55,7 +49,6 @@ from edge.watchlist.bundle import (
     fsync_path,
     load_full,
     load_templates,
-    parse_manifest,
     read_bundle,
     read_bundle_file,
     read_signed_manifest,
@@ -64,6 +57,15 @@ from edge.watchlist.bundle import (
 )
 from edge.watchlist.entries import ListContent, parse_entries
 from edge.watchlist.index import TemplateIndex
+from edge.watchlist.manifest import (
+    ENTRIES,
+    INDEX,
+    MANIFEST,
+    MAX_VERSION,
+    SIGNATURE,
+    Manifest,
+    parse_manifest,
+)
 from edge.watchlist.matcher import Watchlist, calibration_of
 from edge.watchlist.policy import is_expired
 

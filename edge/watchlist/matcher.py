@@ -25,9 +25,10 @@ from edge.errors import WatchlistError
 from edge.models import ModelPin
 from edge.types import Identification, Match
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import Manifest, load_full, read_bundle
+from edge.watchlist.bundle import load_full, read_bundle
 from edge.watchlist.entries import Entry, ListContent
 from edge.watchlist.index import TemplateIndex, entry_of
+from edge.watchlist.manifest import Manifest
 from edge.watchlist.policy import Calibration, calibration_for, is_expired
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,17 @@ from edge.config.base import TOPIC_ID_PATTERN
 from edge.errors import WatchlistError
 from edge.models import ModelPin, file_sha256
 from edge.watchlist import keys as keyring
-from edge.watchlist.bundle import (
+from edge.watchlist.bundle import VerifiedBundle, fsync_path, sha256_bytes, write_synced
+from edge.watchlist.entries import Entry, ListContent, Template, canonical_json
+from edge.watchlist.index import (
+    MAX_TEMPLATES_PER_ENTRY,
+    Dtype,
+    IndexParams,
+    StoredArray,
+    make_key,
+    numpy_dtype,
+)
+from edge.watchlist.manifest import (
     DELTA_ENTRIES,
     DELTA_INDEX,
     ENTRIES,
@@ -37,19 +47,6 @@ from edge.watchlist.bundle import (
     DeltaInfo,
     FileRef,
     Manifest,
-    VerifiedBundle,
-    fsync_path,
-    sha256_bytes,
-    write_synced,
-)
-from edge.watchlist.entries import Entry, ListContent, Template, canonical_json
-from edge.watchlist.index import (
-    MAX_TEMPLATES_PER_ENTRY,
-    Dtype,
-    IndexParams,
-    StoredArray,
-    make_key,
-    numpy_dtype,
 )
 from edge.watchlist.policy import ThresholdPolicy
 

@@ -22,8 +22,8 @@ from edge.alerts.delivery import (
     PubAck,
 )
 from edge.alerts.former_ids import FormerIds
+from edge.alerts.model import Ack
 from edge.alerts.outbox import OutboxItem
-from edge.alerts.schema import Ack
 
 DEVICE = "cam-1"
 TIMEOUT_S = 10.0

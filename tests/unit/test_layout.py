@@ -60,9 +60,7 @@ MAX_LOOSE_FILES = 8
 # Longer on purpose, for good: (file, function) -> why.
 LONG_FUNCTIONS_ALLOWED = {
     ("edge/cli/alerts.py", "register"): "argparse table: the alerts and outbox commands",
-    ("edge/cli/fleet.py", "register"): "argparse table: hub, sync and provision",
     ("edge/cli/watchlist.py", "register"): "argparse table: the watchlist commands",
-    ("edge/cli/bench.py", "_register_far"): "argparse table: edge bench far's options",
     ("edge/dispatch/migrations/versions/0001_initial.py", "upgrade"): (
         "alembic migration: the first schema, table by table; migrations are never edited"
     ),
@@ -72,46 +70,6 @@ CYCLES_ALLOWED = {
     frozenset({"edge.backends.base", "edge.backends.litert", "edge.backends.onnx"}): (
         "the registry in base.py imports each runtime's session only when it is chosen (a "
         "missing runtime is an error then, not at import); the sessions use base's types"
-    ),
-}
-
-# TEMPORARY (issue 18): today's offenders, while other branches shrink and move them. The lead
-# empties these after merging; test_temporary_exceptions_still_apply says which entries are done.
-TEMPORARY_LONG_MODULES = {
-    "edge/alerts/publisher.py": "issue 18: split into delivery and presence",
-    "edge/bench/far.py": "issue 18",
-    "edge/bench/scenes.py": "issue 18",
-    "edge/cli/bench.py": "issue 18",
-    "edge/cli/watchlist.py": "issue 18: the build use case moves to watchlist/build.py",
-    "edge/dispatch/store.py": "issue 18: the alert row derives from alerts/model.py",
-    "edge/fleet/sync.py": "issue 18: the MQTT lifecycle moves into mqtt/",
-    "edge/pipeline/capture.py": "issue 18",
-    "edge/services/recognizer.py": "issue 18: Runner split by job",
-    "edge/watchlist/bundle.py": "issue 18",
-    "edge/watchlist/details.py": "issue 18",
-}
-TEMPORARY_LONG_FUNCTIONS = {
-    ("edge/alerts/publisher.py", "AlertPublisher.__init__"): "issue 18: AlertPublisher split",
-    ("edge/api/app.py", "SnapshotCollector.collect"): "issue 18",
-    ("edge/bench/far.py", "run"): "issue 18",
-    ("edge/bench/index.py", "bench_size"): "issue 18",
-    ("edge/cli/watchlist.py", "cmd_build"): "issue 18: moves to watchlist/build.py",
-    ("edge/fleet/transfer.py", "plan"): "issue 18",
-    ("edge/pipeline/capture.py", "Capture._loop"): "issue 18",
-    ("edge/watchlist/bundle.py", "parse_manifest"): "issue 18",
-}
-TEMPORARY_UPWARD_IMPORTS = {
-    "edge.system.doctor": "issue 18: doctor moves out of the foundations (edge/services/doctor.py)",
-}
-TEMPORARY_CYCLES = {
-    frozenset({"edge.dispatch.api", "edge.dispatch.views", "edge.dispatch.web"}): (
-        "issue 18: broken by a deps module and a shapes module"
-    ),
-}
-TEMPORARY_TOPIC_BUILDERS = {
-    "edge.dispatch.ingest": (
-        "issue 18: the ACL hint in Ingest's subscriptions text joins the prefix itself (with a "
-        "trailing '/' it reads 'edge/v1//+/alert'); every_device(prefix, 'alert') says it"
     ),
 }
 
@@ -139,8 +97,6 @@ def test_every_package_has_a_layer() -> None:
 @pytest.mark.parametrize("module", MODULES, ids=_path)
 def test_imports_only_go_down(module: Module) -> None:
     wrong = upward_imports({module.name: GRAPH[module.name]}, RANK).get(module.name, [])
-    if module.name in TEMPORARY_UPWARD_IMPORTS:
-        return
     here = unit(module.name)
     named = [f"{t} ({LAYER_OF[unit(t)]})" for t in wrong]
     assert not wrong, f"{here} ({LAYER_OF[here]}) must not import: {', '.join(named)}"
@@ -150,11 +106,7 @@ def test_no_files_import_each_other_round_a_circle() -> None:
     found = {frozenset(cycle): cycle for cycle in import_cycles(GRAPH)}
     across = [cycle for cycle in found.values() if len({BY_NAME[m].package for m in cycle}) > 1]
     assert not across, f"files of different packages import each other: {across}"
-    unexplained = [
-        cycle
-        for key, cycle in found.items()
-        if key not in CYCLES_ALLOWED and key not in TEMPORARY_CYCLES
-    ]
+    unexplained = [cycle for key, cycle in found.items() if key not in CYCLES_ALLOWED]
     assert not unexplained, f"files import each other round a circle: {unexplained}"
 
 
@@ -164,22 +116,14 @@ def test_one_module_constructs_the_mqtt_client() -> None:
 
 
 def test_one_module_builds_topics() -> None:
-    builders = {
-        m.name: topic_constructions(m)
-        for m in MODULES
-        if m.name != "edge.mqtt.topics" and m.name not in TEMPORARY_TOPIC_BUILDERS
-    }
+    builders = {m.name: topic_constructions(m) for m in MODULES if m.name != "edge.mqtt.topics"}
     assert not {name: lines for name, lines in builders.items() if lines}, (
         "join the topic prefix in edge/mqtt/topics.py (DeviceTopics, ListTopics, every_device)"
     )
 
 
 def test_modules_stay_small_and_few_files_are_loose() -> None:
-    long = {
-        _path(m): n
-        for m in MODULES
-        if (n := _lines(m)) > MAX_MODULE_LINES and _path(m) not in TEMPORARY_LONG_MODULES
-    }
+    long = {_path(m): n for m in MODULES if (n := _lines(m)) > MAX_MODULE_LINES}
     assert not long, f"over {MAX_MODULE_LINES} lines (find the second job inside): {long}"
     loose = [p.name for p in PACKAGE.iterdir() if p.is_file()]
     assert len(loose) <= MAX_LOOSE_FILES, sorted(loose)
@@ -191,7 +135,6 @@ def test_functions_stay_short() -> None:
         for m in MODULES
         for name, n in long_functions(m, MAX_FUNCTION_LINES).items()
         if (_path(m), name) not in LONG_FUNCTIONS_ALLOWED
-        and (_path(m), name) not in TEMPORARY_LONG_FUNCTIONS
     }
     assert not long, f"over {MAX_FUNCTION_LINES} lines (split by step): {long}"
 
@@ -202,41 +145,6 @@ def test_allowed_exceptions_still_apply() -> None:
     assert set(LONG_FUNCTIONS_ALLOWED) <= long, set(LONG_FUNCTIONS_ALLOWED) - long
     cycles = {frozenset(c) for c in import_cycles(GRAPH)}
     assert set(CYCLES_ALLOWED) <= cycles, set(CYCLES_ALLOWED) - cycles
-
-
-def test_temporary_exceptions_still_apply() -> None:
-    """For the lead after merging issue 18: each entry this names is done; delete it (and, when
-    all are, the TEMPORARY lists)."""
-    done = [
-        *(p for p in TEMPORARY_LONG_MODULES if not _long_module(p)),
-        *(f"{p}: {f}" for p, f in TEMPORARY_LONG_FUNCTIONS if not _long_function(p, f)),
-        *(m for m in TEMPORARY_UPWARD_IMPORTS if not _imports_upward(m)),
-        *(sorted(c) for c in TEMPORARY_CYCLES if c not in {frozenset(x) for x in _cycles()}),
-        *(m for m in TEMPORARY_TOPIC_BUILDERS if m not in BY_NAME or not _builds_topics(m)),
-    ]
-    assert not done, f"done, so delete from the TEMPORARY lists in test_layout.py: {done}"
-
-
-def _long_module(path: str) -> bool:
-    return any(_path(m) == path and _lines(m) > MAX_MODULE_LINES for m in MODULES)
-
-
-def _long_function(path: str, function: str) -> bool:
-    return any(
-        _path(m) == path and function in long_functions(m, MAX_FUNCTION_LINES) for m in MODULES
-    )
-
-
-def _imports_upward(name: str) -> bool:
-    return name in GRAPH and bool(upward_imports({name: GRAPH[name]}, RANK))
-
-
-def _cycles() -> list[list[str]]:
-    return import_cycles(GRAPH)
-
-
-def _builds_topics(name: str) -> bool:
-    return bool(topic_constructions(BY_NAME[name]))
 
 
 def test_fleet_builds_on_the_watchlist_alone() -> None:

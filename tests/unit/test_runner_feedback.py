@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from edge.alerts.schema import Review
+from edge.alerts.model import Review
 from edge.services import feedback
 from edge.services.feedback import ReviewFeedback
 

@@ -11,7 +11,7 @@ from watchlist_helpers import DIM, GOOD, MODEL, NO_FACE, FakeAnalyzer, make_keys
 from edge.config.watchlist import WatchlistConfig
 from edge.errors import WatchlistError
 from edge.models import ModelPin
-from edge.pipeline.capture import decode_image
+from edge.pipeline.images import decode_image
 from edge.watchlist.build import BuildRequest, Built, Enroller, Refused, build_list
 from edge.watchlist.bundle import read_bundle
 from edge.watchlist.enroll import only_face
