@@ -9,7 +9,7 @@ import os
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 # OpenCV's decoders then refuse a huge image from its header, before allocating it (a 100
 # megapixel photo would otherwise cost 300 MB on a device with 1-4 GB). Must match
-# edge.pipeline.capture.MAX_PIXELS; read by OpenCV at its first decode.
+# edge.pipeline.images.MAX_PIXELS; read by OpenCV at its first decode.
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "36000000")
 
 __version__ = "0.1.0"

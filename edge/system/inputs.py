@@ -34,7 +34,7 @@ MAX_JSON_DEPTH = 32
 # A full config file is about 300 nodes; aliases may repeat a block, within this bound.
 MAX_YAML_NODES = 100_000
 _READ_BLOCK = 1 << 20
-# The largest image edge decodes (36 megapixels, edge.pipeline.capture.MAX_PIXELS) stored
+# The largest image edge decodes (36 megapixels, edge.pipeline.images.MAX_PIXELS) stored
 # uncompressed as 8-bit RGB (BMP, TIFF) is 108 MB; a bigger file is refused before it is read
 # (photos to identify, and photos to enroll, which the watchlist reads without the pipeline).
 MAX_IMAGE_BYTES = 128 * 1024 * 1024

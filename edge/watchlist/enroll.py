@@ -250,7 +250,7 @@ def enroll(
     """Embed every photo. A photo whose digest is in ``known_photos[label]`` (the base list
     already holds it for that person) is not embedded again: its template is reused (see
     :func:`edge.watchlist.writer.assemble`). ``decode(data, name)`` turns a photo file's
-    bytes into an image (:func:`edge.pipeline.capture.decode_image`), raising an
+    bytes into an image (:func:`edge.pipeline.images.decode_image`), raising an
     :class:`EdgeError` for anything that is not one. ``pick`` chooses the person's face among
     those found in a photo (:data:`Picker`; default: exactly one face)."""
     fields = fields or {}
