@@ -102,7 +102,14 @@ def test_heartbeat_links_let_dispatch_see_a_truncated_audit_log(
     beats = Collector(mosquitto.port, "edge/v1/cam-1/heartbeat")
     try:
         with AlertService(config, state_dir=tmp_path) as service:
-            for n in range(5):
+            # Links name heads reported in earlier heartbeats: the head must move after one was
+            # reported (all five hits may be logged before the first heartbeat goes out).
+            service.test_hit("audit", 0)
+            assert beats.wait_for(
+                lambda c: any(p.get("audit_head", {}).get("seq") for p in c.payloads()),
+                SHOULD_HAPPEN_S,
+            )
+            for n in range(1, 5):
                 service.test_hit("audit", n)
             assert beats.wait_for(
                 lambda c: any("audit_links" in p for p in c.payloads()), SHOULD_HAPPEN_S
