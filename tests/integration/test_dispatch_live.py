@@ -20,6 +20,7 @@ from edge.alerts.model import Review
 from edge.alerts.service import AlertService
 from edge.config import Config
 from edge.dispatch.auth import Accounts
+from edge.dispatch.rows import ContextFrame
 from edge.services.dispatch import DispatchServer
 
 DEMO = REPO / "edge" / "demo"
@@ -88,9 +89,7 @@ def test_alert_is_stored_acknowledged_reviewed_and_the_device_hears_it(
             )
             assert done.status_code == 200, done.text
             assert heard.wait(SHOULD_HAPPEN_S)
-            assert wait_until(
-                lambda: server.store.reviews_of(alert_id)[0]["sent_at"], SHOULD_HAPPEN_S
-            )
+            assert wait_until(lambda: server.store.reviews_of(alert_id)[0].sent_at, SHOULD_HAPPEN_S)
             assert wait_until(
                 lambda: any(
                     d["watchlist_id"] == "wl-main"
@@ -273,11 +272,9 @@ def test_a_database_of_the_first_schema_is_upgraded_with_what_it_holds(
         scene = cv2.imencode(".jpg", scene_frame())[1].tobytes()
         new = with_context(sample_alert(1), scene, (432, 149, 533, 251))
         store.ingest([received(new.encode())])
-        assert store.context(new.alert_id) == {
-            "width": 640,
-            "height": 360,
-            "box": [432, 149, 533, 251],
-        }
+        assert store.context(new.alert_id) == ContextFrame(
+            width=640, height=360, box=[432, 149, 533, 251]
+        )
         client = client_for(make_deps(store))
         login(client, "olga")
         page = client.get(f"/alerts/{old['alert_id']}")
