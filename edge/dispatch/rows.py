@@ -71,3 +71,44 @@ class ActionRow:
     kind: str
     target: str | None
     detail: str | None
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    """A watchlist entry's details from ``import-list`` (table ``entries``)."""
+
+    list_id: str
+    entry_id: str
+    label: str
+    added: str | None
+    expires: str | None
+    reason: str | None
+    legal_basis: str | None
+    case_ref: str | None
+    photos: int
+    version: int  # the list version that last carried it
+
+
+@dataclass(frozen=True)
+class ReferencePhotoInfo:
+    """An entry's reference photo without its JPEGs: the thumbnail's size (None when it could
+    not be read), whether an enrolled face was found, its box in the thumbnail and why not."""
+
+    n: int
+    width: int | None
+    height: int | None
+    has_face: bool
+    face_box: list[float] | None
+    face_note: str | None
+
+
+@dataclass(frozen=True)
+class ListRow:
+    """An imported watchlist (table ``watchlists`` without its manifest)."""
+
+    list_id: str
+    version: int
+    imported_at: float
+    imported_by: str
+    valid_until: str
+    entry_count: int

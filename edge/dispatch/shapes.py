@@ -221,16 +221,16 @@ def alert_detail_json(deps: Deps, row: Mapping[str, Any]) -> JsonObject:
     context = deps.store.context(alert_id) if row.get("has_context") else None
     photos = []
     for photo in deps.store.entry_photos(list_id, entry_id) if entry is not None else []:
-        url = f"/entries/{list_id}/{entry_id}/{photo['n']}"
+        url = f"/entries/{list_id}/{entry_id}/{photo.n}"
         photos.append(
             {
-                "n": photo["n"],
+                "n": photo.n,
                 "url": f"{url}.jpg",
-                "width": photo["width"],
-                "height": photo["height"],
-                "face_url": f"{url}/face.jpg" if photo["has_face"] else None,
-                "face_box": photo["face_box"],
-                "face_note": photo["face_note"],
+                "width": photo.width,
+                "height": photo.height,
+                "face_url": f"{url}/face.jpg" if photo.has_face else None,
+                "face_box": photo.face_box,
+                "face_note": photo.face_note,
             }
         )
     return {
@@ -243,7 +243,13 @@ def alert_detail_json(deps: Deps, row: Mapping[str, Any]) -> JsonObject:
         "reference_photos": photos,
         "entry_details": None
         if entry is None
-        else {k: entry[k] for k in ("reason", "case_ref", "legal_basis", "expires", "photos")},
+        else {
+            "reason": entry.reason,
+            "case_ref": entry.case_ref,
+            "legal_basis": entry.legal_basis,
+            "expires": entry.expires,
+            "photos": entry.photos,
+        },
     }
 
 
@@ -283,12 +289,12 @@ def device_json(row: DeviceRow, online_within_s: float, now: float) -> JsonObjec
 
 def watchlists_json(deps: Deps, now: float) -> list[JsonObject]:
     lists: dict[str, dict[str, Any]] = {
-        str(w["list_id"]): {
-            "list_id": w["list_id"],
-            "version": w["version"],
-            "imported_at": utc_text(w["imported_at"]),
-            "entry_count": w["entry_count"],
-            "valid_until": w["valid_until"],
+        w.list_id: {
+            "list_id": w.list_id,
+            "version": w.version,
+            "imported_at": utc_text(w.imported_at),
+            "entry_count": w.entry_count,
+            "valid_until": w.valid_until,
             "in_force": {},
         }
         for w in deps.store.watchlists()

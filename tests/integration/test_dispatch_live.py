@@ -202,8 +202,8 @@ def test_import_list_brings_entry_details_and_reference_photos(
 
     with Store(db) as store:
         entry = store.entry("demo", "0")
-        assert entry is not None and entry["case_ref"] == "CASE-42"
-        assert entry["legal_basis"] == "demo warrant 7" and entry["photos"] == 1
+        assert entry is not None and entry.case_ref == "CASE-42"
+        assert entry.legal_basis == "demo warrant 7" and entry.photos == 1
         jpeg = store.entry_photo("demo", "0", 0)
         assert jpeg is not None and jpeg[:3] == b"\xff\xd8\xff"
 
@@ -268,7 +268,7 @@ def test_a_database_of_the_first_schema_is_upgraded_with_what_it_holds(
         row = store.get_alert(old["alert_id"])
         assert row["has_context"] is False and store.context(old["alert_id"]) is None
         (photo,) = store.entry_photos("wl-main", "e0")
-        assert photo["width"] is None and not photo["has_face"]
+        assert photo.width is None and not photo.has_face
         scene = cv2.imencode(".jpg", scene_frame())[1].tobytes()
         new = with_context(sample_alert(1), scene, (432, 149, 533, 251))
         store.ingest([received(new.encode())])
