@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -170,9 +171,9 @@ def actions(
     rows = deps_of(request).store.actions(limit=limit, before=before)
     return [
         {
-            **r,
-            "at": utc_text(r["at"]),
-            "detail": None if r["detail"] is None else json.loads(r["detail"]),
+            **asdict(r),
+            "at": utc_text(r.at),
+            "detail": None if r.detail is None else json.loads(r.detail),
         }
         for r in rows
     ]

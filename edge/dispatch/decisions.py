@@ -3,16 +3,15 @@ share."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from edge.dispatch.auth import Principal
 from edge.dispatch.deps import Deps
+from edge.dispatch.rows import ReviewRow
 from edge.dispatch.store import TO_DEVICE
 
 
 def do_review(
     deps: Deps, principal: Principal, alert_id: str, decision: str, note: str | None
-) -> dict[str, Any]:
+) -> ReviewRow:
     """Store a decision, audit it, and send confirm/reject to the device."""
     note = (note or "").strip() or None
     row = deps.store.review(alert_id, decision, note, principal.name, principal.role)

@@ -24,6 +24,7 @@ from edge.audit import AuditLog
 from edge.config.dispatch import DispatchConfig
 from edge.dispatch.auth import Accounts, Principal, csrf_ok
 from edge.dispatch.feed import Feed
+from edge.dispatch.rows import ReviewRow
 from edge.dispatch.store import Store
 from edge.errors import NotAllowedError
 
@@ -43,7 +44,7 @@ class Deps:
     config: DispatchConfig
     audit: AuditLog | None = None
     feed: Feed | None = None
-    send_review: Callable[[dict[str, Any]], None] | None = None
+    send_review: Callable[[ReviewRow], None] | None = None
 
     def audit_action(self, principal: Principal | str, kind: str, **data: Any) -> None:
         """An operator action, to the centre's hash-chained audit log."""

@@ -45,7 +45,7 @@ class Feed:
         for row in self.store.list_alerts(after=max(0, self._seq - LOOKBACK), limit=LOOKBACK + 1):
             self._remember(str(row["alert_id"]))
         for review in self.store.reviews_after(max(0, self._review_id - LOOKBACK)):
-            self._remember(f"review:{review['id']}")
+            self._remember(f"review:{review.id}")
         self._thread = threading.Thread(target=self._run, name="dispatch-feed", daemon=True)
         self._thread.start()
 
@@ -104,12 +104,12 @@ class Feed:
             if len(rows) < 500 or not fresh:
                 break
         for review in self.store.reviews_after(max(0, self._review_id - LOOKBACK)):
-            key = f"review:{review['id']}"
+            key = f"review:{review.id}"
             if key in self._seen:
                 continue
             self._remember(key)
-            self._review_id = max(self._review_id, int(review["id"]))
-            alert = self.store.get_alert(str(review["alert_id"]))
+            self._review_id = max(self._review_id, review.id)
+            alert = self.store.get_alert(review.alert_id)
             self._emit(
                 "review",
                 {

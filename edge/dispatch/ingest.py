@@ -29,7 +29,8 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Literal, cast
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
@@ -41,6 +42,7 @@ from edge.alerts.schema import MAX_ACK_IDS
 from edge.clock import utc_rfc3339
 from edge.config import Config
 from edge.dispatch.received import Received, received
+from edge.dispatch.rows import ReviewRow
 from edge.dispatch.store import Store
 from edge.errors import EdgeError
 from edge.mqtt.service import MqttService
@@ -96,7 +98,7 @@ class Ingest(MqttService):
         self.on_stored = on_stored
         # PUBACK an alert only once it is committed (paho acks on return otherwise).
         self.client.manual_ack_set(True)
-        self._reviews: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._reviews: queue.Queue[ReviewRow] = queue.Queue()
         # Loop-thread state.
         self._pending: list[Received] = []
         self._pending_mids: list[int] = []
@@ -113,7 +115,7 @@ class Ingest(MqttService):
 
     # --- any thread ------------------------------------------------------------------------------
 
-    def send_review(self, review: dict[str, Any]) -> None:
+    def send_review(self, review: ReviewRow) -> None:
         """Publish a stored review (confirm/reject) to its device, from the loop thread."""
         self._reviews.put(review)
 
@@ -137,7 +139,7 @@ class Ingest(MqttService):
         if now - self._last_review_scan >= _RESEND_REVIEWS_S:
             self._last_review_scan = now
             for review in self.store.unsent_reviews(older_than_s=_RESEND_REVIEWS_S):
-                if review["id"] not in self._review_mids.values():
+                if review.id not in self._review_mids.values():
                     self._reviews.put(review)
 
     def _commit(self) -> None:
@@ -175,18 +177,20 @@ class Ingest(MqttService):
             except queue.Empty:
                 return
             review = Review(
-                alert_id=str(row["alert_id"]),
-                decision=row["decision"],
-                by=str(row["by_user"])[:128],
-                time=utc_rfc3339(_utc(float(row["at"]))),
-                note=None if row.get("note") is None else str(row["note"])[:2000],
+                alert_id=row.alert_id,
+                # Only TO_DEVICE decisions are queued (do_review, unsent_reviews); the model
+                # validates it again.
+                decision=cast(Literal["confirm", "reject"], row.decision),
+                by=row.by_user[:128],
+                time=utc_rfc3339(_utc(row.at)),
+                note=None if row.note is None else row.note[:2000],
             )
-            topic = DeviceTopics(self.prefix, str(row["device_id"])).review
+            topic = DeviceTopics(self.prefix, row.device_id).review
             info = self.client.publish(topic, review.encode(), qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                log.debug("review %s not sent now (%s): sent again later", row["id"], info.rc)
+                log.debug("review %s not sent now (%s): sent again later", row.id, info.rc)
                 return
-            self._review_mids[info.mid] = int(row["id"])
+            self._review_mids[info.mid] = row.id
 
     def on_lost(self) -> None:
         # Message ids of the lost connection mean nothing now: the alerts already received are
@@ -291,7 +295,5 @@ class Ingest(MqttService):
             self.client.ack(message.mid, message.qos)
 
 
-def _utc(seconds: float) -> Any:
-    from datetime import UTC, datetime
-
+def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)

@@ -12,19 +12,20 @@ from sqlalchemy import delete, insert, select
 
 from edge.dispatch import tables as t
 from edge.dispatch.database import Database
+from edge.dispatch.rows import EntryRow, ListRow, ReferencePhotoInfo
 
 
 class ListRecords(Database):
     """Entries, their photos and the imported lists."""
 
-    def entry(self, list_id: str, entry_id: str) -> dict[str, Any] | None:
+    def entry(self, list_id: str, entry_id: str) -> EntryRow | None:
         with self.tx("read an entry") as conn:
             row = conn.execute(
                 select(t.entries).where(
                     t.entries.c.list_id == list_id, t.entries.c.entry_id == entry_id
                 )
             ).first()
-        return None if row is None else dict(row._mapping)
+        return None if row is None else EntryRow(**row._mapping)
 
     def entry_photo(
         self, list_id: str, entry_id: str, n: int, *, face: bool = False
@@ -39,9 +40,8 @@ class ListRecords(Database):
             ).scalar()
         return None if jpeg is None else bytes(jpeg)
 
-    def entry_photos(self, list_id: str, entry_id: str) -> list[dict[str, Any]]:
-        """An entry's reference photos, without the JPEGs: ``n``, ``width``, ``height`` of the
-        thumbnail, ``has_face``, ``face_box`` (in the thumbnail, or None), ``face_note``."""
+    def entry_photos(self, list_id: str, entry_id: str) -> list[ReferencePhotoInfo]:
+        """An entry's reference photos, without the JPEGs, in order."""
         p = t.entry_photos.c
         with self.tx("read reference photos") as conn:
             rows = conn.execute(
@@ -57,11 +57,13 @@ class ListRecords(Database):
                 .order_by(p.n)
             ).mappings()
             return [
-                {
-                    **r,
-                    "has_face": bool(r["has_face"]),
-                    "face_box": None if r["face_box"] is None else json.loads(r["face_box"]),
-                }
+                ReferencePhotoInfo(
+                    **{
+                        **r,
+                        "has_face": bool(r["has_face"]),
+                        "face_box": None if r["face_box"] is None else json.loads(r["face_box"]),
+                    }
+                )
                 for r in rows
             ]
 
@@ -106,11 +108,11 @@ class ListRecords(Database):
                 conn, user, "import_list", list_id, {"version": version, "entries": len(entries)}
             )
 
-    def watchlists(self) -> list[dict[str, Any]]:
+    def watchlists(self) -> list[ListRow]:
         with self.tx("read lists") as conn:
             rows = conn.execute(
                 select(*[c for c in t.watchlists.c if c.name != "manifest"]).order_by(
                     t.watchlists.c.list_id
                 )
             ).mappings()
-            return [dict(r) for r in rows]
+            return [ListRow(**r) for r in rows]

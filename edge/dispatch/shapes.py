@@ -6,6 +6,7 @@ what dispatch adds (arrival, review state, URLs) is named here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, create_model
@@ -16,6 +17,7 @@ from edge.alerts.model import Alert, JsonObject
 from edge.clock import parse_time
 from edge.dispatch.alert_rows import NOT_STORED, alert_parts
 from edge.dispatch.deps import Deps, utc_text
+from edge.dispatch.rows import DeviceRow, ReviewRow
 from edge.dispatch.store import TO_DEVICE
 
 ReviewState = Literal["new", "confirmed", "rejected", "escalated"]
@@ -219,16 +221,16 @@ def alert_detail_json(deps: Deps, row: Mapping[str, Any]) -> JsonObject:
     context = deps.store.context(alert_id) if row.get("has_context") else None
     photos = []
     for photo in deps.store.entry_photos(list_id, entry_id) if entry is not None else []:
-        url = f"/entries/{list_id}/{entry_id}/{photo['n']}"
+        url = f"/entries/{list_id}/{entry_id}/{photo.n}"
         photos.append(
             {
-                "n": photo["n"],
+                "n": photo.n,
                 "url": f"{url}.jpg",
-                "width": photo["width"],
-                "height": photo["height"],
-                "face_url": f"{url}/face.jpg" if photo["has_face"] else None,
-                "face_box": photo["face_box"],
-                "face_note": photo["face_note"],
+                "width": photo.width,
+                "height": photo.height,
+                "face_url": f"{url}/face.jpg" if photo.has_face else None,
+                "face_box": photo.face_box,
+                "face_note": photo.face_note,
             }
         )
     return {
@@ -237,62 +239,68 @@ def alert_detail_json(deps: Deps, row: Mapping[str, Any]) -> JsonObject:
         "crop_url": f"/alerts/{alert_id}/crop.jpg" if row["has_crop"] else None,
         "context": None
         if context is None
-        else {"url": f"/alerts/{alert_id}/context.jpg", **context},
+        else {"url": f"/alerts/{alert_id}/context.jpg", **asdict(context)},
         "reference_photos": photos,
         "entry_details": None
         if entry is None
-        else {k: entry[k] for k in ("reason", "case_ref", "legal_basis", "expires", "photos")},
+        else {
+            "reason": entry.reason,
+            "case_ref": entry.case_ref,
+            "legal_basis": entry.legal_basis,
+            "expires": entry.expires,
+            "photos": entry.photos,
+        },
     }
 
 
-def review_json(row: Mapping[str, Any]) -> JsonObject:
+def review_json(row: ReviewRow) -> JsonObject:
     return {
-        "id": int(row["id"]),
-        "alert_id": row["alert_id"],
-        "decision": row["decision"],
-        "note": row.get("note"),
-        "by_user": row["by_user"],
-        "at": utc_text(row["at"]),
-        "device_id": row["device_id"],
-        "sent_to_device": row["decision"] in TO_DEVICE,
+        "id": row.id,
+        "alert_id": row.alert_id,
+        "decision": row.decision,
+        "note": row.note,
+        "by_user": row.by_user,
+        "at": utc_text(row.at),
+        "device_id": row.device_id,
+        "sent_to_device": row.decision in TO_DEVICE,
     }
 
 
-def device_json(row: Mapping[str, Any], online_within_s: float, now: float) -> JsonObject:
-    beat = row.get("heartbeat_at")
-    online = row.get("state") == "online" and beat is not None and now - beat <= online_within_s
+def device_json(row: DeviceRow, online_within_s: float, now: float) -> JsonObject:
+    beat = row.heartbeat_at
+    online = row.state == "online" and beat is not None and now - beat <= online_within_s
     return {
-        "device_id": row["device_id"],
+        "device_id": row.device_id,
         "online": online,
-        "state": row.get("state"),
-        "state_reason": row.get("state_reason"),
-        "last_status": None if row.get("status_at") is None else utc_text(row["status_at"]),
+        "state": row.state,
+        "state_reason": row.state_reason,
+        "last_status": None if row.status_at is None else utc_text(row.status_at),
         "last_heartbeat": None if beat is None else utc_text(beat),
-        "watchlist_id": row.get("watchlist_id"),
-        "watchlist_version": row.get("watchlist_version"),
-        "software": row.get("software"),
-        "model": row.get("model"),
-        "outbox_depth": row.get("outbox_depth"),
-        "audit_seq": row.get("audit_seq"),
-        "audit_hash": row.get("audit_hash"),
-        "audit_problem": row.get("audit_problem"),
+        "watchlist_id": row.watchlist_id,
+        "watchlist_version": row.watchlist_version,
+        "software": row.software,
+        "model": row.model,
+        "outbox_depth": row.outbox_depth,
+        "audit_seq": row.audit_seq,
+        "audit_hash": row.audit_hash,
+        "audit_problem": row.audit_problem,
     }
 
 
 def watchlists_json(deps: Deps, now: float) -> list[JsonObject]:
     lists: dict[str, dict[str, Any]] = {
-        str(w["list_id"]): {
-            "list_id": w["list_id"],
-            "version": w["version"],
-            "imported_at": utc_text(w["imported_at"]),
-            "entry_count": w["entry_count"],
-            "valid_until": w["valid_until"],
+        w.list_id: {
+            "list_id": w.list_id,
+            "version": w.version,
+            "imported_at": utc_text(w.imported_at),
+            "entry_count": w.entry_count,
+            "valid_until": w.valid_until,
             "in_force": {},
         }
         for w in deps.store.watchlists()
     }
     for device in deps.store.devices():
-        list_id = device.get("watchlist_id")
+        list_id = device.watchlist_id
         if not list_id:
             continue
         item = lists.setdefault(
@@ -306,7 +314,5 @@ def watchlists_json(deps: Deps, now: float) -> list[JsonObject]:
                 "in_force": {},
             },
         )
-        item["in_force"].setdefault(str(device.get("watchlist_version")), []).append(
-            device["device_id"]
-        )
+        item["in_force"].setdefault(str(device.watchlist_version), []).append(device.device_id)
     return [lists[k] for k in sorted(lists)]

@@ -21,6 +21,7 @@ from edge.dispatch import tables as t
 from edge.dispatch.alert_rows import alert_row
 from edge.dispatch.list_records import ListRecords
 from edge.dispatch.received import Received
+from edge.dispatch.rows import ActionRow, ContextFrame, DeviceRow, ReviewMark, ReviewRow
 from edge.errors import DispatchError, NotAllowedError, NotFoundError
 
 FINAL_STATES = {"confirm": "confirmed", "reject": "rejected", "escalate": "escalated"}
@@ -120,7 +121,7 @@ class Store(ListRecords):
             ).scalar()
         return None if jpeg is None else bytes(jpeg)
 
-    def context(self, alert_id: str) -> dict[str, Any] | None:
+    def context(self, alert_id: str) -> ContextFrame | None:
         """The context frame's size and box (``width``, ``height``, ``box``), without the JPEG."""
         c = t.alert_contexts.c
         with self.tx("read a context frame") as conn:
@@ -129,7 +130,7 @@ class Store(ListRecords):
             ).first()
         if row is None:
             return None
-        return {"width": int(row.width), "height": int(row.height), "box": json.loads(row.box)}
+        return ContextFrame(width=int(row.width), height=int(row.height), box=json.loads(row.box))
 
     def context_jpeg(self, alert_id: str) -> bytes | None:
         c = t.alert_contexts.c
@@ -145,7 +146,7 @@ class Store(ListRecords):
 
     def review(
         self, alert_id: str, decision: str, note: str | None, user: str, role: str
-    ) -> dict[str, Any]:
+    ) -> ReviewRow:
         """Record a decision on an alert (and the action); returns the review row.
 
         An operator decides new alerts; an escalated or decided one is the supervisor's."""
@@ -180,16 +181,25 @@ class Store(ListRecords):
             )
             self.record_action(conn, user, f"review_{decision}", alert_id, {"note": note})
         assert review_id is not None
-        return {"id": int(review_id[0]), **values, "sent_at": None}
+        return ReviewRow(
+            id=int(review_id[0]),
+            alert_id=alert_id,
+            decision=decision,
+            note=note,
+            by_user=user,
+            at=now,
+            device_id=str(row.device_id),
+            sent_at=None,
+        )
 
-    def reviews_of(self, alert_id: str) -> list[dict[str, Any]]:
+    def reviews_of(self, alert_id: str) -> list[ReviewRow]:
         with self.tx("read reviews") as conn:
             rows = conn.execute(
                 select(t.reviews).where(t.reviews.c.alert_id == alert_id).order_by(t.reviews.c.id)
             ).mappings()
-            return [dict(r) for r in rows]
+            return [ReviewRow(**r) for r in rows]
 
-    def unsent_reviews(self, older_than_s: float = 0.0, limit: int = 100) -> list[dict[str, Any]]:
+    def unsent_reviews(self, older_than_s: float = 0.0, limit: int = 100) -> list[ReviewRow]:
         """Decisions for devices not yet acknowledged by the broker (oldest first)."""
         cutoff = time.time() - older_than_s
         with self.tx("read unsent reviews") as conn:
@@ -203,7 +213,7 @@ class Store(ListRecords):
                 .order_by(t.reviews.c.id)
                 .limit(limit)
             ).mappings()
-            return [dict(r) for r in rows]
+            return [ReviewRow(**r) for r in rows]
 
     def review_sent(self, review_id: int) -> None:
         with self.tx("mark a review sent") as conn:
@@ -211,7 +221,7 @@ class Store(ListRecords):
                 update(t.reviews).where(t.reviews.c.id == review_id).values(sent_at=time.time())
             )
 
-    def reviews_after(self, review_id: int, limit: int = 200) -> list[dict[str, Any]]:
+    def reviews_after(self, review_id: int, limit: int = 200) -> list[ReviewMark]:
         with self.tx("read reviews") as conn:
             rows = conn.execute(
                 select(t.reviews.c.id, t.reviews.c.alert_id)
@@ -219,7 +229,7 @@ class Store(ListRecords):
                 .order_by(t.reviews.c.id)
                 .limit(limit)
             ).mappings()
-            return [dict(r) for r in rows]
+            return [ReviewMark(**r) for r in rows]
 
     def max_review_id(self) -> int:
         with self.tx("read reviews") as conn:
@@ -227,12 +237,15 @@ class Store(ListRecords):
 
     # --- devices ---------------------------------------------------------------------------------
 
-    def _ensure_device(self, conn: Connection, device_id: str) -> dict[str, Any]:
+    def _ensure_device(self, conn: Connection, device_id: str) -> tuple[int | None, str | None]:
+        """Add the device if it is new and lock its row; returns the audit head dispatch saw."""
         conn.execute(self.insert_ignore(t.devices).values(device_id=device_id))
-        query = select(t.devices).where(t.devices.c.device_id == device_id)
+        c = t.devices.c
+        query = select(c.audit_seq, c.audit_hash).where(c.device_id == device_id)
         if self.dialect == "postgresql":
             query = query.with_for_update()
-        return dict(conn.execute(query).one()._mapping)
+        row = conn.execute(query).one()
+        return row.audit_seq, row.audit_hash
 
     def device_status(self, device_id: str, status: Mapping[str, Any], now: float) -> None:
         watchlist = status.get("watchlist") or {}
@@ -266,7 +279,7 @@ class Store(ListRecords):
         depth = outbox.get("depth") if isinstance(outbox, dict) else None
         head = heartbeat.get("audit_head")
         with self.tx(f"store the heartbeat of {device_id}") as conn:
-            device = self._ensure_device(conn, device_id)
+            seq_before, hash_before = self._ensure_device(conn, device_id)
             values: dict[str, object] = {
                 "heartbeat_at": now,
                 "heartbeat": json.dumps(heartbeat, sort_keys=True),
@@ -276,8 +289,8 @@ class Store(ListRecords):
             if isinstance(head, dict) and isinstance(head.get("seq"), int):
                 links = heartbeat.get("audit_links")
                 problem = audit_problem(
-                    device["audit_seq"],
-                    device["audit_hash"],
+                    seq_before,
+                    hash_before,
                     head["seq"],
                     str(head.get("hash")),
                     links if isinstance(links, list) else [],
@@ -302,24 +315,24 @@ class Store(ListRecords):
                 raise NotFoundError(f"no device {device_id}")
             self.record_action(conn, user, "audit_flag_cleared", device_id)
 
-    def devices(self) -> list[dict[str, Any]]:
+    def devices(self) -> list[DeviceRow]:
         with self.tx("read devices") as conn:
             rows = conn.execute(
                 select(*[c for c in t.devices.c if c.name not in ("status", "heartbeat")]).order_by(
                     t.devices.c.device_id
                 )
             ).mappings()
-            return [dict(r) for r in rows]
+            return [DeviceRow(**r) for r in rows]
 
     # --- actions ---------------------------------------------------------------------------------
 
-    def actions(self, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+    def actions(self, limit: int = 100, before: int | None = None) -> list[ActionRow]:
         query = select(t.actions)
         if before is not None:
             query = query.where(t.actions.c.id < before)
         with self.tx("read actions") as conn:
             rows = conn.execute(query.order_by(t.actions.c.id.desc()).limit(limit)).mappings()
-            return [dict(r) for r in rows]
+            return [ActionRow(**r) for r in rows]
 
 
 def _text(value: Any, limit: int) -> str | None:

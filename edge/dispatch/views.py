@@ -290,5 +290,5 @@ def actions(
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     rows = deps_of(request).store.actions(limit=100, before=before)
-    older = rows[-1]["id"] if len(rows) == 100 else None
+    older = rows[-1].id if len(rows) == 100 else None
     return _page(request, "actions.html", principal, actions=rows, older=older)

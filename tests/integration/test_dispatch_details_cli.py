@@ -87,8 +87,8 @@ def test_texts_go_to_the_details_file_and_reach_dispatch(
     with Store(db) as store:
         entry = store.entry("demo", "0")
         assert entry is not None
-        assert (entry["reason"], entry["case_ref"], entry["legal_basis"]) == TEXTS
-        assert entry["expires"] == "2099-12-31T00:00:00Z" and entry["photos"] == 1
+        assert (entry.reason, entry.case_ref, entry.legal_basis) == TEXTS
+        assert entry.expires == "2099-12-31T00:00:00Z" and entry.photos == 1
 
 
 def test_tampered_and_foreign_details_are_refused_in_one_line(
@@ -118,7 +118,7 @@ def test_tampered_and_foreign_details_are_refused_in_one_line(
     assert code == 2 and err.count("\n") == 1
     assert "(details check)" in err and "signature does not match" in err
     with Store(db) as store:
-        assert [w["version"] for w in store.watchlists()] == [2]
+        assert [w.version for w in store.watchlists()] == [2]
 
 
 def test_build_refuses_to_overwrite_details_before_building(
@@ -164,5 +164,5 @@ def test_a_delta_build_writes_details_of_the_whole_list_beside_the_full_twin(
     assert report["details"] == str(tmp_path / "v2.dispatch.json") and report["version"] == 2
     with Store(db) as store:
         entry = store.entry("demo", "0")
-        assert entry is not None and entry["case_ref"] == "CASE-2025-0099"
-        assert entry["reason"] is None
+        assert entry is not None and entry.case_ref == "CASE-2025-0099"
+        assert entry.reason is None

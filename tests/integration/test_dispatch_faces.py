@@ -71,10 +71,10 @@ def test_the_enrolled_face_of_a_photo_of_two_people_is_recorded_and_imported(
     assert report["photos"] == 1 and report["enrolled_faces"] == 1
     with Store(db) as store:
         (photo,) = store.entry_photos("faces", "0")
-        assert (photo["width"], photo["height"]) == (240, 129)  # the photo is 560 x 300
-        assert photo["has_face"] and photo["face_note"] is None
+        assert (photo.width, photo.height) == (240, 129)  # the photo is 560 x 300
+        assert photo.has_face and photo.face_note is None
         scale = 240 / 560
-        assert photo["face_box"] == [round(v * scale) for v in face.box]
+        assert photo.face_box == [round(v * scale) for v in face.box]
         crop = store.entry_photo("faces", "0", 0, face=True)
         assert crop is not None
         thumbnail = store.entry_photo("faces", "0", 0)
@@ -139,7 +139,7 @@ def test_lists_that_do_not_say_which_face_still_import_and_say_why(
     assert report["without_enrolled_face"] == [f"{ENROLLED}: {NO_FACE_OLD_DETAILS}"]
     with Store(db) as store:
         (photo,) = store.entry_photos("faces", "0")
-        assert not photo["has_face"] and photo["face_note"] == NO_FACE_OLD_DETAILS
+        assert not photo.has_face and photo.face_note == NO_FACE_OLD_DETAILS
         assert store.entry_photo("faces", "0", 0) is not None  # the photo itself is there
     # A bundle without any details file (built before they moved out of it).
     sidecar.unlink()
@@ -147,4 +147,4 @@ def test_lists_that_do_not_say_which_face_still_import_and_say_why(
     assert report["details"] == "bundle" and report["enrolled_faces"] == 0
     with Store(db) as store:
         (photo,) = store.entry_photos("faces", "0")
-        assert photo["face_note"] == NO_FACE_OLD_BUNDLE
+        assert photo.face_note == NO_FACE_OLD_BUNDLE

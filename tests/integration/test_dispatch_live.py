@@ -20,6 +20,7 @@ from edge.alerts.model import Review
 from edge.alerts.service import AlertService
 from edge.config import Config
 from edge.dispatch.auth import Accounts
+from edge.dispatch.rows import ContextFrame
 from edge.services.dispatch import DispatchServer
 
 DEMO = REPO / "edge" / "demo"
@@ -88,9 +89,7 @@ def test_alert_is_stored_acknowledged_reviewed_and_the_device_hears_it(
             )
             assert done.status_code == 200, done.text
             assert heard.wait(SHOULD_HAPPEN_S)
-            assert wait_until(
-                lambda: server.store.reviews_of(alert_id)[0]["sent_at"], SHOULD_HAPPEN_S
-            )
+            assert wait_until(lambda: server.store.reviews_of(alert_id)[0].sent_at, SHOULD_HAPPEN_S)
             assert wait_until(
                 lambda: any(
                     d["watchlist_id"] == "wl-main"
@@ -203,8 +202,8 @@ def test_import_list_brings_entry_details_and_reference_photos(
 
     with Store(db) as store:
         entry = store.entry("demo", "0")
-        assert entry is not None and entry["case_ref"] == "CASE-42"
-        assert entry["legal_basis"] == "demo warrant 7" and entry["photos"] == 1
+        assert entry is not None and entry.case_ref == "CASE-42"
+        assert entry.legal_basis == "demo warrant 7" and entry.photos == 1
         jpeg = store.entry_photo("demo", "0", 0)
         assert jpeg is not None and jpeg[:3] == b"\xff\xd8\xff"
 
@@ -269,15 +268,13 @@ def test_a_database_of_the_first_schema_is_upgraded_with_what_it_holds(
         row = store.get_alert(old["alert_id"])
         assert row["has_context"] is False and store.context(old["alert_id"]) is None
         (photo,) = store.entry_photos("wl-main", "e0")
-        assert photo["width"] is None and not photo["has_face"]
+        assert photo.width is None and not photo.has_face
         scene = cv2.imencode(".jpg", scene_frame())[1].tobytes()
         new = with_context(sample_alert(1), scene, (432, 149, 533, 251))
         store.ingest([received(new.encode())])
-        assert store.context(new.alert_id) == {
-            "width": 640,
-            "height": 360,
-            "box": [432, 149, 533, 251],
-        }
+        assert store.context(new.alert_id) == ContextFrame(
+            width=640, height=360, box=[432, 149, 533, 251]
+        )
         client = client_for(make_deps(store))
         login(client, "olga")
         page = client.get(f"/alerts/{old['alert_id']}")

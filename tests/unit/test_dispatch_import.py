@@ -54,14 +54,14 @@ def test_details_come_from_the_signed_file_beside_the_bundle(
     assert report.details == str(sidecar) and not report.details_from_bundle
     assert report.entries == 2 and report.with_details == 1
     entry = store.entry("test-list", "0")
-    assert entry is not None and entry["label"] == "person-0000"
-    assert (entry["reason"], entry["legal_basis"], entry["case_ref"]) == (
+    assert entry is not None and entry.label == "person-0000"
+    assert (entry.reason, entry.legal_basis, entry.case_ref) == (
         "demo wanted person",
         "demo warrant 7",
         "CASE-42",
     )
     other = store.entry("test-list", "1")
-    assert other is not None and other["reason"] is None and other["case_ref"] is None
+    assert other is not None and other.reason is None and other.case_ref is None
     assert report.as_dict()["details"] == str(sidecar)
 
 
@@ -73,7 +73,7 @@ def test_an_explicit_details_file(tmp_path: Path, keys: tuple[Any, Any], store: 
     report = _import(store, tmp_path / "list", pub, details=moved)
     assert report.details == str(moved)
     entry = store.entry("test-list", "0")
-    assert entry is not None and entry["case_ref"] == "CASE-42"
+    assert entry is not None and entry.case_ref == "CASE-42"
     with pytest.raises(BundleError, match="no such file"):
         _import(store, tmp_path / "list", pub, details=tmp_path / "missing.json")
 
@@ -104,7 +104,7 @@ def test_an_old_bundle_without_a_details_file_falls_back_to_its_own_fields(
     assert report.details == BUNDLE_DETAILS and report.details_from_bundle
     assert report.with_details == 1
     entry = store.entry("test-list", "0")
-    assert entry is not None and entry["case_ref"] == "CASE-42"
+    assert entry is not None and entry.case_ref == "CASE-42"
 
 
 def test_a_delta_is_refused_and_its_full_twin_takes_the_shared_details(
@@ -126,4 +126,4 @@ def test_a_delta_is_refused_and_its_full_twin_takes_the_shared_details(
     report = _import(store, tmp_path / "v2", pub)
     assert report.version == 2 and report.with_details == 2
     entry = store.entry("test-list", str(content.entries[1].id))
-    assert entry is not None and entry["case_ref"] == "CASE-8"
+    assert entry is not None and entry.case_ref == "CASE-8"

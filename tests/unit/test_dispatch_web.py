@@ -85,8 +85,8 @@ def test_operator_reviews_with_csrf_and_the_device_is_sent_the_decision(deps: De
     assert done.status_code == 303
     assert deps.store.get_alert(alert_id)["state"] == "rejected"
     (sent,) = deps.sent  # type: ignore[attr-defined]
-    assert sent["decision"] == "reject" and sent["note"] == "not him: taller"
-    assert sent["by_user"] == "olga" and sent["device_id"] == "cam-1"
+    assert sent.decision == "reject" and sent.note == "not him: taller"
+    assert sent.by_user == "olga" and sent.device_id == "cam-1"
     # A decided alert is the supervisor's now.
     again = client.post(
         f"/alerts/{alert_id}/review", data={"decision": "confirm", "csrf_token": csrf}
